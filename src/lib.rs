@@ -1,0 +1,11 @@
+//! infmon: complete, verified observability for LLM inference services on Kubernetes.
+//!
+//! Data flows one way: an [`api::InferenceMonitoring`] is checked ([`validate`]) and resolved
+//! against the engine catalog ([`engines`]) and the facts discovered about the cluster into a
+//! [`validate::Validated`] value, from which pure builders ([`render`]) produce every child
+//! object. Only the controller, the discovery and the health checks do I/O.
+
+pub mod api;
+pub mod engines;
+pub mod manifests;
+pub mod validate;
