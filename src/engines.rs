@@ -1,1 +1,744 @@
-//! engine catalog
+//! The engine catalog: one table of facts per inference engine (where its metrics live, what
+//! must be switched on, how to recognise its pods, and which series fill each role in units),
+//! read by the scrape builders, dashboards, recording rules, health checks and test fixtures.
+//! Engines differ here, in data; the code that reads the table is the same for all of them.
+//!
+//! Sources: each engine's metrics documentation as summarised in the project's reference notes
+//! (see the README's engine table). Names drift between versions; `spec.metrics` (issue
+//! "user-defined mappings") lets users override single roles.
+
+use std::borrow::Cow;
+
+use crate::api::{Engine, Scheme};
+
+/// How a series' values are scaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unit {
+    /// Seconds.
+    Seconds,
+    /// Milliseconds (MAX Serve, Triton histograms).
+    Milliseconds,
+    /// Microseconds (Triton duration counters).
+    Microseconds,
+    /// A ratio from 0 to 1.
+    Ratio,
+    /// A percentage from 0 to 100.
+    Percent,
+    /// A plain count (requests, tokens, sequences).
+    Count,
+    /// Tokens per second (llama.cpp's mean decode speed).
+    TokensPerSecond,
+}
+
+impl Unit {
+    /// The factor that turns a value in this unit into seconds (durations) or a 0–1 ratio.
+    pub fn to_base_factor(self) -> f64 {
+        match self {
+            Unit::Milliseconds => 1e-3,
+            Unit::Microseconds => 1e-6,
+            Unit::Percent => 1e-2,
+            Unit::Seconds | Unit::Ratio | Unit::Count | Unit::TokensPerSecond => 1.0,
+        }
+    }
+}
+
+/// A series, or the arithmetic that stands in for one, that fills a role.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// A counter; the role is its per-second rate.
+    Counter {
+        /// Series name (with `_total` where the engine has it).
+        name: Cow<'static, str>,
+        /// Extra label matchers, e.g. `status=~"5.."`, or empty.
+        matchers: Cow<'static, str>,
+    },
+    /// A gauge read as is.
+    Gauge {
+        /// Series name.
+        name: Cow<'static, str>,
+        /// Extra label matchers, or empty.
+        matchers: Cow<'static, str>,
+        /// Unit of the values.
+        unit: Unit,
+    },
+    /// A histogram; quantiles come from `<name>_bucket`.
+    Histogram {
+        /// Base name (without `_bucket`/`_sum`/`_count`).
+        name: Cow<'static, str>,
+        /// Extra label matchers, or empty.
+        matchers: Cow<'static, str>,
+        /// Unit of the observations.
+        unit: Unit,
+    },
+    /// A histogram of counts (tokens per request) whose `_sum` rate is a throughput.
+    HistogramSum {
+        /// Base name.
+        name: Cow<'static, str>,
+    },
+    /// A cumulative duration counter (Triton's `*_duration_us`): mean = rate(sum) / rate(count).
+    DurationCounter {
+        /// The duration counter.
+        name: Cow<'static, str>,
+        /// The counter of completed requests it is divided by.
+        count: Cow<'static, str>,
+        /// Unit of the counter.
+        unit: Unit,
+    },
+    /// A PromQL template for engines that lack the series, e.g. TGI's TTFT approximation.
+    /// Placeholders: `{sel}` (label matchers without braces), `{by}` (grouping labels),
+    /// `{q}` (quantile), `{w}` (rate window). The result is already in seconds or a ratio.
+    Approximation {
+        /// The template.
+        template: Cow<'static, str>,
+        /// Why it is an approximation, shown in panel descriptions.
+        note: Cow<'static, str>,
+    },
+}
+
+impl Source {
+    /// Every series name the source reads (for linting queries against the catalog).
+    pub fn series_names(&self) -> Vec<String> {
+        match self {
+            Source::Counter { name, .. } | Source::Gauge { name, .. } => vec![name.to_string()],
+            Source::Histogram { name, .. } => vec![format!("{name}_bucket")],
+            Source::HistogramSum { name } => vec![format!("{name}_sum")],
+            Source::DurationCounter { name, count, .. } => {
+                vec![name.to_string(), count.to_string()]
+            }
+            Source::Approximation { .. } => Vec::new(),
+        }
+    }
+}
+
+/// What a series means, independent of the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Finished requests (rate).
+    Requests,
+    /// Failed requests (rate).
+    Errors,
+    /// Requests waiting in the queue.
+    Waiting,
+    /// Requests being processed.
+    Running,
+    /// Time to first token.
+    Ttft,
+    /// Inter-token latency (time per output token).
+    InterTokenLatency,
+    /// End-to-end request latency.
+    E2eLatency,
+    /// Prompt (input) tokens processed.
+    PromptTokens,
+    /// Generated (output) tokens.
+    GenerationTokens,
+    /// KV-cache usage, 0–1.
+    KvCacheUsage,
+    /// Batch size (sequences or tokens per engine step).
+    BatchSize,
+}
+
+impl Role {
+    /// Every role, in display order.
+    pub const ALL: [Role; 11] = [
+        Role::Requests,
+        Role::Errors,
+        Role::Waiting,
+        Role::Running,
+        Role::Ttft,
+        Role::InterTokenLatency,
+        Role::E2eLatency,
+        Role::PromptTokens,
+        Role::GenerationTokens,
+        Role::KvCacheUsage,
+        Role::BatchSize,
+    ];
+
+    /// The camelCase key used in `spec.metrics` and documentation.
+    pub fn key(self) -> &'static str {
+        match self {
+            Role::Requests => "requests",
+            Role::Errors => "errors",
+            Role::Waiting => "waiting",
+            Role::Running => "running",
+            Role::Ttft => "ttft",
+            Role::InterTokenLatency => "interTokenLatency",
+            Role::E2eLatency => "e2eLatency",
+            Role::PromptTokens => "promptTokens",
+            Role::GenerationTokens => "generationTokens",
+            Role::KvCacheUsage => "kvCacheUsage",
+            Role::BatchSize => "batchSize",
+        }
+    }
+
+    /// A human title for panels and tables.
+    pub fn title(self) -> &'static str {
+        match self {
+            Role::Requests => "Requests",
+            Role::Errors => "Errors",
+            Role::Waiting => "Waiting requests",
+            Role::Running => "Running requests",
+            Role::Ttft => "Time to first token",
+            Role::InterTokenLatency => "Inter-token latency",
+            Role::E2eLatency => "End-to-end latency",
+            Role::PromptTokens => "Prompt tokens",
+            Role::GenerationTokens => "Generation tokens",
+            Role::KvCacheUsage => "KV-cache usage",
+            Role::BatchSize => "Batch size",
+        }
+    }
+}
+
+/// Substrings that identify an engine's pods, for `engine: auto`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Detection {
+    /// Substrings of container images (lower-case), e.g. `vllm/vllm-openai`.
+    pub images: &'static [&'static str],
+    /// Substrings of the container command line (command + args joined by spaces).
+    pub commands: &'static [&'static str],
+}
+
+/// Facts about one engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineProfile {
+    /// Which engine.
+    pub engine: Engine,
+    /// Display name, e.g. `vLLM`.
+    pub title: &'static str,
+    /// Default metrics port.
+    pub port: u16,
+    /// Default metrics path.
+    pub path: &'static str,
+    /// Default scheme.
+    pub scheme: Scheme,
+    /// What the user must do for the engine to expose metrics (named in diagnoses).
+    pub metrics_flag: &'static str,
+    /// A series every healthy target exports; guards `absent()` alerts and health checks.
+    /// `None` only for a custom service whose mapping names none.
+    pub core_metric: Option<Cow<'static, str>>,
+    /// The label that names the model, if the engine has one.
+    pub model_label: Option<&'static str>,
+    /// Series per role; roles the engine does not report are missing.
+    pub roles: Vec<(Role, Source)>,
+    /// How to recognise the engine's pods.
+    pub detection: Detection,
+}
+
+impl EngineProfile {
+    /// The source of a role, if the engine reports it.
+    pub fn source(&self, role: Role) -> Option<&Source> {
+        self.roles.iter().find(|(r, _)| *r == role).map(|(_, s)| s)
+    }
+
+    /// Every series name the profile reads.
+    pub fn series_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .roles
+            .iter()
+            .flat_map(|(_, s)| s.series_names())
+            .collect();
+        names.extend(self.core_metric.iter().map(ToString::to_string));
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+const fn b(s: &'static str) -> Cow<'static, str> {
+    Cow::Borrowed(s)
+}
+fn counter(name: &'static str) -> Source {
+    Source::Counter {
+        name: b(name),
+        matchers: b(""),
+    }
+}
+fn counter_where(name: &'static str, matchers: &'static str) -> Source {
+    Source::Counter {
+        name: b(name),
+        matchers: b(matchers),
+    }
+}
+fn gauge(name: &'static str, unit: Unit) -> Source {
+    Source::Gauge {
+        name: b(name),
+        matchers: b(""),
+        unit,
+    }
+}
+fn gauge_where(name: &'static str, matchers: &'static str, unit: Unit) -> Source {
+    Source::Gauge {
+        name: b(name),
+        matchers: b(matchers),
+        unit,
+    }
+}
+fn histogram(name: &'static str, unit: Unit) -> Source {
+    Source::Histogram {
+        name: b(name),
+        matchers: b(""),
+        unit,
+    }
+}
+fn histogram_sum(name: &'static str) -> Source {
+    Source::HistogramSum { name: b(name) }
+}
+fn approximation(template: &'static str, note: &'static str) -> Source {
+    Source::Approximation {
+        template: b(template),
+        note: b(note),
+    }
+}
+
+/// The profile of a concrete engine; `None` for `auto` and `custom`.
+pub fn profile(engine: Engine) -> Option<EngineProfile> {
+    use Role::*;
+    use Unit::*;
+    let p = match engine {
+        Engine::Auto | Engine::Custom => return None,
+        Engine::Vllm => EngineProfile {
+            engine,
+            title: "vLLM",
+            port: 8000,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "metrics are on by default; do not start vLLM with --disable-log-stats",
+            core_metric: Some(b("vllm:num_requests_running")),
+            model_label: Some("model_name"),
+            roles: vec![
+                (Requests, counter("vllm:request_success_total")),
+                (
+                    Errors,
+                    counter_where("http_requests_total", r#"status=~"5..""#),
+                ),
+                (Waiting, gauge("vllm:num_requests_waiting", Count)),
+                (Running, gauge("vllm:num_requests_running", Count)),
+                (Ttft, histogram("vllm:time_to_first_token_seconds", Seconds)),
+                (
+                    InterTokenLatency,
+                    histogram("vllm:inter_token_latency_seconds", Seconds),
+                ),
+                (
+                    E2eLatency,
+                    histogram("vllm:e2e_request_latency_seconds", Seconds),
+                ),
+                (PromptTokens, counter("vllm:prompt_tokens_total")),
+                (GenerationTokens, counter("vllm:generation_tokens_total")),
+                (KvCacheUsage, gauge("vllm:kv_cache_usage_perc", Ratio)),
+                (BatchSize, histogram("vllm:iteration_tokens_total", Count)),
+            ],
+            detection: Detection {
+                images: &["vllm/vllm-openai", "vllm-openai", "/vllm:", "vllm"],
+                commands: &["vllm serve", "vllm.entrypoints"],
+            },
+        },
+        Engine::Sglang => EngineProfile {
+            engine,
+            title: "SGLang",
+            port: 30000,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "start SGLang with --enable-metrics",
+            core_metric: Some(b("sglang:num_running_reqs")),
+            model_label: Some("model_name"),
+            roles: vec![
+                (Requests, counter("sglang:num_requests_total")),
+                (Waiting, gauge("sglang:num_queue_reqs", Count)),
+                (Running, gauge("sglang:num_running_reqs", Count)),
+                (
+                    Ttft,
+                    histogram("sglang:time_to_first_token_seconds", Seconds),
+                ),
+                (
+                    InterTokenLatency,
+                    histogram("sglang:inter_token_latency_seconds", Seconds),
+                ),
+                (
+                    E2eLatency,
+                    histogram("sglang:e2e_request_latency_seconds", Seconds),
+                ),
+                (PromptTokens, counter("sglang:prompt_tokens_total")),
+                (GenerationTokens, counter("sglang:generation_tokens_total")),
+                (KvCacheUsage, gauge("sglang:token_usage", Ratio)),
+            ],
+            detection: Detection {
+                images: &["lmsysorg/sglang", "sglang"],
+                commands: &["sglang.launch_server", "sglang serve"],
+            },
+        },
+        Engine::Tgi => EngineProfile {
+            engine,
+            title: "Text Generation Inference",
+            port: 3000,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "metrics are served by the router on its HTTP port (the Docker image sets PORT=80)",
+            core_metric: Some(b("tgi_request_count")),
+            model_label: None,
+            roles: vec![
+                (Requests, counter("tgi_request_success")),
+                (Errors, counter("tgi_request_failure")),
+                (Waiting, gauge("tgi_queue_size", Count)),
+                (Running, gauge("tgi_batch_current_size", Count)),
+                (
+                    Ttft,
+                    approximation(
+                        r#"histogram_quantile({q}, sum by ({by}, le) (rate(tgi_request_queue_duration_bucket{{sel}}[{w}]))) + histogram_quantile({q}, sum by ({by}, le) (rate(tgi_batch_inference_duration_bucket{{sel},method="prefill"}[{w}])))"#,
+                        "TGI has no time-to-first-token histogram: approximated as queue time plus prefill time at the same quantile (a sum of quantiles, not the quantile of the sum).",
+                    ),
+                ),
+                (
+                    InterTokenLatency,
+                    histogram("tgi_request_mean_time_per_token_duration", Seconds),
+                ),
+                (E2eLatency, histogram("tgi_request_duration", Seconds)),
+                (PromptTokens, histogram_sum("tgi_request_input_length")),
+                (
+                    GenerationTokens,
+                    histogram_sum("tgi_request_generated_tokens"),
+                ),
+                (BatchSize, gauge("tgi_batch_current_size", Count)),
+            ],
+            detection: Detection {
+                images: &["text-generation-inference"],
+                commands: &["text-generation-launcher", "text-generation-router"],
+            },
+        },
+        Engine::Triton => EngineProfile {
+            engine,
+            title: "Triton Inference Server",
+            port: 8002,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "metrics are on by default on port 8002; time to first token needs --metrics-config histogram_latencies=true",
+            core_metric: Some(b("nv_inference_request_success")),
+            model_label: Some("model"),
+            roles: vec![
+                (Requests, counter("nv_inference_request_success")),
+                (Errors, counter("nv_inference_request_failure")),
+                (Waiting, gauge("nv_inference_pending_request_count", Count)),
+                (
+                    Running,
+                    gauge_where(
+                        "nv_trt_llm_request_metrics",
+                        r#"request_type="active""#,
+                        Count,
+                    ),
+                ),
+                (
+                    Ttft,
+                    histogram("nv_inference_first_response_histogram_ms", Milliseconds),
+                ),
+                (
+                    E2eLatency,
+                    Source::DurationCounter {
+                        name: b("nv_inference_request_duration_us"),
+                        count: b("nv_inference_request_success"),
+                        unit: Microseconds,
+                    },
+                ),
+                (PromptTokens, histogram_sum("nv_llm_input_token_len")),
+                (GenerationTokens, histogram_sum("nv_llm_output_token_len")),
+                (
+                    KvCacheUsage,
+                    gauge_where(
+                        "nv_trt_llm_kv_cache_block_metrics",
+                        r#"kv_cache_block_type="fraction""#,
+                        Ratio,
+                    ),
+                ),
+                (
+                    BatchSize,
+                    approximation(
+                        "sum by ({by}) (rate(nv_inference_count{{sel}}[{w}])) / sum by ({by}) (rate(nv_inference_exec_count{{sel}}[{w}]))",
+                        "Triton reports no batch-size series: mean batch size is inferences per model execution.",
+                    ),
+                ),
+            ],
+            detection: Detection {
+                images: &["tritonserver"],
+                commands: &["tritonserver"],
+            },
+        },
+        Engine::Trtllm => EngineProfile {
+            engine,
+            title: "TensorRT-LLM (trtllm-serve)",
+            port: 8000,
+            path: "/prometheus/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "trtllm-serve serves Prometheus metrics at /prometheus/metrics (/metrics is JSON); iteration gauges need perf stats enabled",
+            core_metric: Some(b("trtllm_num_requests_running")),
+            model_label: Some("model_name"),
+            roles: vec![
+                (Requests, counter("trtllm_request_success_total")),
+                (Errors, counter("trtllm_request_error_total")),
+                (Waiting, gauge("trtllm_num_requests_waiting", Count)),
+                (Running, gauge("trtllm_num_requests_running", Count)),
+                (
+                    Ttft,
+                    histogram("trtllm_time_to_first_token_seconds", Seconds),
+                ),
+                (
+                    InterTokenLatency,
+                    histogram("trtllm_time_per_output_token_seconds", Seconds),
+                ),
+                (
+                    E2eLatency,
+                    histogram("trtllm_e2e_request_latency_seconds", Seconds),
+                ),
+                (PromptTokens, counter("trtllm_prompt_tokens_total")),
+                (GenerationTokens, counter("trtllm_generation_tokens_total")),
+                (KvCacheUsage, gauge("trtllm_kv_cache_utilization", Ratio)),
+                (BatchSize, gauge("trtllm_scheduled_batch_size", Count)),
+            ],
+            detection: Detection {
+                images: &["tensorrt-llm", "tensorrt_llm", "trtllm"],
+                commands: &["trtllm-serve"],
+            },
+        },
+        Engine::Jetstream => EngineProfile {
+            engine,
+            title: "JetStream",
+            port: 9988,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "start JetStream with --prometheus_port (default 9988)",
+            core_metric: Some(b("jetstream_prefill_backlog_size")),
+            model_label: Some("model_name"),
+            roles: vec![
+                (Requests, counter("jetstream_request_success_count")),
+                (Waiting, gauge("jetstream_prefill_backlog_size", Count)),
+                (Ttft, histogram("jetstream_time_to_first_token", Seconds)),
+                (
+                    InterTokenLatency,
+                    histogram("jetstream_time_per_output_token", Seconds),
+                ),
+                (E2eLatency, histogram("jetstream_time_per_request", Seconds)),
+                (
+                    PromptTokens,
+                    histogram_sum("jetstream_request_input_length"),
+                ),
+                (
+                    GenerationTokens,
+                    histogram_sum("jetstream_request_output_length"),
+                ),
+                (
+                    KvCacheUsage,
+                    gauge("jetstream_slots_used_percentage", Ratio),
+                ),
+            ],
+            detection: Detection {
+                images: &["jetstream", "maxengine"],
+                commands: &["jetstream", "maxengine_server"],
+            },
+        },
+        Engine::Max => EngineProfile {
+            engine,
+            title: "MAX Serve",
+            port: 8001,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "MAX Serve serves metrics on port 8001 (MAX_SERVE_METRICS_ENDPOINT_PORT); set MAX_SERVE_METRIC_LEVEL=BASIC or DETAILED",
+            core_metric: Some(b("maxserve_num_requests_running")),
+            model_label: Some("model"),
+            roles: vec![
+                (Requests, counter("maxserve_request_count_total")),
+                (
+                    Errors,
+                    counter_where("maxserve_request_count_total", r#"code=~"5..""#),
+                ),
+                (Waiting, gauge("maxserve_num_requests_queued", Count)),
+                (Running, gauge("maxserve_num_requests_running", Count)),
+                (
+                    Ttft,
+                    histogram("maxserve_time_to_first_token_milliseconds", Milliseconds),
+                ),
+                (
+                    InterTokenLatency,
+                    histogram("maxserve_itl_milliseconds", Milliseconds),
+                ),
+                (
+                    E2eLatency,
+                    histogram("maxserve_request_time_milliseconds", Milliseconds),
+                ),
+                (PromptTokens, counter("maxserve_num_input_tokens_total")),
+                (
+                    GenerationTokens,
+                    counter("maxserve_num_output_tokens_total"),
+                ),
+                (
+                    KvCacheUsage,
+                    gauge("maxserve_cache_used_kv_pct_percent", Percent),
+                ),
+                (BatchSize, histogram("maxserve_batch_size", Count)),
+            ],
+            detection: Detection {
+                images: &["modular/max", "max-openai-api", "max-nvidia", "max-amd"],
+                commands: &["max serve", "max.entrypoints"],
+            },
+        },
+        Engine::Dynamo => EngineProfile {
+            engine,
+            title: "NVIDIA Dynamo",
+            port: 8000,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "the frontend serves metrics on its HTTP port; workers need DYN_SYSTEM_ENABLED=true and DYN_SYSTEM_PORT",
+            core_metric: Some(b("dynamo_frontend_inflight_requests")),
+            model_label: Some("model"),
+            roles: vec![
+                (Requests, counter("dynamo_frontend_requests_total")),
+                (Waiting, gauge("dynamo_frontend_queued_requests", Count)),
+                (Running, gauge("dynamo_frontend_inflight_requests", Count)),
+                (
+                    Ttft,
+                    histogram("dynamo_frontend_time_to_first_token_seconds", Seconds),
+                ),
+                (
+                    InterTokenLatency,
+                    histogram("dynamo_frontend_inter_token_latency_seconds", Seconds),
+                ),
+                (
+                    E2eLatency,
+                    histogram("dynamo_frontend_request_duration_seconds", Seconds),
+                ),
+                (
+                    PromptTokens,
+                    histogram_sum("dynamo_frontend_input_sequence_tokens"),
+                ),
+                (
+                    GenerationTokens,
+                    histogram_sum("dynamo_frontend_output_sequence_tokens"),
+                ),
+                (
+                    KvCacheUsage,
+                    gauge("dynamo_component_kvstats_gpu_cache_usage_percent", Ratio),
+                ),
+            ],
+            detection: Detection {
+                images: &["ai-dynamo", "dynamo"],
+                commands: &["dynamo.frontend", "dynamo serve", "dynamo-run"],
+            },
+        },
+        Engine::Llamacpp => EngineProfile {
+            engine,
+            title: "llama.cpp server",
+            port: 8080,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "start llama-server with --metrics",
+            core_metric: Some(b("llamacpp:prompt_tokens_total")),
+            model_label: None,
+            roles: vec![
+                (Waiting, gauge("llamacpp:requests_deferred", Count)),
+                (Running, gauge("llamacpp:requests_processing", Count)),
+                (
+                    InterTokenLatency,
+                    approximation(
+                        "1 / avg by ({by}) (llamacpp:predicted_tokens_seconds{{sel}} > 0)",
+                        "llama.cpp has no latency histograms: mean inter-token latency is the inverse of the mean decode speed, the same at every quantile.",
+                    ),
+                ),
+                (PromptTokens, counter("llamacpp:prompt_tokens_total")),
+                (GenerationTokens, counter("llamacpp:tokens_predicted_total")),
+                (BatchSize, gauge("llamacpp:n_busy_slots_per_decode", Count)),
+            ],
+            detection: Detection {
+                images: &["llama.cpp", "llama-cpp", "llama-server"],
+                commands: &["llama-server"],
+            },
+        },
+    };
+    Some(p)
+}
+
+/// Profiles of every concrete engine, in declaration order.
+pub fn all_profiles() -> Vec<EngineProfile> {
+    Engine::ALL.into_iter().filter_map(profile).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_concrete_engine_has_a_profile_and_auto_custom_do_not() {
+        assert_eq!(all_profiles().len(), 9);
+        assert!(profile(Engine::Auto).is_none());
+        assert!(profile(Engine::Custom).is_none());
+        for p in all_profiles() {
+            assert_eq!(profile(p.engine).unwrap().engine, p.engine);
+            assert!(p.path.starts_with('/'), "{}", p.title);
+        }
+    }
+
+    #[test]
+    fn presets_match_the_engines_documentation() {
+        let trt = profile(Engine::Trtllm).unwrap();
+        assert_eq!((trt.port, trt.path), (8000, "/prometheus/metrics"));
+        let max = profile(Engine::Max).unwrap();
+        assert_eq!(max.port, 8001);
+        assert!(matches!(
+            max.source(Role::Ttft),
+            Some(Source::Histogram {
+                unit: Unit::Milliseconds,
+                ..
+            })
+        ));
+        assert!(
+            profile(Engine::Sglang)
+                .unwrap()
+                .metrics_flag
+                .contains("--enable-metrics")
+        );
+        assert!(
+            profile(Engine::Llamacpp)
+                .unwrap()
+                .metrics_flag
+                .contains("--metrics")
+        );
+        assert!(
+            profile(Engine::Jetstream)
+                .unwrap()
+                .metrics_flag
+                .contains("--prometheus_port")
+        );
+        assert!(
+            profile(Engine::Triton)
+                .unwrap()
+                .metrics_flag
+                .contains("histogram_latencies=true")
+        );
+    }
+
+    #[test]
+    fn removed_metric_names_are_not_used() {
+        let removed = [
+            "vllm:gpu_cache_usage_perc",
+            "vllm:gpu_prefix_cache_hits",
+            "vllm:time_per_output_token_seconds",
+            "vllm:num_requests_swapped",
+            "sglang:time_per_output_token_seconds",
+        ];
+        for p in all_profiles() {
+            for name in p.series_names() {
+                assert!(
+                    !removed.iter().any(|r| name.starts_with(r)),
+                    "{} uses removed {name}",
+                    p.title
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_engine_has_a_core_metric_and_queue_depth() {
+        for p in all_profiles() {
+            assert!(p.core_metric.as_deref().is_some_and(|m| !m.is_empty()));
+            assert!(
+                p.source(Role::Waiting).is_some(),
+                "{} lacks a waiting series",
+                p.title
+            );
+        }
+    }
+}

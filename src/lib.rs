@@ -6,6 +6,7 @@
 //! object. Only the controller, the discovery and the health checks do I/O.
 
 pub mod api;
+pub mod crd;
 pub mod engines;
 pub mod manifests;
 pub mod validate;

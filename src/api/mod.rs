@@ -37,6 +37,7 @@ pub const KIND: &str = "InferenceMonitoring";
     plural = "inferencemonitorings",
     shortname = "infmon",
     category = "monitoring",
+    doc = "InferenceMonitoring gives an LLM inference service complete, verified observability: scrape configuration, dashboards, recording rules, SLO alerts and GPU telemetry, with status that says whether Prometheus really scrapes it.",
     namespaced,
     status = "InferenceMonitoringStatus",
     cel,

@@ -1,1 +1,699 @@
+//! Resolving a checked spec into a [`Validated`] resource: the engine preset merged with the
+//! spec's overrides, `auto` choices made from the cluster's facts, every default applied. The
+//! builders take only this, so none of them guesses about an `Option`.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use crate::api::{
+    AlertsSpec, AuthorizationSpec, DashboardTarget, Engine, InferenceMonitoring, OutputMode,
+    PrometheusAuth, RelabelConfig, Scheme, TlsSpec, parse_duration,
+};
+use crate::engines::{self, Detection, EngineProfile};
+
+/// Default scrape interval.
+pub const DEFAULT_INTERVAL: &str = "15s";
+/// Default scrape timeout (capped at the interval).
+pub const DEFAULT_SCRAPE_TIMEOUT: &str = "10s";
+/// Default health-check interval.
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What infmon knows about the cluster it generates for. The controller discovers these; the
+/// CLI assumes a cluster with the Prometheus Operator and Grafana Operator installed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterFacts {
+    /// `monitoring.coreos.com/v1` PodMonitor, ServiceMonitor and PrometheusRule are served.
+    pub prometheus_operator: bool,
+    /// `monitoring.coreos.com/v1alpha1` ScrapeConfig is served.
+    pub scrape_config_api: bool,
+    /// `grafana.integreatly.org/v1beta1` GrafanaDashboard is served.
+    pub grafana_operator: bool,
+    /// The engine detected from the selected pods, for `engine: auto`.
+    pub detected_engine: Option<Engine>,
+    /// A DCGM exporter already runs (e.g. the GPU Operator's).
+    pub existing_dcgm_exporter: bool,
+    /// Labels the cluster's `Prometheus` selectors require, used when `monitorLabels` is empty.
+    pub required_monitor_labels: BTreeMap<String, String>,
+    /// The operator-wide Prometheus URL, used when the spec names none.
+    pub default_prometheus_url: Option<String>,
+}
+
+impl ClusterFacts {
+    /// The facts assumed without a cluster (`infmon render`): every optional API present,
+    /// nothing detected, no exporter running.
+    pub fn assumed_offline() -> Self {
+        Self {
+            prometheus_operator: true,
+            scrape_config_api: true,
+            grafana_operator: true,
+            detected_engine: None,
+            existing_dcgm_exporter: false,
+            required_monitor_labels: BTreeMap::new(),
+            default_prometheus_url: None,
+        }
+    }
+}
+
+/// A spec that cannot be resolved, with the field to fix.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ResolveError {
+    /// `engine: auto` and no engine was detected.
+    #[error(
+        "spec.engine: engine is auto and none could be detected ({reason}); set spec.engine to one of vllm, sglang, tgi, triton, trtllm, jetstream, max, dynamo, llamacpp or custom"
+    )]
+    EngineUndetermined {
+        /// Why detection failed.
+        reason: String,
+    },
+    /// The chosen output needs an API the cluster does not serve.
+    #[error(
+        "spec.prometheus.output: {output} needs the {api} API, which this cluster does not serve; install the Prometheus Operator CRDs or use output rawScrapeConfig"
+    )]
+    ApiUnavailable {
+        /// The requested output.
+        output: &'static str,
+        /// The missing API.
+        api: &'static str,
+    },
+    /// The output cannot scrape static targets.
+    #[error(
+        "spec.prometheus.output: {output} selects pods and cannot scrape spec.staticTargets; use scrapeConfig or rawScrapeConfig (or leave output as auto)"
+    )]
+    StaticTargetsUnsupported {
+        /// The requested output.
+        output: &'static str,
+    },
+    /// A port was given where each target already carries one.
+    #[error(
+        "spec.endpoint.port: static targets carry their own port (host:port), so spec.endpoint.port {port:?} cannot be applied; remove it"
+    )]
+    PortWithStaticTargets {
+        /// The port given.
+        port: String,
+    },
+    /// A ServiceMonitor's endpoint names a Service port by name only.
+    #[error(
+        "spec.endpoint.port: engine {engine} has no default port to resolve for a custom service; set spec.endpoint.port"
+    )]
+    PortUnresolved {
+        /// The engine.
+        engine: Engine,
+    },
+}
+
+/// A resolved resource: the only input of every builder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Validated {
+    /// Name of the resource.
+    pub name: String,
+    /// Namespace of the resource.
+    pub namespace: String,
+    /// UID (set for resources read from the API server; used for owner references).
+    pub uid: Option<String>,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The engine in effect (never `auto`).
+    pub engine: Engine,
+    /// The catalog entry in effect.
+    pub profile: EngineProfile,
+    /// What to scrape.
+    pub targets: Targets,
+    /// How to scrape it.
+    pub endpoint: Endpoint,
+    /// The scrape configuration kind to generate.
+    pub output: Output,
+    /// Labels for every generated monitor and rule.
+    pub monitor_labels: BTreeMap<String, String>,
+    /// Dashboards, if enabled.
+    pub dashboards: Option<Dashboards>,
+    /// What to do about the DCGM exporter.
+    pub dcgm: DcgmPlan,
+    /// SLO alerts, if enabled.
+    pub alerts: Option<AlertsSpec>,
+    /// Where the health checks query.
+    pub health: HealthCheck,
+}
+
+impl Validated {
+    /// `namespace/name`: the value of the `inference_monitoring` label on every target.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The pods or hosts to scrape.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Targets {
+    /// Pods matching a label selector.
+    Pods {
+        /// The selector.
+        selector: LabelSelector,
+        /// Where to look.
+        namespaces: Namespaces,
+    },
+    /// Fixed `host:port` addresses.
+    Static(Vec<String>),
+}
+
+/// Namespaces to look for pods in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Namespaces {
+    /// Every namespace.
+    Any,
+    /// These namespaces (the resource's own by default).
+    Names(Vec<String>),
+}
+
+/// A metrics port.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PortRef {
+    /// A container port name.
+    Name(String),
+    /// A port number.
+    Number(u16),
+}
+
+impl std::fmt::Display for PortRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortRef::Name(name) => f.write_str(name),
+            PortRef::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Scrape settings with every default applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    /// Port (ignored for static targets).
+    pub port: PortRef,
+    /// Path.
+    pub path: String,
+    /// Scheme.
+    pub scheme: Scheme,
+    /// Scrape interval, e.g. `15s`.
+    pub interval: String,
+    /// Scrape timeout, never above the interval.
+    pub scrape_timeout: String,
+    /// Honor target labels.
+    pub honor_labels: bool,
+    /// TLS settings.
+    pub tls: Option<TlsSpec>,
+    /// Authorization header.
+    pub authorization: Option<AuthorizationSpec>,
+    /// Metric relabelings.
+    pub metric_relabelings: Vec<RelabelConfig>,
+}
+
+/// The scrape configuration kind, after `auto` was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// `PodMonitor`.
+    PodMonitor,
+    /// `ServiceMonitor`.
+    ServiceMonitor,
+    /// `ScrapeConfig`.
+    ScrapeConfig,
+    /// A Secret with a `scrape_configs` list.
+    RawScrapeConfig,
+}
+
+/// Dashboard delivery with defaults applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dashboards {
+    /// ConfigMap or GrafanaDashboard.
+    pub target: DashboardTarget,
+    /// Namespace to write to.
+    pub namespace: String,
+    /// Labels for the sidecar.
+    pub labels: BTreeMap<String, String>,
+    /// Folder title and the annotation key that carries it.
+    pub folder: Option<Folder>,
+    /// Grafana instance selector (GrafanaDashboard only).
+    pub instance_selector: Option<LabelSelector>,
+}
+
+/// A Grafana folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Folder {
+    /// Folder title.
+    pub title: String,
+    /// ConfigMap annotation key that carries it.
+    pub annotation: String,
+}
+
+/// What to do about the DCGM exporter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DcgmPlan {
+    /// Not asked for.
+    Disabled,
+    /// Asked for, but an exporter already runs and `skipIfPresent` is set.
+    SkippedExisting,
+    /// Deploy ours.
+    Deploy(Box<DcgmExporter>),
+}
+
+/// The DCGM exporter to deploy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DcgmExporter {
+    /// Namespace of the DaemonSet.
+    pub namespace: String,
+    /// Image.
+    pub image: String,
+    /// Node selector.
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations.
+    pub tolerations: Vec<Toleration>,
+    /// RuntimeClass.
+    pub runtime_class_name: Option<String>,
+    /// Resources (defaults applied by the builder when `None`).
+    pub resources: Option<ResourceRequirements>,
+    /// Scrape interval.
+    pub interval: String,
+}
+
+/// The health-check settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthCheck {
+    /// Query API base URL; `None` disables health checks.
+    pub url: Option<String>,
+    /// Credentials.
+    pub auth: Option<PrometheusAuth>,
+    /// How often to check.
+    pub interval: Duration,
+}
+
+/// Resolves a resource that passed [`super::validate_document`] (or the API server).
+pub fn resolve(
+    resource: &InferenceMonitoring,
+    facts: &ClusterFacts,
+) -> Result<Validated, ResolveError> {
+    let spec = &resource.spec;
+    let namespace = resource
+        .namespace()
+        .unwrap_or_else(|| "default".to_string());
+    let engine = match spec.engine {
+        Engine::Auto => facts
+            .detected_engine
+            .ok_or_else(|| ResolveError::EngineUndetermined {
+                reason: "no engine was detected from the selected pods".into(),
+            })?,
+        engine => engine,
+    };
+    let profile = engines::profile(engine).unwrap_or_else(|| custom_profile(engine));
+
+    let targets = match (&spec.selector, &spec.static_targets) {
+        (_, Some(hosts)) => Targets::Static(hosts.clone()),
+        (selector, None) => Targets::Pods {
+            selector: selector.clone().unwrap_or_default(),
+            namespaces: match &spec.namespace_selector {
+                Some(ns) if ns.any == Some(true) => Namespaces::Any,
+                Some(ns) if ns.match_names.as_ref().is_some_and(|n| !n.is_empty()) => {
+                    let mut names = ns.match_names.clone().unwrap_or_default();
+                    names.sort();
+                    names.dedup();
+                    Namespaces::Names(names)
+                }
+                _ => Namespaces::Names(vec![namespace.clone()]),
+            },
+        },
+    };
+
+    let endpoint = resolve_endpoint(
+        spec.endpoint.clone().unwrap_or_default(),
+        &profile,
+        &targets,
+    )?;
+    let output = resolve_output(spec.prometheus.output, &targets, facts)?;
+
+    let monitor_labels = if spec.prometheus.monitor_labels.is_empty() {
+        facts.required_monitor_labels.clone()
+    } else {
+        spec.prometheus.monitor_labels.clone()
+    };
+
+    let dashboards = spec.dashboards.enabled.then(|| Dashboards {
+        target: spec.dashboards.target,
+        namespace: spec
+            .dashboards
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace.clone()),
+        labels: spec.dashboards.labels.clone(),
+        folder: spec.dashboards.folder.clone().map(|title| Folder {
+            title,
+            annotation: spec.dashboards.folder_annotation.clone(),
+        }),
+        instance_selector: spec.dashboards.instance_selector.clone(),
+    });
+
+    let dcgm_spec = &spec.gpu.dcgm_exporter;
+    let dcgm = if !dcgm_spec.enabled {
+        DcgmPlan::Disabled
+    } else if dcgm_spec.skip_if_present && facts.existing_dcgm_exporter {
+        DcgmPlan::SkippedExisting
+    } else {
+        DcgmPlan::Deploy(Box::new(DcgmExporter {
+            namespace: dcgm_spec
+                .namespace
+                .clone()
+                .unwrap_or_else(|| namespace.clone()),
+            image: dcgm_spec.image.clone(),
+            node_selector: dcgm_spec.node_selector.clone(),
+            tolerations: dcgm_spec.tolerations.clone().unwrap_or_else(|| {
+                vec![Toleration {
+                    key: Some("nvidia.com/gpu".into()),
+                    operator: Some("Exists".into()),
+                    effect: Some("NoSchedule".into()),
+                    ..Default::default()
+                }]
+            }),
+            runtime_class_name: dcgm_spec.runtime_class_name.clone(),
+            resources: dcgm_spec.resources.clone(),
+            interval: dcgm_spec
+                .interval
+                .clone()
+                .unwrap_or_else(|| DEFAULT_INTERVAL.to_string()),
+        }))
+    };
+
+    let health = HealthCheck {
+        url: spec
+            .prometheus
+            .url
+            .clone()
+            .or_else(|| facts.default_prometheus_url.clone()),
+        auth: spec.prometheus.auth.clone(),
+        interval: spec
+            .prometheus
+            .health_check_interval
+            .as_deref()
+            .and_then(parse_duration)
+            .unwrap_or(DEFAULT_HEALTH_CHECK_INTERVAL),
+    };
+
+    Ok(Validated {
+        name: resource.name_any(),
+        namespace,
+        uid: resource.metadata.uid.clone(),
+        generation: resource.metadata.generation,
+        engine,
+        profile,
+        targets,
+        endpoint,
+        output,
+        monitor_labels,
+        dashboards,
+        dcgm,
+        alerts: spec.alerts.enabled.then(|| spec.alerts.clone()),
+        health,
+    })
+}
+
+/// The profile of a `custom` engine: everything comes from the spec.
+fn custom_profile(engine: Engine) -> EngineProfile {
+    EngineProfile {
+        engine,
+        title: "Custom service",
+        port: 0,
+        path: "/metrics",
+        scheme: Scheme::Http,
+        metrics_flag: "make the service serve Prometheus metrics on spec.endpoint.port and spec.endpoint.path",
+        core_metric: None,
+        model_label: None,
+        roles: Vec::new(),
+        detection: Detection {
+            images: &[],
+            commands: &[],
+        },
+    }
+}
+
+fn resolve_endpoint(
+    spec: crate::api::EndpointSpec,
+    profile: &EngineProfile,
+    targets: &Targets,
+) -> Result<Endpoint, ResolveError> {
+    let port = match (&spec.port, targets) {
+        (Some(port), Targets::Static(_)) => {
+            return Err(ResolveError::PortWithStaticTargets {
+                port: match port {
+                    IntOrString::Int(n) => n.to_string(),
+                    IntOrString::String(s) => s.clone(),
+                },
+            });
+        }
+        (Some(IntOrString::Int(n)), _) => PortRef::Number(u16::try_from(*n).unwrap_or(0)),
+        (Some(IntOrString::String(s)), _) => match s.parse::<u16>() {
+            Ok(n) => PortRef::Number(n),
+            Err(_) => PortRef::Name(s.clone()),
+        },
+        (None, _) if profile.port == 0 => match targets {
+            Targets::Static(_) => PortRef::Number(0),
+            Targets::Pods { .. } => {
+                return Err(ResolveError::PortUnresolved {
+                    engine: profile.engine,
+                });
+            }
+        },
+        (None, _) => PortRef::Number(profile.port),
+    };
+    let interval = spec
+        .interval
+        .unwrap_or_else(|| DEFAULT_INTERVAL.to_string());
+    let scrape_timeout = spec.scrape_timeout.unwrap_or_else(|| {
+        let default = parse_duration(DEFAULT_SCRAPE_TIMEOUT);
+        if parse_duration(&interval) < default {
+            interval.clone()
+        } else {
+            DEFAULT_SCRAPE_TIMEOUT.to_string()
+        }
+    });
+    Ok(Endpoint {
+        port,
+        path: spec.path.unwrap_or_else(|| profile.path.to_string()),
+        scheme: spec.scheme.unwrap_or(profile.scheme),
+        interval,
+        scrape_timeout,
+        honor_labels: spec.honor_labels.unwrap_or(false),
+        tls: spec.tls,
+        authorization: spec.authorization,
+        metric_relabelings: spec.metric_relabelings.unwrap_or_default(),
+    })
+}
+
+fn resolve_output(
+    mode: OutputMode,
+    targets: &Targets,
+    facts: &ClusterFacts,
+) -> Result<Output, ResolveError> {
+    let is_static = matches!(targets, Targets::Static(_));
+    let output = match mode {
+        OutputMode::Auto if is_static && facts.scrape_config_api => Output::ScrapeConfig,
+        OutputMode::Auto if is_static => Output::RawScrapeConfig,
+        OutputMode::Auto if facts.prometheus_operator => Output::PodMonitor,
+        OutputMode::Auto => Output::RawScrapeConfig,
+        OutputMode::PodMonitor => Output::PodMonitor,
+        OutputMode::ServiceMonitor => Output::ServiceMonitor,
+        OutputMode::ScrapeConfig => Output::ScrapeConfig,
+        OutputMode::RawScrapeConfig => Output::RawScrapeConfig,
+    };
+    match output {
+        Output::PodMonitor | Output::ServiceMonitor if is_static => {
+            Err(ResolveError::StaticTargetsUnsupported {
+                output: output_name(output),
+            })
+        }
+        Output::PodMonitor | Output::ServiceMonitor if !facts.prometheus_operator => {
+            Err(ResolveError::ApiUnavailable {
+                output: output_name(output),
+                api: "monitoring.coreos.com/v1",
+            })
+        }
+        Output::ScrapeConfig if !facts.scrape_config_api => Err(ResolveError::ApiUnavailable {
+            output: output_name(output),
+            api: "monitoring.coreos.com/v1alpha1 ScrapeConfig",
+        }),
+        _ => Ok(output),
+    }
+}
+
+/// The spec spelling of an output.
+pub fn output_name(output: Output) -> &'static str {
+    match output {
+        Output::PodMonitor => "podMonitor",
+        Output::ServiceMonitor => "serviceMonitor",
+        Output::ScrapeConfig => "scrapeConfig",
+        Output::RawScrapeConfig => "rawScrapeConfig",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::validate_document;
+    use serde_json::json;
+
+    fn parse(spec: serde_json::Value) -> InferenceMonitoring {
+        validate_document(&json!({
+            "apiVersion": "monitoring.inference.dev/v1alpha1",
+            "kind": "InferenceMonitoring",
+            "metadata": {"name": "llm", "namespace": "ai"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn engine_preset_fills_every_default() {
+        let v = resolve(
+            &parse(json!({"engine": "max", "selector": {"matchLabels": {"app": "max"}}})),
+            &ClusterFacts::assumed_offline(),
+        )
+        .unwrap();
+        assert_eq!(v.endpoint.port, PortRef::Number(8001));
+        assert_eq!(v.endpoint.path, "/metrics");
+        assert_eq!(
+            (
+                v.endpoint.interval.as_str(),
+                v.endpoint.scrape_timeout.as_str()
+            ),
+            ("15s", "10s")
+        );
+        assert_eq!(v.output, Output::PodMonitor);
+        assert_eq!(
+            v.targets,
+            Targets::Pods {
+                selector: LabelSelector {
+                    match_labels: Some(BTreeMap::from([("app".into(), "max".into())])),
+                    ..Default::default()
+                },
+                namespaces: Namespaces::Names(vec!["ai".into()]),
+            }
+        );
+        assert_eq!(v.key(), "ai/llm");
+        assert_eq!(v.dashboards.unwrap().namespace, "ai");
+        assert_eq!(v.dcgm, DcgmPlan::Disabled);
+    }
+
+    #[test]
+    fn overrides_win_and_timeout_is_capped_at_a_short_interval() {
+        let v = resolve(
+            &parse(json!({"engine": "trtllm", "selector": {}, "endpoint": {"port": "http", "interval": "5s"}})),
+            &ClusterFacts::assumed_offline(),
+        )
+        .unwrap();
+        assert_eq!(v.endpoint.port, PortRef::Name("http".into()));
+        assert_eq!(v.endpoint.path, "/prometheus/metrics");
+        assert_eq!(v.endpoint.scrape_timeout, "5s");
+    }
+
+    #[test]
+    fn auto_engine_needs_detection() {
+        let r = parse(json!({"selector": {}}));
+        let err = resolve(&r, &ClusterFacts::assumed_offline()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("spec.engine: engine is auto"),
+            "{err}"
+        );
+        let facts = ClusterFacts {
+            detected_engine: Some(Engine::Sglang),
+            ..ClusterFacts::assumed_offline()
+        };
+        assert_eq!(resolve(&r, &facts).unwrap().engine, Engine::Sglang);
+    }
+
+    #[test]
+    fn output_auto_follows_the_cluster() {
+        let no_operator = ClusterFacts {
+            prometheus_operator: false,
+            scrape_config_api: false,
+            ..ClusterFacts::assumed_offline()
+        };
+        let pods = parse(json!({"engine": "vllm", "selector": {}}));
+        assert_eq!(
+            resolve(&pods, &no_operator).unwrap().output,
+            Output::RawScrapeConfig
+        );
+        let hosts = parse(json!({"engine": "vllm", "staticTargets": ["10.0.0.1:8000"]}));
+        assert_eq!(
+            resolve(&hosts, &ClusterFacts::assumed_offline())
+                .unwrap()
+                .output,
+            Output::ScrapeConfig
+        );
+        assert_eq!(
+            resolve(&hosts, &no_operator).unwrap().output,
+            Output::RawScrapeConfig
+        );
+        let explicit = parse(
+            json!({"engine": "vllm", "selector": {}, "prometheus": {"output": "serviceMonitor"}}),
+        );
+        assert!(matches!(
+            resolve(&explicit, &no_operator),
+            Err(ResolveError::ApiUnavailable { .. })
+        ));
+    }
+
+    #[test]
+    fn static_targets_reject_pod_outputs_and_ports() {
+        let r = parse(
+            json!({"engine": "vllm", "staticTargets": ["a:1"], "prometheus": {"output": "podMonitor"}}),
+        );
+        assert!(matches!(
+            resolve(&r, &ClusterFacts::assumed_offline()),
+            Err(ResolveError::StaticTargetsUnsupported { .. })
+        ));
+        let r = parse(
+            json!({"engine": "vllm", "staticTargets": ["a:1"], "endpoint": {"port": "metrics"}}),
+        );
+        let err = resolve(&r, &ClusterFacts::assumed_offline()).unwrap_err();
+        assert!(err.to_string().starts_with("spec.endpoint.port:"), "{err}");
+    }
+
+    #[test]
+    fn monitor_labels_fall_back_to_what_prometheus_selects() {
+        let facts = ClusterFacts {
+            required_monitor_labels: BTreeMap::from([("release".into(), "kps".into())]),
+            ..ClusterFacts::assumed_offline()
+        };
+        let r = parse(json!({"engine": "vllm", "selector": {}}));
+        assert_eq!(
+            resolve(&r, &facts).unwrap().monitor_labels["release"],
+            "kps"
+        );
+        let r = parse(
+            json!({"engine": "vllm", "selector": {}, "prometheus": {"monitorLabels": {"team": "a"}}}),
+        );
+        assert_eq!(
+            resolve(&r, &facts).unwrap().monitor_labels,
+            BTreeMap::from([("team".into(), "a".into())])
+        );
+    }
+
+    #[test]
+    fn dcgm_is_skipped_when_an_exporter_runs() {
+        let r = parse(
+            json!({"engine": "vllm", "selector": {}, "gpu": {"dcgmExporter": {"enabled": true}}}),
+        );
+        let running = ClusterFacts {
+            existing_dcgm_exporter: true,
+            ..ClusterFacts::assumed_offline()
+        };
+        assert_eq!(
+            resolve(&r, &running).unwrap().dcgm,
+            DcgmPlan::SkippedExisting
+        );
+        let DcgmPlan::Deploy(d) = resolve(&r, &ClusterFacts::assumed_offline()).unwrap().dcgm
+        else {
+            panic!("expected a deployment");
+        };
+        assert_eq!(d.tolerations[0].key.as_deref(), Some("nvidia.com/gpu"));
+        assert_eq!(d.node_selector["nvidia.com/gpu.present"], "true");
+    }
+}

@@ -1,0 +1,34 @@
+# infmon developer entry points. `make test` is what CI runs (through .ci/run).
+CARGO ?= cargo
+SHELL := /bin/bash
+
+.PHONY: all build test lint fmt crds golden tools demo e2e release
+
+all: build
+
+## build: debug build of the infmon binary
+build:
+	$(CARGO) build
+
+## lint: formatting and clippy with warnings as errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## test: lint, then every test (unit, golden, real Prometheus/promtool/helm/schema tests)
+test: lint
+	$(CARGO) test --all-targets --no-fail-fast
+	$(CARGO) test --doc
+
+## crds: regenerate the committed CRD from src/api
+crds:
+	$(CARGO) run --quiet -- crd > crds/monitoring.inference.dev_inferencemonitorings.yaml
+
+## fmt: format the code
+fmt:
+	$(CARGO) fmt --all
+
+## release: optimised, stripped binary (target/release/infmon)
+release:
+	$(CARGO) build --release
+	@ls -l target/release/infmon
