@@ -9,4 +9,6 @@ pub mod api;
 pub mod crd;
 pub mod engines;
 pub mod manifests;
+pub mod rbac;
+pub mod render;
 pub mod validate;

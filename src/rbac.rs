@@ -1,0 +1,102 @@
+//! Every Kubernetes API permission the operator uses, in one table. The controller's calls are
+//! made only through kinds listed here, and the Helm chart's ClusterRole/Roles are checked
+//! against it by a test, so RBAC and code cannot drift apart.
+
+use crate::render::ChildKind;
+
+/// One RBAC rule: API group, resource and verbs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permission {
+    /// API group (`""` for core).
+    pub group: &'static str,
+    /// Resource (plural, optionally with a subresource, e.g. `inferencemonitorings/status`).
+    pub resource: &'static str,
+    /// Verbs, sorted.
+    pub verbs: &'static [&'static str],
+}
+
+/// Verbs the operator needs on the kinds it generates: read its watch cache, apply
+/// (server-side apply is `patch`; a first apply of a missing object is `create` authorization
+/// too), and prune.
+pub const CHILD_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "watch"];
+
+/// Permissions beyond the generated kinds.
+pub const OTHER_PERMISSIONS: &[Permission] = &[
+    Permission {
+        group: "monitoring.inference.dev",
+        resource: "inferencemonitorings",
+        verbs: &["get", "list", "patch", "watch"],
+    },
+    Permission {
+        group: "monitoring.inference.dev",
+        resource: "inferencemonitorings/status",
+        verbs: &["get", "patch"],
+    },
+    Permission {
+        group: "monitoring.inference.dev",
+        resource: "inferencemonitorings/finalizers",
+        verbs: &["update"],
+    },
+    // Engine detection and "no pod matches the selector" diagnoses.
+    Permission {
+        group: "",
+        resource: "pods",
+        verbs: &["get", "list", "watch"],
+    },
+    // Which Prometheus selects the monitors, and what labels it needs.
+    Permission {
+        group: "monitoring.coreos.com",
+        resource: "prometheuses",
+        verbs: &["get", "list", "watch"],
+    },
+    Permission {
+        group: "events.k8s.io",
+        resource: "events",
+        verbs: &["create", "patch"],
+    },
+    Permission {
+        group: "coordination.k8s.io",
+        resource: "leases",
+        verbs: &["create", "get", "patch", "update"],
+    },
+];
+
+/// Every permission, sorted by group then resource.
+pub fn permissions() -> Vec<Permission> {
+    let mut all: Vec<Permission> = ChildKind::ALL
+        .iter()
+        .map(|kind| Permission {
+            group: kind.group(),
+            resource: kind.plural(),
+            verbs: CHILD_VERBS,
+        })
+        .chain(OTHER_PERMISSIONS.iter().copied())
+        .collect();
+    all.sort_by_key(|p| (p.group, p.resource));
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_wildcards_and_verbs_sorted() {
+        for p in permissions() {
+            assert!(!p.group.contains('*') && !p.resource.contains('*'));
+            assert!(p.verbs.iter().all(|v| *v != "*"));
+            assert!(p.verbs.windows(2).all(|w| w[0] < w[1]), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn every_generated_kind_is_covered() {
+        let all = permissions();
+        for kind in ChildKind::ALL {
+            assert!(
+                all.iter()
+                    .any(|p| p.group == kind.group() && p.resource == kind.plural())
+            );
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Names and labels of children: deterministic, within Kubernetes' limits, and carrying the
+//! owner so the controller can find and prune what a resource no longer wants.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::validate::Validated;
+
+/// Label with the owning resource's namespace (label values cannot hold `/`).
+pub const OWNER_NAMESPACE_LABEL: &str = "monitoring.inference.dev/owner-namespace";
+/// Label with the owning resource's name.
+pub const OWNER_NAME_LABEL: &str = "monitoring.inference.dev/owner-name";
+/// Value of `app.kubernetes.io/managed-by` and `app.kubernetes.io/name` on every child.
+pub const MANAGER: &str = "infmon";
+
+const MAX_NAME: usize = 63;
+
+fn short_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// `<owner>-<suffix>`, shortened to 63 characters with a stable hash when needed (DNS-1123
+/// label rules: Services and label values need 63).
+pub fn child_name(owner: &str, suffix: &str) -> String {
+    let full = if suffix.is_empty() {
+        owner.to_string()
+    } else {
+        format!("{owner}-{suffix}")
+    };
+    fit(&full)
+}
+
+fn fit(text: &str) -> String {
+    if text.len() <= MAX_NAME {
+        return text.to_string();
+    }
+    let hash = short_hash(text);
+    let keep = MAX_NAME - hash.len() - 1;
+    let head = text[..keep].trim_end_matches(['-', '.', '_']);
+    format!("{head}-{hash}")
+}
+
+/// A label value: at most 63 characters, shortened with a stable hash when needed.
+pub fn label_value(text: &str) -> String {
+    fit(text)
+}
+
+/// The standard `app.kubernetes.io/*` labels plus the owner labels.
+pub fn standard_labels(resource: &Validated, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), MANAGER.to_string()),
+        (
+            "app.kubernetes.io/instance".to_string(),
+            label_value(&resource.name),
+        ),
+        (
+            "app.kubernetes.io/component".to_string(),
+            component.to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            MANAGER.to_string(),
+        ),
+        (
+            OWNER_NAMESPACE_LABEL.to_string(),
+            resource.namespace.clone(),
+        ),
+        (OWNER_NAME_LABEL.to_string(), label_value(&resource.name)),
+    ])
+}
+
+/// The label selector that finds every child of a resource (for pruning).
+pub fn owner_selector(namespace: &str, name: &str) -> String {
+    format!(
+        "app.kubernetes.io/managed-by={MANAGER},{OWNER_NAMESPACE_LABEL}={namespace},{OWNER_NAME_LABEL}={}",
+        label_value(name)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_kept() {
+        assert_eq!(child_name("vllm", "podmonitor"), "vllm-podmonitor");
+        assert_eq!(child_name("vllm", ""), "vllm");
+    }
+
+    #[test]
+    fn long_names_are_shortened_deterministically_and_stay_distinct() {
+        let owner = "a".repeat(60);
+        let a = child_name(&owner, "dashboard-vllm");
+        let b = child_name(&owner, "dashboard-overview");
+        assert!(a.len() <= 63 && b.len() <= 63);
+        assert_ne!(a, b);
+        assert_eq!(a, child_name(&owner, "dashboard-vllm"));
+        assert!(!a.contains("--"));
+    }
+
+    #[test]
+    fn selector_matches_the_labels() {
+        assert_eq!(
+            owner_selector("llm", "vllm"),
+            "app.kubernetes.io/managed-by=infmon,monitoring.inference.dev/owner-namespace=llm,monitoring.inference.dev/owner-name=vllm"
+        );
+    }
+}
