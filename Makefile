@@ -23,6 +23,7 @@ test: lint
 ## crds: regenerate the committed CRD from src/api
 crds:
 	$(CARGO) run --quiet -- crd > crds/monitoring.inference.dev_inferencemonitorings.yaml
+	cp crds/monitoring.inference.dev_inferencemonitorings.yaml charts/infmon/crds/
 
 ## fmt: format the code
 fmt:
