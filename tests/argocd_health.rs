@@ -1,0 +1,274 @@
+//! The Argo CD health check (`gitops/argocd/health.lua`) run by a real Lua interpreter (Debian
+//! `lua5.4`) against statuses built with the operator's own condition helpers, so a change of
+//! condition types or reasons cannot silently break it. Also: the `argocd-cm` snippet embeds the
+//! same script, and the PostSync hook example renders with kustomize into valid manifests.
+
+mod support;
+
+use std::process::Command;
+
+use infmon::api::{ConditionReason, ConditionType, Conditions, InferenceMonitoringStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Value, json};
+use support::tools::{Tool, require};
+
+const SCRIPT: &str = "gitops/argocd/health.lua";
+
+/// A Lua expression that builds the same value as `value`, the way Argo CD hands objects to
+/// health scripts (tables; JSON null becomes nil).
+fn lua_literal(value: &Value) -> String {
+    match value {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => lua_string(s),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(lua_literal).collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        Value::Object(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("[{}] = {}", lua_string(k), lua_literal(v)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+    }
+}
+
+fn lua_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\{}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Runs the health script on `obj`; returns `(status, message)`.
+fn health(obj: &Value) -> (String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let harness = dir.path().join("harness.lua");
+    std::fs::write(
+        &harness,
+        format!(
+            "obj = {}\nlocal check = assert(loadfile(arg[1]))\nlocal hs = check()\n\
+             io.write(hs.status, \"\\n\", hs.message)\n",
+            lua_literal(obj)
+        ),
+    )
+    .expect("write harness");
+    let output = support::run(
+        Command::new(require(Tool::Lua))
+            .arg(&harness)
+            .arg(support::repo_path(SCRIPT)),
+    )
+    .unwrap_or_else(|err| panic!("{err}"));
+    let (status, message) = output.split_once('\n').expect("status and message");
+    (status.to_string(), message.to_string())
+}
+
+fn now() -> Time {
+    Time(Timestamp::from_second(1_700_000_000).unwrap())
+}
+
+/// An InferenceMonitoring at `generation` with the status the operator would write.
+fn resource(generation: i64, status: Option<InferenceMonitoringStatus>) -> Value {
+    let mut obj = json!({
+        "apiVersion": "monitoring.inference.dev/v1alpha1",
+        "kind": "InferenceMonitoring",
+        "metadata": {"name": "vllm", "namespace": "llm", "generation": generation},
+        "spec": {"engine": "vllm", "selector": {"matchLabels": {"app": "vllm"}}},
+    });
+    if let Some(status) = status {
+        obj["status"] = serde_json::to_value(status).unwrap();
+    }
+    obj
+}
+
+/// A status observed at `observed`, with `Ready` set to `ready` (`None`: Unknown) and `reason`.
+fn status(
+    observed: i64,
+    ready: Option<bool>,
+    reason: ConditionReason,
+) -> InferenceMonitoringStatus {
+    let mut conditions = Vec::new();
+    conditions.set_condition(
+        ConditionType::ResourcesApplied,
+        true,
+        ConditionReason::Applied,
+        "12 objects applied",
+        Some(observed),
+        &now(),
+    );
+    let message = format!("message for {}", reason.as_str());
+    match ready {
+        Some(ready) => conditions.set_condition(
+            ConditionType::Ready,
+            ready,
+            reason,
+            message,
+            Some(observed),
+            &now(),
+        ),
+        None => conditions.set_unknown(
+            ConditionType::Ready,
+            reason,
+            message,
+            Some(observed),
+            &now(),
+        ),
+    }
+    InferenceMonitoringStatus {
+        observed_generation: Some(observed),
+        conditions,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn ready_true_is_healthy() {
+    let (status, message) = health(&resource(
+        3,
+        Some(status(3, Some(true), ConditionReason::Healthy)),
+    ));
+    assert_eq!(status, "Healthy");
+    assert_eq!(message, "Healthy: message for Healthy");
+}
+
+#[test]
+fn ready_false_for_a_reason_that_needs_action_is_degraded() {
+    for reason in [
+        ConditionReason::InvalidSpec,
+        ConditionReason::Conflict,
+        ConditionReason::Forbidden,
+        ConditionReason::ApiUnavailable,
+        ConditionReason::EngineUndetermined,
+        ConditionReason::NotSelected,
+        ConditionReason::MetricsEndpointMissing,
+        ConditionReason::CoreMetricAbsent,
+    ] {
+        let (status, message) = health(&resource(2, Some(status(2, Some(false), reason))));
+        assert_eq!(status, "Degraded", "{}", reason.as_str());
+        assert_eq!(message, format!("{0}: message for {0}", reason.as_str()));
+    }
+}
+
+#[test]
+fn transient_or_unknown_readiness_is_progressing() {
+    for (ready, reason) in [
+        (Some(false), ConditionReason::Progressing),
+        (Some(false), ConditionReason::NoTargets),
+        (Some(false), ConditionReason::TargetsDown),
+        (Some(false), ConditionReason::PrometheusUnreachable),
+        (Some(false), ConditionReason::ApiError),
+        (None, ConditionReason::Progressing),
+        (None, ConditionReason::InvalidSpec),
+    ] {
+        let (status, message) = health(&resource(1, Some(status(1, ready, reason))));
+        assert_eq!(status, "Progressing", "{ready:?} {}", reason.as_str());
+        assert_eq!(message, format!("{0}: message for {0}", reason.as_str()));
+    }
+}
+
+#[test]
+fn a_status_behind_the_spec_is_progressing_even_when_it_said_ready() {
+    let (status, message) = health(&resource(
+        5,
+        Some(status(4, Some(true), ConditionReason::Healthy)),
+    ));
+    assert_eq!(status, "Progressing");
+    assert_eq!(
+        message,
+        "Waiting for the infmon operator to observe generation 5"
+    );
+}
+
+#[test]
+fn no_status_or_no_ready_condition_is_progressing() {
+    let (status, message) = health(&resource(1, None));
+    assert_eq!(status, "Progressing");
+    assert_eq!(message, "Waiting for the infmon operator to reconcile");
+
+    let only_generation = InferenceMonitoringStatus {
+        observed_generation: Some(1),
+        ..Default::default()
+    };
+    let (status, message) = health(&resource(1, Some(only_generation)));
+    assert_eq!(status, "Progressing");
+    assert_eq!(message, "Waiting for the Ready condition");
+}
+
+#[test]
+fn argocd_cm_snippet_embeds_the_same_script() {
+    let script = std::fs::read_to_string(support::repo_path(SCRIPT)).unwrap();
+    let cm = std::fs::read_to_string(support::repo_path("gitops/argocd/argocd-cm.yaml")).unwrap();
+    support::kubernetes_validate(&cm).unwrap_or_else(|err| panic!("{err}"));
+    let cm: Value = serde_yaml::from_str(&cm).unwrap();
+    assert_eq!(
+        cm["data"]["resource.customizations.health.monitoring.inference.dev_InferenceMonitoring"],
+        script.as_str(),
+        "gitops/argocd/argocd-cm.yaml is out of date with {SCRIPT}"
+    );
+}
+
+/// kubectl with its built-in kustomize: the one `make tools` unpacks next to helm, else `PATH`.
+fn kubectl() -> std::path::PathBuf {
+    let local = support::repo_path(".tools/layer/kubectl/kubectl");
+    if local.is_file() {
+        return local;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("kubectl not found: run `make tools` (it unpacks one into .tools/layer/kubectl)")
+        })
+}
+
+#[test]
+fn postsync_hook_example_renders_to_valid_manifests() {
+    let dir = support::repo_path("gitops/argocd/example");
+    let yaml = support::run(Command::new(kubectl()).arg("kustomize").arg(&dir))
+        .unwrap_or_else(|err| panic!("{err}"));
+    support::kubernetes_validate(&yaml).unwrap_or_else(|err| panic!("{err}"));
+    let docs = support::yaml_docs(&yaml);
+    let resource = docs
+        .iter()
+        .find(|d| d["kind"] == "InferenceMonitoring")
+        .expect("the InferenceMonitoring");
+    infmon::validate::validate_document(resource)
+        .unwrap_or_else(|err| panic!("the example resource is invalid: {err:?}"));
+    let config_map = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("ConfigMap");
+    let job = docs.iter().find(|d| d["kind"] == "Job").expect("Job");
+    assert_eq!(
+        job["metadata"]["annotations"]["argocd.argoproj.io/hook"],
+        "PostSync"
+    );
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][0]["configMap"]["name"], config_map["metadata"]["name"],
+        "kustomize points the Job at the generated ConfigMap"
+    );
+    let args = &pod["containers"][0]["args"];
+    assert_eq!(args[0], "check");
+    let file = args[1]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("--filename=/manifests/");
+    assert!(
+        config_map["data"][file].is_string(),
+        "the Job checks a file the ConfigMap holds: {file}"
+    );
+}
