@@ -1,7 +1,9 @@
-//! The Argo CD health check (`gitops/argocd/health.lua`) run by a real Lua interpreter (Debian
-//! `lua5.4`) against statuses built with the operator's own condition helpers, so a change of
-//! condition types or reasons cannot silently break it. Also: the `argocd-cm` snippet embeds the
-//! same script, and the PostSync hook example renders with kustomize into valid manifests.
+//! The GitOps health checks against statuses built with the operator's own condition helpers,
+//! so a change of condition types or reasons cannot silently break them: the Argo CD check
+//! (`gitops/argocd/health.lua`) run by a real Lua interpreter (Debian `lua5.4`), and the Flux
+//! `healthCheckExprs` (`gitops/flux/kustomization.yaml`) evaluated by a CEL interpreter, which
+//! must agree with it. Also: the `argocd-cm` snippet embeds the same script, and the PostSync
+//! hook example renders with kustomize into valid manifests.
 
 mod support;
 
@@ -204,6 +206,111 @@ fn no_status_or_no_ready_condition_is_progressing() {
     let (status, message) = health(&resource(1, Some(only_generation)));
     assert_eq!(status, "Progressing");
     assert_eq!(message, "Waiting for the Ready condition");
+}
+
+/// Every sample status with the Argo CD verdict it must get.
+fn samples() -> Vec<(Value, &'static str)> {
+    use ConditionReason as R;
+    let mut samples = vec![
+        (resource(1, None), "Progressing"),
+        (
+            resource(
+                1,
+                Some(InferenceMonitoringStatus {
+                    observed_generation: Some(1),
+                    ..Default::default()
+                }),
+            ),
+            "Progressing",
+        ),
+        (
+            resource(5, Some(status(4, Some(true), R::Healthy))),
+            "Progressing",
+        ),
+        (
+            resource(3, Some(status(3, Some(true), R::Healthy))),
+            "Healthy",
+        ),
+        (
+            resource(2, Some(status(2, None, R::InvalidSpec))),
+            "Progressing",
+        ),
+    ];
+    for reason in [
+        R::InvalidSpec,
+        R::Conflict,
+        R::Forbidden,
+        R::ApiUnavailable,
+        R::EngineUndetermined,
+        R::NotSelected,
+        R::MetricsEndpointMissing,
+        R::CoreMetricAbsent,
+    ] {
+        samples.push((
+            resource(2, Some(status(2, Some(false), reason))),
+            "Degraded",
+        ));
+    }
+    for reason in [
+        R::Progressing,
+        R::NoTargets,
+        R::TargetsDown,
+        R::PrometheusUnreachable,
+        R::ApiError,
+    ] {
+        samples.push((
+            resource(2, Some(status(2, Some(false), reason))),
+            "Progressing",
+        ));
+    }
+    samples
+}
+
+/// The verdict of the Flux `healthCheckExprs` for `obj`, in Flux's order (inProgress, failed,
+/// current; none true: in progress), named like Argo CD's.
+fn flux_verdict(obj: &Value) -> &'static str {
+    let text =
+        std::fs::read_to_string(support::repo_path("gitops/flux/kustomization.yaml")).unwrap();
+    let kustomization: Value = serde_yaml::from_str(&text).unwrap();
+    let check = &kustomization["spec"]["healthCheckExprs"][0];
+    assert_eq!(check["apiVersion"], "monitoring.inference.dev/v1alpha1");
+    assert_eq!(check["kind"], "InferenceMonitoring");
+    let holds = |key: &str| -> bool {
+        let expr = check[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key} expression"));
+        let program = cel::Program::compile(expr).unwrap_or_else(|err| panic!("{key}: {err}"));
+        let mut context = cel::Context::default();
+        for (name, value) in obj.as_object().unwrap() {
+            context.add_variable(name.as_str(), value.clone()).unwrap();
+        }
+        match program.execute(&context) {
+            Ok(cel::Value::Bool(result)) => result,
+            Ok(other) => panic!("{key} gave {other:?}, not a bool"),
+            // Flux waits while an expression cannot be evaluated: only acceptable before the
+            // operator wrote any status.
+            Err(_) if obj.get("status").is_none() => false,
+            Err(err) => panic!("{key} failed on {obj}: {err}"),
+        }
+    };
+    if holds("inProgress") {
+        "Progressing"
+    } else if holds("failed") {
+        "Degraded"
+    } else if holds("current") {
+        "Healthy"
+    } else {
+        "Progressing"
+    }
+}
+
+#[test]
+fn flux_health_check_agrees_with_the_argocd_one() {
+    for (obj, expected) in samples() {
+        let status = &obj["status"];
+        assert_eq!(health(&obj).0, expected, "Argo CD on {status}");
+        assert_eq!(flux_verdict(&obj), expected, "Flux on {status}");
+    }
 }
 
 #[test]
