@@ -37,3 +37,7 @@ release:
 ## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, ...)
 tools:
 	.ci/install-tools
+
+## e2e: end-to-end test on a real cluster (E2E_CREATE_CLUSTER=1 for a throw-away kind cluster; see e2e/README.md)
+e2e:
+	e2e/run.sh

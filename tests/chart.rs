@@ -18,6 +18,7 @@ const SCENARIOS: &[(&str, Option<&str>)] = &[
     ("default", None),
     ("namespaced", Some("ci/namespaced-values.yaml")),
     ("ha", Some("ci/ha-values.yaml")),
+    ("e2e", Some("../../e2e/values.yaml")),
 ];
 
 fn chart_dir() -> String {
