@@ -376,3 +376,92 @@ fn chart_versions_follow_the_crate() {
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
     assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
 }
+
+/// Copies a directory tree.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `NOTES.txt` as `helm install` would print it. `helm template` does not render NOTES, so a
+/// copy of the chart renders it through `tpl` into a one-key YAML document.
+fn notes(values: Option<&str>) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chart = dir.path().join("infmon");
+    copy_dir(&support::repo_path("charts/infmon"), &chart);
+    std::fs::create_dir(chart.join("files")).unwrap();
+    std::fs::rename(
+        chart.join("templates/NOTES.txt"),
+        chart.join("files/NOTES.txt"),
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/notes.yaml"),
+        "notes: {{ tpl (.Files.Get \"files/NOTES.txt\") . | quote }}\n",
+    )
+    .unwrap();
+    let chart = chart.display().to_string();
+    let mut args = vec![
+        "template",
+        "infmon",
+        chart.as_str(),
+        "--namespace",
+        NAMESPACE,
+        "--show-only",
+        "templates/notes.yaml",
+    ];
+    let values = values_args(values);
+    args.extend(values.iter().map(String::as_str));
+    let yaml = helm::run(&args).unwrap_or_else(|err| panic!("{err}"));
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    doc["notes"].as_str().expect("notes").to_string()
+}
+
+#[test]
+fn notes_tell_what_to_apply_next() {
+    let default = notes(None);
+    assert!(
+        default.contains("rollout status deployment/infmon"),
+        "{default}"
+    );
+    assert!(default.contains("watching every namespace"), "{default}");
+    assert!(
+        default.contains("operator.prometheusUrl is empty"),
+        "{default}"
+    );
+    assert!(default.contains("rbac.secrets is false"), "{default}");
+    // The resource the notes suggest applying is valid.
+    let (_, rest) = default
+        .split_once("<<'YAML'\n")
+        .expect("a resource to apply");
+    let (resource, _) = rest.split_once("     YAML\n").expect("end of the resource");
+    let resource: String = resource
+        .lines()
+        .map(|line| format!("{}\n", line.strip_prefix("     ").unwrap_or(line)))
+        .collect();
+    let resource: Value = serde_yaml::from_str(&resource).unwrap();
+    infmon::validate::validate_document(&resource)
+        .unwrap_or_else(|errors| panic!("the resource in NOTES.txt is invalid: {errors:?}"));
+
+    let ha = notes(Some("ci/ha-values.yaml"));
+    assert!(!ha.contains("operator.prometheusUrl is empty"), "{ha}");
+
+    let namespaced = notes(Some("ci/namespaced-values.yaml"));
+    assert!(
+        namespaced.contains("watching only: llm, llm-staging"),
+        "{namespaced}"
+    );
+    assert!(
+        !namespaced.contains("rbac.secrets is false"),
+        "{namespaced}"
+    );
+    assert!(namespaced.contains("add the namespaces"), "{namespaced}");
+}
