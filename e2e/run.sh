@@ -104,7 +104,7 @@ for file in examples/*.yaml; do
 done
 
 step "Create the examples' namespaces"
-namespaces=$(awk '/^  namespace:/ {print $2}' "${examples[@]}" | sort -u)
+namespaces=$(awk '$1 == "namespace:" {print $2}' "${examples[@]}" | sort -u)
 for namespace in $namespaces; do
     kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f -
 done
