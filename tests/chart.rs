@@ -13,7 +13,7 @@ use support::{helm, upstream};
 
 const NAMESPACE: &str = "infmon-system";
 
-/// The values scenarios: a name and the values file under `charts/infmon/ci/` (none: defaults).
+/// The values scenarios: a name and a values file relative to `charts/infmon` (none: defaults).
 const SCENARIOS: &[(&str, Option<&str>)] = &[
     ("default", None),
     ("namespaced", Some("ci/namespaced-values.yaml")),
@@ -100,6 +100,7 @@ fn lint_strict_passes_with_every_values_file() {
 
 #[test]
 fn rendered_manifests_validate_for_kubernetes_1_33() {
+    let mut custom_resources = 0;
     for (name, values) in SCENARIOS {
         let yaml = template(&values_args(*values)).unwrap_or_else(|err| panic!("{err}"));
         support::kubernetes_validate(&yaml).unwrap_or_else(|err| panic!("{name}: {err}"));
@@ -108,9 +109,11 @@ fn rendered_manifests_validate_for_kubernetes_1_33() {
             if group.starts_with("monitoring.coreos.com/") {
                 upstream::validate_against_crd(&doc)
                     .unwrap_or_else(|errors| panic!("{name}: {}", errors.join("\n")));
+                custom_resources += 1;
             }
         }
     }
+    assert_eq!(custom_resources, 1, "the ServiceMonitor of the ha scenario");
 }
 
 #[test]
