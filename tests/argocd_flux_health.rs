@@ -17,6 +17,27 @@ use support::tools::{Tool, require};
 
 const SCRIPT: &str = "gitops/argocd/health.lua";
 
+/// `Ready=False` reasons that need someone to act: Degraded.
+const NEEDS_ACTION: [ConditionReason; 8] = [
+    ConditionReason::InvalidSpec,
+    ConditionReason::Conflict,
+    ConditionReason::Forbidden,
+    ConditionReason::ApiUnavailable,
+    ConditionReason::EngineUndetermined,
+    ConditionReason::NotSelected,
+    ConditionReason::MetricsEndpointMissing,
+    ConditionReason::CoreMetricAbsent,
+];
+
+/// `Ready=False` reasons that may clear on their own: Progressing.
+const TRANSIENT: [ConditionReason; 5] = [
+    ConditionReason::Progressing,
+    ConditionReason::NoTargets,
+    ConditionReason::TargetsDown,
+    ConditionReason::PrometheusUnreachable,
+    ConditionReason::ApiError,
+];
+
 /// A Lua expression that builds the same value as `value`, the way Argo CD hands objects to
 /// health scripts (tables; JSON null becomes nil).
 fn lua_literal(value: &Value) -> String {
@@ -147,16 +168,7 @@ fn ready_true_is_healthy() {
 
 #[test]
 fn ready_false_for_a_reason_that_needs_action_is_degraded() {
-    for reason in [
-        ConditionReason::InvalidSpec,
-        ConditionReason::Conflict,
-        ConditionReason::Forbidden,
-        ConditionReason::ApiUnavailable,
-        ConditionReason::EngineUndetermined,
-        ConditionReason::NotSelected,
-        ConditionReason::MetricsEndpointMissing,
-        ConditionReason::CoreMetricAbsent,
-    ] {
+    for reason in NEEDS_ACTION {
         let (status, message) = health(&resource(2, Some(status(2, Some(false), reason))));
         assert_eq!(status, "Degraded", "{}", reason.as_str());
         assert_eq!(message, format!("{0}: message for {0}", reason.as_str()));
@@ -165,15 +177,9 @@ fn ready_false_for_a_reason_that_needs_action_is_degraded() {
 
 #[test]
 fn transient_or_unknown_readiness_is_progressing() {
-    for (ready, reason) in [
-        (Some(false), ConditionReason::Progressing),
-        (Some(false), ConditionReason::NoTargets),
-        (Some(false), ConditionReason::TargetsDown),
-        (Some(false), ConditionReason::PrometheusUnreachable),
-        (Some(false), ConditionReason::ApiError),
-        (None, ConditionReason::Progressing),
-        (None, ConditionReason::InvalidSpec),
-    ] {
+    let transient = TRANSIENT.map(|reason| (Some(false), reason));
+    let unknown = [ConditionReason::Progressing, ConditionReason::InvalidSpec].map(|r| (None, r));
+    for (ready, reason) in transient.into_iter().chain(unknown) {
         let (status, message) = health(&resource(1, Some(status(1, ready, reason))));
         assert_eq!(status, "Progressing", "{ready:?} {}", reason.as_str());
         assert_eq!(message, format!("{0}: message for {0}", reason.as_str()));
@@ -236,28 +242,13 @@ fn samples() -> Vec<(Value, &'static str)> {
             "Progressing",
         ),
     ];
-    for reason in [
-        R::InvalidSpec,
-        R::Conflict,
-        R::Forbidden,
-        R::ApiUnavailable,
-        R::EngineUndetermined,
-        R::NotSelected,
-        R::MetricsEndpointMissing,
-        R::CoreMetricAbsent,
-    ] {
+    for reason in NEEDS_ACTION {
         samples.push((
             resource(2, Some(status(2, Some(false), reason))),
             "Degraded",
         ));
     }
-    for reason in [
-        R::Progressing,
-        R::NoTargets,
-        R::TargetsDown,
-        R::PrometheusUnreachable,
-        R::ApiError,
-    ] {
+    for reason in TRANSIENT {
         samples.push((
             resource(2, Some(status(2, Some(false), reason))),
             "Progressing",
