@@ -177,7 +177,7 @@ fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
         args(&docs),
         [
             "run",
-            "--log-level=debug",
+            "--log-level=infmon=debug,kube=warn",
             "--log-format=text",
             "--metrics-port=8080",
             "--probe-port=8081",
@@ -246,12 +246,11 @@ fn grants(roles: &[&Value]) -> Grants {
     grants
 }
 
-/// The grants of `infmon::rbac::permissions()`, leaving out the resources of features that are
-/// turned off: Secrets (`rbac.secrets`) and the leader-election Lease (one replica).
-fn expected(secrets: bool, leader_election: bool) -> Grants {
+/// The grants of `infmon::rbac::permissions()`, without the leader-election Lease when there is
+/// one replica.
+fn expected(leader_election: bool) -> Grants {
     infmon::rbac::permissions()
         .into_iter()
-        .filter(|p| secrets || p.resource != "secrets")
         .filter(|p| leader_election || p.resource != "leases")
         .flat_map(|p| {
             p.verbs
@@ -277,11 +276,7 @@ fn cluster_mode_rbac_is_exactly_the_permission_table() {
     let docs = render(None);
     assert!(find(&docs, "Role", Some(NAMESPACE)).is_empty());
     let cluster_role = one(&docs, "ClusterRole", None);
-    assert_grants(
-        &grants(&[cluster_role]),
-        &expected(false, false),
-        "ClusterRole",
-    );
+    assert_grants(&grants(&[cluster_role]), &expected(false), "ClusterRole");
     let binding = one(&docs, "ClusterRoleBinding", None);
     assert_eq!(binding["roleRef"]["name"], cluster_role["metadata"]["name"]);
     assert_eq!(binding["subjects"][0]["name"], "infmon");
@@ -297,7 +292,7 @@ fn cluster_mode_rbac_is_exactly_the_permission_table() {
     );
     assert_grants(
         &grants(&[cluster_role, lease_role]),
-        &expected(false, true),
+        &expected(true),
         "ClusterRole + leader-election Role",
     );
     let binding = one(&docs, "RoleBinding", Some(NAMESPACE));
@@ -320,7 +315,7 @@ fn namespaced_mode_writes_only_in_the_watched_namespaces() {
         let role = one(&docs, "Role", Some(namespace));
         assert_grants(
             &grants(&[role, cluster_role]),
-            &expected(true, false),
+            &expected(false),
             &format!("Role in {namespace} + ClusterRole"),
         );
         let binding = one(&docs, "RoleBinding", Some(namespace));
@@ -345,7 +340,7 @@ fn schema_rejects_wrong_values() {
             "metrics.serviceMonitor.interval=often",
             "metrics.serviceMonitor.interval",
         ),
-        ("rbac.secrets=yes", "rbac.secrets"),
+        ("rbac.create=yes", "rbac.create"),
         ("replica=2", "Additional property replica is not allowed"),
     ];
     for (set, message) in cases {
@@ -440,7 +435,6 @@ fn notes_tell_what_to_apply_next() {
         default.contains("operator.prometheusUrl is empty"),
         "{default}"
     );
-    assert!(default.contains("rbac.secrets is false"), "{default}");
     // The resource the notes suggest applying is valid.
     let (_, rest) = default
         .split_once("<<'YAML'\n")
@@ -460,10 +454,6 @@ fn notes_tell_what_to_apply_next() {
     let namespaced = notes(Some("ci/namespaced-values.yaml"));
     assert!(
         namespaced.contains("watching only: llm, llm-staging"),
-        "{namespaced}"
-    );
-    assert!(
-        !namespaced.contains("rbac.secrets is false"),
         "{namespaced}"
     );
     assert!(namespaced.contains("add the namespaces"), "{namespaced}");

@@ -56,11 +56,9 @@ namespace.
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
-{{- if .Values.rbac.secrets }}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create, delete, get, list, patch, watch]
-{{- end }}
 - apiGroups: [""]
   resources: [services]
   verbs: [create, delete, get, list, patch, watch]
