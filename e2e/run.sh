@@ -6,7 +6,9 @@
 #
 # Environment:
 #   E2E_CREATE_CLUSTER=1   create a kind cluster (and delete it at the end); needs kind and docker.
-#                          Otherwise the current kubectl context is used, and left as it was.
+#                          Otherwise the current kubectl context is used: on success the release
+#                          and the examples are removed again (the CRDs stay); on failure they are
+#                          left in place for inspection.
 #   E2E_CLUSTER            kind cluster name (default infmon-e2e).
 #   E2E_IMAGE              operator image (default infmon:e2e). With E2E_CREATE_CLUSTER=1 it is
 #                          built from the Dockerfile and loaded into kind; otherwise it must be
