@@ -6,7 +6,9 @@
 //! object. Only the controller, the discovery and the health checks do I/O.
 
 pub mod api;
+pub mod controller;
 pub mod crd;
+pub mod discovery;
 pub mod engines;
 pub mod manifests;
 pub mod rbac;

@@ -1,0 +1,13 @@
+//! The operator: reconciles InferenceMonitorings (discover → resolve → render → apply →
+//! prune → status), elects a leader, and serves health and metrics.
+
+pub mod apply;
+pub mod context;
+mod error;
+pub mod metrics;
+pub mod reconcile;
+pub mod status;
+
+pub use context::{Clock, Config, Context, system_clock};
+pub use error::Error;
+pub use reconcile::{FINALIZER, error_policy, reconcile};
