@@ -8,6 +8,7 @@
 pub mod api;
 pub mod crd;
 pub mod engines;
+pub mod health;
 pub mod manifests;
 pub mod rbac;
 pub mod render;
