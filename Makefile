@@ -32,3 +32,7 @@ fmt:
 release:
 	$(CARGO) build --release
 	@ls -l target/release/infmon
+
+## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, ...)
+tools:
+	.ci/install-tools
