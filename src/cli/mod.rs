@@ -3,4 +3,5 @@
 
 pub mod check;
 pub mod crd;
+pub mod render;
 pub mod validate;
