@@ -224,7 +224,8 @@ fn no_targets_distinguishes_no_matching_pod_from_an_unselected_monitor() {
 #[test]
 fn a_refused_connection_is_targets_down_with_the_scrape_error() {
     let key = "llm/chat";
-    let error = "Get \"http://10.0.0.2:8000/metrics\": dial tcp 10.0.0.2:8000: connect: connection refused";
+    let error =
+        "Get \"http://10.0.0.2:8000/metrics\": dial tcp 10.0.0.2:8000: connect: connection refused";
     let backend = FakeBackend {
         targets: Some(vec![
             target(key, "10.0.0.1:8000", ScrapeHealth::Up, ""),
@@ -261,7 +262,10 @@ fn http_404_names_the_engines_metrics_flag() {
         ..Default::default()
     };
     let report = check_one(&backend, resource(SGLANG_PODS));
-    assert_eq!(report.diagnosis.reason, ConditionReason::MetricsEndpointMissing);
+    assert_eq!(
+        report.diagnosis.reason,
+        ConditionReason::MetricsEndpointMissing
+    );
     assert_eq!(
         report.diagnosis.message,
         "1 of 1 targets answer HTTP 404 on /metrics, e.g. http://10.1.0.5:30000/metrics: SGLang does not serve metrics there; start SGLang with --enable-metrics"
@@ -299,12 +303,20 @@ fn an_up_target_without_the_core_metric_is_core_metric_absent() {
 fn targets_not_scraped_yet_are_progressing() {
     let key = "llm/chat";
     let backend = FakeBackend {
-        targets: Some(vec![target(key, "10.0.0.1:8000", ScrapeHealth::Unknown, "")]),
+        targets: Some(vec![
+            target(key, "10.0.0.1:8000", ScrapeHealth::Up, ""),
+            target(key, "10.0.0.2:8000", ScrapeHealth::Unknown, ""),
+        ]),
+        core: vec![core(key, "10.0.0.1:8000", "vllm:num_requests_running")],
         ..Default::default()
     };
     let report = check_one(&backend, resource(VLLM_STATIC));
     assert_eq!(report.diagnosis.reason, ConditionReason::Progressing);
     assert_eq!(report.diagnosis.status, ConditionStatus::Unknown);
+    assert_eq!(
+        report.diagnosis.message,
+        "1/2 targets up, 1 not scraped yet"
+    );
 }
 
 #[test]
@@ -349,7 +361,10 @@ fn an_unreachable_backend_is_unknown_for_every_resource() {
     let reports = check(&backend, &[resource(VLLM_STATIC), resource(SGLANG_PODS)]);
     assert_eq!(reports.len(), 2);
     for report in &reports {
-        assert_eq!(report.diagnosis.reason, ConditionReason::PrometheusUnreachable);
+        assert_eq!(
+            report.diagnosis.reason,
+            ConditionReason::PrometheusUnreachable
+        );
         assert_eq!(report.diagnosis.status, ConditionStatus::Unknown);
         assert!(!report.was_checked());
         assert_eq!(
@@ -368,7 +383,11 @@ fn one_cycle_makes_three_requests_whatever_the_number_of_resources() {
                     .replace("name: chat", &format!("name: chat-{i}"))
                     .replace(
                         "engine: vllm",
-                        if i % 2 == 0 { "engine: vllm" } else { "engine: tgi" },
+                        if i % 2 == 0 {
+                            "engine: vllm"
+                        } else {
+                            "engine: tgi"
+                        },
                     ),
             )
         })
