@@ -322,11 +322,16 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
             message: format!("{} of {} targets down; {detail}", o.down, o.total),
         };
     }
-    if o.up == 0 {
+    if o.up < o.total {
         return Diagnosis {
             status: ConditionStatus::Unknown,
             reason: ConditionReason::Progressing,
-            message: format!("{} targets discovered, not scraped yet", o.total),
+            message: format!(
+                "{}/{} targets up, {} not scraped yet",
+                o.up,
+                o.total,
+                o.total - o.up
+            ),
         };
     }
     let metric = target.core_metric.as_deref().unwrap_or_default();
