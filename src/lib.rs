@@ -7,8 +7,12 @@
 
 pub mod api;
 pub mod crd;
+pub mod dashboards;
 pub mod engines;
+pub mod fixtures;
 pub mod manifests;
+pub mod promql;
 pub mod rbac;
 pub mod render;
+pub mod rules;
 pub mod validate;

@@ -117,7 +117,8 @@ pub fn object_meta(
 /// its kinds here.
 pub fn render_all(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     let mut children: Vec<Child> = Vec::new();
-    let _ = (resource, &mut children);
+    children.extend(crate::dashboards::children(resource)?);
+    children.extend(crate::rules::children(resource)?);
     sort_children(&mut children);
     Ok(children)
 }
