@@ -7,9 +7,13 @@
 
 pub mod api;
 pub mod crd;
+pub mod dashboards;
 pub mod engines;
+pub mod fixtures;
 pub mod health;
 pub mod manifests;
+pub mod promql;
 pub mod rbac;
 pub mod render;
+pub mod rules;
 pub mod validate;

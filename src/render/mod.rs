@@ -149,6 +149,8 @@ pub fn render_all(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     let mut children: Vec<Child> = Vec::new();
     children.extend(scrape::children(resource)?);
     children.extend(dcgm::children(resource)?);
+    children.extend(crate::dashboards::children(resource)?);
+    children.extend(crate::rules::children(resource)?);
     sort_children(&mut children);
     Ok(children)
 }
