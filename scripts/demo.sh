@@ -14,7 +14,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 work=$(mktemp -d "${TMPDIR:-/tmp}/infmon-demo.XXXXXX")
 pids=()
+declare -A pid_of
 
+# shellcheck disable=SC2317 # invoked by the trap
 cleanup() {
     local pid
     for pid in "${pids[@]}"; do
@@ -39,17 +41,22 @@ if ! command -v prometheus >/dev/null; then
     "${sudo[@]}" apt-get update
     "${sudo[@]}" apt-get install -y --no-install-recommends prometheus
 fi
-step "Building infmon"
-cargo build --quiet --bin infmon --bin infmon-demo-exporter
-infmon="$repo/target/debug/infmon"
-exporter="$repo/target/debug/infmon-demo-exporter"
+# INFMON_DEMO_BIN_DIR: already-built binaries (the test that runs this script sets it).
+bin_dir=${INFMON_DEMO_BIN_DIR:-}
+if [ -z "$bin_dir" ]; then
+    step "Building infmon"
+    cargo build --quiet --bin infmon --bin infmon-demo-exporter
+    bin_dir="$repo/target/debug"
+fi
+infmon="$bin_dir/infmon"
+exporter="$bin_dir/infmon-demo-exporter"
 
 # --- 2. demo stand-ins for GPU servers ---------------------------------------------------
 # start_exporter NAME KIND: starts a stand-in on a free loopback port; sets $addr.
 start_exporter() {
     "$exporter" "$2" 127.0.0.1:0 >"$work/$1.addr" 2>"$work/$1.log" &
     pids+=("$!")
-    eval "pid_$1=$!"
+    pid_of[$1]=$!
     for _ in $(seq 50); do
         addr=$(head -n1 "$work/$1.addr" 2>/dev/null || true)
         [ -n "$addr" ] && return 0
@@ -116,8 +123,7 @@ step "infmon check -f demo.yaml --prometheus $url --wait 60s"
     fail "not healthy within 60s; Prometheus log: $(tail -n 20 "$work/prometheus.log")"
 
 step "Stopping the vLLM stand-in on $vllm_b"
-# shellcheck disable=SC2154 # set by start_exporter through eval
-kill "$pid_vllm_b"
+kill "${pid_of[vllm_b]}"
 
 step "infmon check again, until the diagnosis changes (exit code 1 = unhealthy)"
 for _ in $(seq 30); do
