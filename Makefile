@@ -36,3 +36,7 @@ release:
 ## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, lua, shellcheck)
 tools:
 	.ci/install-tools
+
+## demo: Prometheus + demo stand-ins for GPU servers on loopback; shows infmon check turn healthy, then diagnose a stopped target
+demo:
+	scripts/demo.sh
