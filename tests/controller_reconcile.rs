@@ -436,22 +436,39 @@ async fn without_the_prometheus_operator_only_core_kinds_are_touched_and_the_raw
     let (output, children) = rendered(&obj, &cluster, &[]);
     assert_eq!(output, Output::RawScrapeConfig);
     assert!(
-        children.iter().all(|c| !c.kind.is_optional_api()),
-        "{children:?}"
+        children
+            .iter()
+            .any(|c| c.kind == ChildKind::Secret && c.name == "llm-scrape-config"),
+        "the raw scrape config Secret is generated"
     );
+    let (served, unserved): (Vec<Child>, Vec<Child>) =
+        children.into_iter().partition(|c| cluster.serves(c.kind));
     let mut h = Harness::new(cluster.clone());
     let mut script = lists(&cluster, &BTreeMap::new());
-    script.extend(creates(&obj, &children));
-    let (patch, _) = status_patch(|status| {
-        assert_condition(status, "ResourcesApplied", "True", "Applied");
+    script.extend(creates(&obj, &served));
+    let expect_unserved = !unserved.is_empty();
+    let (patch, _) = status_patch(move |status| {
+        if expect_unserved {
+            // Alerts need the PrometheusRule CRD: said so, with what to do.
+            assert_condition(status, "ResourcesApplied", "False", "ApiUnavailable");
+            let message = condition(status, "ResourcesApplied")["message"]
+                .as_str()
+                .unwrap();
+            assert!(message.contains("PrometheusRule ai/"), "{message}");
+            assert!(message.contains("install the CRDs"), "{message}");
+        } else {
+            assert_condition(status, "ResourcesApplied", "True", "Applied");
+        }
         // No Prometheus CR selects a raw scrape config: nothing to report as NotSelected.
         assert_condition(status, "TargetsHealthy", "Unknown", "HealthCheckDisabled");
         assert!(status.get("selectedBy").is_none(), "{status}");
     });
     script.push(patch);
-    if !children.is_empty() {
-        script.push(event("Normal", "Created", "created "));
-    }
+    script.push(event(
+        "Normal",
+        "Created",
+        "created Secret ai/llm-scrape-config",
+    ));
     let (result, seen) = h.reconcile(&obj, script).await;
     assert!(result.is_ok(), "{result:?}");
     assert!(

@@ -78,6 +78,8 @@ pub struct Outcome {
     pub pruned: Vec<(ChildKind, String)>,
     /// Desired children whose name is taken by an object infmon does not own.
     pub conflicts: Vec<String>,
+    /// Desired children whose API (CRD) the cluster does not serve.
+    pub unserved: Vec<String>,
     /// Children that exist as desired (for `status.children`).
     pub present: Vec<ChildReference>,
     /// Requests that failed.
@@ -142,20 +144,12 @@ pub async fn sync(
         }
     }
     for child in children {
+        if !served.contains(&child.kind) {
+            outcome.unserved.push(child.display_name());
+            continue;
+        }
         let Some(live) = owned.get(&child.kind) else {
-            if !served.contains(&child.kind) {
-                outcome.failures.push(Error::kube(
-                    format!("apply {}", child.display_name()),
-                    kube::Error::Api(
-                        kube::core::Status::failure(
-                            &format!("the cluster does not serve {}", child.kind.api_version()),
-                            "NotFound",
-                        )
-                        .with_code(404)
-                        .boxed(),
-                    ),
-                ));
-            }
+            // Listing this kind failed (recorded above): its children cannot be checked.
             continue;
         };
         let desired = prepare(child, owner);

@@ -72,6 +72,7 @@ pub fn desired(
     let outcome = report.outcome;
     let failures = outcome.map(|o| o.failures.as_slice()).unwrap_or_default();
     let conflicts = outcome.map(|o| o.conflicts.as_slice()).unwrap_or_default();
+    let unserved = outcome.map(|o| o.unserved.as_slice()).unwrap_or_default();
 
     let (applied, reason, message) = if let Some(err) = failures.first() {
         (
@@ -86,6 +87,15 @@ pub fn desired(
             format!(
                 "{} already exist and are not managed by infmon, so they were left untouched; rename or delete them (infmon then creates its own)",
                 conflicts.join(", ")
+            ),
+        )
+    } else if !unserved.is_empty() {
+        (
+            false,
+            R::ApiUnavailable,
+            format!(
+                "{} could not be created because the cluster does not serve their API; install the CRDs (Prometheus Operator, Grafana Operator) or turn the feature off in the spec",
+                unserved.join(", ")
             ),
         )
     } else {
