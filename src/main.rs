@@ -25,6 +25,8 @@ enum Command {
     Render(cli::render::Args),
     /// Ask Prometheus whether the resources' targets are scraped and healthy (exit 0 healthy, 1 unhealthy, 2 could not check).
     Check(cli::check::Args),
+    /// Run the operator: reconcile InferenceMonitorings in the cluster (see README, "Running the operator").
+    Run(Box<cli::run::Args>),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => cli::validate::run(&args),
         Command::Render(args) => cli::render::run(&args),
         Command::Check(args) => cli::check::run(&args),
+        Command::Run(args) => cli::run::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -99,7 +99,7 @@ fn live(child: &Child, uid: &str) -> Value {
 async fn run(script: Vec<Exchange>, children: &[Child]) -> Outcome {
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
-    let outcome = apply::sync(&client, &owner(), children, &served()).await;
+    let outcome = apply::sync(&client, &[], &owner(), children, &served()).await;
     server.await.unwrap();
     outcome
 }
@@ -325,7 +325,9 @@ async fn cleanup_deletes_only_children_outside_the_namespace() {
     ];
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
-    let deleted = apply::cleanup(&client, &owner(), &served()).await.unwrap();
+    let deleted = apply::cleanup(&client, &[], &owner(), &served())
+        .await
+        .unwrap();
     server.await.unwrap();
     assert_eq!(
         deleted,

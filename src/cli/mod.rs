@@ -4,4 +4,5 @@
 pub mod check;
 pub mod crd;
 pub mod render;
+pub mod run;
 pub mod validate;

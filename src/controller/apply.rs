@@ -95,19 +95,24 @@ fn key_of(object: &DynamicObject) -> Key {
     )
 }
 
-/// The children of `owner` of each kind in `kinds`, found by the owner labels in every
-/// namespace.
+/// The children of `owner` of one kind, found by the owner labels in every namespace of
+/// `scope` (empty: the whole cluster).
 async fn list_owned(
     client: &Client,
+    scope: &[String],
     owner: &Owner,
     kind: ChildKind,
 ) -> Result<BTreeMap<Key, DynamicObject>, Error> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.api_resource());
     let selector = owner_selector(&owner.namespace, &owner.name);
-    let list = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|e| {
+    let params = ListParams::default().labels(&selector);
+    let apis: Vec<Api<DynamicObject>> = if scope.is_empty() {
+        vec![Api::all_with(client.clone(), &kind.api_resource())]
+    } else {
+        scope.iter().map(|ns| api_for(client, kind, ns)).collect()
+    };
+    let mut owned = BTreeMap::new();
+    for api in apis {
+        let list = api.list(&params).await.map_err(|e| {
             Error::kube(
                 format!(
                     "list {} owned by {}/{}",
@@ -118,17 +123,21 @@ async fn list_owned(
                 e,
             )
         })?;
-    Ok(list.items.into_iter().map(|o| (key_of(&o), o)).collect())
+        owned.extend(list.items.into_iter().map(|o| (key_of(&o), o)));
+    }
+    Ok(owned)
 }
 
 fn api_for(client: &Client, kind: ChildKind, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
 }
 
-/// Applies `children` (already sorted) and prunes what `owner` owns beyond them. Kinds the
-/// cluster does not serve are neither listed nor written.
+/// Applies `children` (already sorted) and prunes what `owner` owns beyond them, looking in
+/// the namespaces of `scope` (empty: the whole cluster). Kinds the cluster does not serve
+/// are neither listed nor written.
 pub async fn sync(
     client: &Client,
+    scope: &[String],
     owner: &Owner,
     children: &[Child],
     served: &BTreeSet<ChildKind>,
@@ -136,7 +145,7 @@ pub async fn sync(
     let mut outcome = Outcome::default();
     let mut owned: BTreeMap<ChildKind, BTreeMap<Key, DynamicObject>> = BTreeMap::new();
     for kind in ChildKind::ALL.into_iter().filter(|k| served.contains(k)) {
-        match list_owned(client, owner, kind).await {
+        match list_owned(client, scope, owner, kind).await {
             Ok(objects) => {
                 owned.insert(kind, objects);
             }
@@ -249,12 +258,13 @@ async fn delete(client: &Client, kind: ChildKind, object: &DynamicObject) -> Res
 /// cannot cross namespaces; the garbage collector removes the rest). Returns what was deleted.
 pub async fn cleanup(
     client: &Client,
+    scope: &[String],
     owner: &Owner,
     served: &BTreeSet<ChildKind>,
 ) -> Result<Vec<(ChildKind, String)>, Error> {
     let mut deleted = Vec::new();
     for kind in ChildKind::ALL.into_iter().filter(|k| served.contains(k)) {
-        for ((namespace, name), object) in list_owned(client, owner, kind).await? {
+        for ((namespace, name), object) in list_owned(client, scope, owner, kind).await? {
             if namespace == owner.namespace {
                 continue;
             }

@@ -22,6 +22,10 @@ pub struct Config {
     pub default_monitor_labels: BTreeMap<String, String>,
     /// How often a healthy resource is reconciled again (reads only unless something drifted).
     pub resync: Duration,
+    /// How often the health loop asks Prometheus (a resource's longer interval wins).
+    pub health_interval: Duration,
+    /// Namespaces the operator may read and write in; empty: the whole cluster.
+    pub namespaces: Vec<String>,
 }
 
 impl Default for Config {
@@ -30,6 +34,8 @@ impl Default for Config {
             default_prometheus_url: None,
             default_monitor_labels: BTreeMap::new(),
             resync: Duration::from_secs(300),
+            health_interval: Duration::from_secs(30),
+            namespaces: Vec::new(),
         }
     }
 }

@@ -7,7 +7,10 @@ mod error;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod runner;
+pub mod server;
 pub mod status;
+mod watches;
 
 pub use context::{Clock, Config, Context, system_clock};
 pub use error::Error;

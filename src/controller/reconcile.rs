@@ -87,7 +87,7 @@ fn owner(obj: &InferenceMonitoring) -> Owner {
 
 async fn cleanup(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error> {
     let served = ctx.facts().served;
-    let deleted = apply::cleanup(&ctx.client, &owner(obj), &served).await?;
+    let deleted = apply::cleanup(&ctx.client, &ctx.config.namespaces, &owner(obj), &served).await?;
     for (kind, _) in &deleted {
         ctx.metrics
             .children_pruned
@@ -211,9 +211,12 @@ async fn find(
         namespace.clone(),
     )]);
     if discovery::needs_namespace_labels(&discovered.prometheuses) {
-        namespace_labels = discovery::namespace_labels(&ctx.client, &namespace)
-            .await
-            .map_err(|e| Error::kube(format!("read namespace {namespace}"), e))?;
+        match discovery::namespace_labels(&ctx.client, &namespace).await {
+            Ok(labels) => namespace_labels = labels,
+            // Namespaced installs cannot read Namespaces: match by name only.
+            Err(kube::Error::Api(status)) if status.is_forbidden() => {}
+            Err(e) => return Err(Error::kube(format!("read namespace {namespace}"), e)),
+        }
     }
     let explicit = &obj.spec.prometheus.monitor_labels;
     let with_rules = first.alerts.is_some();
@@ -302,7 +305,14 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
         }
     };
     let children = render_all(validated)?;
-    let outcome = apply::sync(&ctx.client, &owner(obj), &children, &discovered.served).await;
+    let outcome = apply::sync(
+        &ctx.client,
+        &ctx.config.namespaces,
+        &owner(obj),
+        &children,
+        &discovered.served,
+    )
+    .await;
     count(ctx, &outcome);
     let report = Report {
         generation: obj.metadata.generation,

@@ -97,7 +97,7 @@ fn pod_engine(pod: &Pod, profiles: &[EngineProfile]) -> PodVerdict {
         })
         .filter(|(score, _)| *score > 0)
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
     match scored.as_slice() {
         [] => PodVerdict::None,
         [(best, engine), rest @ ..] => {

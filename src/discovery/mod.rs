@@ -47,8 +47,9 @@ pub fn prometheus_resource() -> ApiResource {
     )
 }
 
-/// Reads the served APIs, the `Prometheus` resources and the DCGM exporter pods.
-pub async fn discover(client: &Client) -> Result<Discovered, kube::Error> {
+/// Reads the served APIs, the `Prometheus` resources and the DCGM exporter pods (in the
+/// namespaces of `scope`; empty: the whole cluster).
+pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, kube::Error> {
     let mut served: BTreeSet<ChildKind> = ChildKind::ALL
         .into_iter()
         .filter(|k| !k.is_optional_api())
@@ -85,18 +86,28 @@ pub async fn discover(client: &Client) -> Result<Discovered, kube::Error> {
     } else {
         Vec::new()
     };
-    let pods: Api<Pod> = Api::all(client.clone());
-    let exporters = pods
-        .list_metadata(
-            &ListParams::default()
-                .labels(DCGM_EXPORTER_SELECTOR)
-                .limit(1),
-        )
-        .await?;
+    let apis: Vec<Api<Pod>> = if scope.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        scope
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    };
+    let params = ListParams::default()
+        .labels(DCGM_EXPORTER_SELECTOR)
+        .limit(1);
+    let mut existing_dcgm_exporter = false;
+    for pods in apis {
+        if !pods.list_metadata(&params).await?.items.is_empty() {
+            existing_dcgm_exporter = true;
+            break;
+        }
+    }
     Ok(Discovered {
         served,
         prometheuses,
-        existing_dcgm_exporter: !exporters.items.is_empty(),
+        existing_dcgm_exporter,
     })
 }
 
