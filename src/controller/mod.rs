@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod context;
 mod error;
+pub mod health_loop;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

@@ -6,12 +6,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::net::TcpListener;
@@ -19,6 +19,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use super::context::{Config, Context, system_clock};
+use super::health_loop;
 use super::leader::{LeaseLock, LeaseSettings};
 use super::metrics::Metrics;
 use super::server::{self, Probes};
@@ -27,6 +28,10 @@ use super::{error_policy, reconcile};
 use crate::api::InferenceMonitoring;
 use crate::discovery::{self, Discovered, prometheus_resource};
 use crate::render::ChildKind;
+
+/// How often the health loop looks for resources whose check is due (each resource is
+/// checked at its own interval).
+const HEALTH_TICK: Duration = Duration::from_secs(5);
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -200,16 +205,26 @@ pub async fn run(
             .map(Some)
             .collect()
     };
-    let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
-        run_controller(
-            client.clone(),
-            scope,
-            &served,
-            ctx.clone(),
-            changed_rx.clone(),
-            shutdown.clone(),
-        )
-    }));
+    let (stores, runs): (Vec<Store<InferenceMonitoring>>, Vec<_>) = scopes
+        .into_iter()
+        .map(|scope| {
+            controller(
+                client.clone(),
+                scope,
+                &served,
+                ctx.clone(),
+                changed_rx.clone(),
+                shutdown.clone(),
+            )
+        })
+        .unzip();
+    let health = tokio::spawn(health_loop::run(
+        ctx.clone(),
+        health_loop::prometheus_backends(),
+        HEALTH_TICK,
+        move || stores.iter().flat_map(|s| s.state()).collect(),
+    ));
+    let controllers = futures::future::join_all(runs);
     let lost = async {
         let _ = lost_rx.wait_for(|lost| *lost).await;
     };
@@ -217,6 +232,7 @@ pub async fn run(
         _ = controllers => Ok(()),
         _ = lost => Err(RunError::LostLeadership(lease.as_ref().map(|(_, n)| n.clone()).unwrap_or_default())),
     };
+    health.abort();
     if let Some((lock, name)) = &lease
         && outcome.is_ok()
     {
@@ -329,14 +345,16 @@ async fn watch_prometheuses(client: Client, refresh: Arc<Notify>) {
     }
 }
 
-async fn run_controller(
+/// Builds the controller of one scope; returns its store (for the health loop) and the
+/// future that runs it until shutdown.
+fn controller(
     client: Client,
     scope: Option<String>,
     served: &std::collections::BTreeSet<ChildKind>,
     ctx: Arc<Context>,
     changed: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
-) {
+) -> (Store<InferenceMonitoring>, impl Future<Output = ()>) {
     let resources: Api<InferenceMonitoring> = match &scope {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -356,6 +374,7 @@ async fn run_controller(
         );
     }
     let store = controller.store();
+    let health_store = store.clone();
     let pods: Api<Pod> = match &scope {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
@@ -364,7 +383,7 @@ async fn run_controller(
         rx.changed().await.ok()?;
         Some(((), rx))
     });
-    controller
+    let running = controller
         .watches(pods, watcher::Config::default(), move |pod: Pod| {
             let namespace = pod.namespace().unwrap_or_default();
             let labels = pod.labels().clone();
@@ -383,9 +402,11 @@ async fn run_controller(
                 warn!(error = %err, "controller event");
             }
         })
-        .await;
-    info!(
-        scope = scope.as_deref().unwrap_or("all namespaces"),
-        "controller stopped"
-    );
+        .map(move |()| {
+            info!(
+                scope = scope.as_deref().unwrap_or("all namespaces"),
+                "controller stopped"
+            );
+        });
+    (health_store, running)
 }

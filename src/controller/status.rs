@@ -201,7 +201,7 @@ pub fn desired(
 
 /// `Ready`: True when every other condition is True (an unverified health check counts as
 /// True), otherwise the first failing condition's reason and message.
-fn summarize(status: &mut InferenceMonitoringStatus, generation: Option<i64>, now: &Time) {
+pub fn summarize(status: &mut InferenceMonitoringStatus, generation: Option<i64>, now: &Time) {
     let order = [
         T::ResourcesApplied,
         T::TargetsHealthy,
