@@ -38,6 +38,10 @@ release:
 tools:
 	.ci/install-tools
 
+## demo: Prometheus + demo stand-ins for GPU servers on loopback; shows infmon check turn healthy, then diagnose a stopped target
+demo:
+	scripts/demo.sh
+
 ## e2e: end-to-end test on a real cluster (E2E_CREATE_CLUSTER=1 for a throw-away kind cluster; see e2e/README.md)
 e2e:
 	e2e/run.sh

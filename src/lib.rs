@@ -6,9 +6,16 @@
 //! object. Only the controller, the discovery and the health checks do I/O.
 
 pub mod api;
+pub mod controller;
 pub mod crd;
+pub mod dashboards;
+pub mod discovery;
 pub mod engines;
+pub mod fixtures;
+pub mod health;
 pub mod manifests;
+pub mod promql;
 pub mod rbac;
 pub mod render;
+pub mod rules;
 pub mod validate;

@@ -21,6 +21,12 @@ enum Command {
     Crd,
     /// Check InferenceMonitoring files the way the API server would (exit 0 valid, 1 invalid, 2 unreadable).
     Validate(cli::validate::Args),
+    /// Print every object the operator would create, or a prometheus.yml for static targets (exit 0 ok, 1 invalid, 2 unreadable).
+    Render(cli::render::Args),
+    /// Ask Prometheus whether the resources' targets are scraped and healthy (exit 0 healthy, 1 unhealthy, 2 could not check).
+    Check(cli::check::Args),
+    /// Run the operator: reconcile InferenceMonitorings in the cluster (see README, "Running the operator").
+    Run(Box<cli::run::Args>),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +34,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crd => cli::crd::run(),
         Command::Validate(args) => cli::validate::run(&args),
+        Command::Render(args) => cli::render::run(&args),
+        Command::Check(args) => cli::check::run(&args),
+        Command::Run(args) => cli::run::run(&args),
     };
     match result {
         Ok(code) => code,

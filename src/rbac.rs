@@ -20,44 +20,60 @@ pub struct Permission {
 /// too), and prune.
 pub const CHILD_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "watch"];
 
-/// Permissions beyond the generated kinds.
+/// Permissions beyond the generated kinds, each for a call the controller makes (API
+/// discovery under `/apis/<group>/<version>` is a non-resource URL every authenticated user
+/// may read).
 pub const OTHER_PERMISSIONS: &[Permission] = &[
+    // The controller's watch; the finalizer helper adds and removes the finalizer by patch.
     Permission {
         group: "monitoring.inference.dev",
         resource: "inferencemonitorings",
-        verbs: &["get", "list", "patch", "watch"],
+        verbs: &["list", "patch", "watch"],
     },
+    // Status is written by server-side apply.
     Permission {
         group: "monitoring.inference.dev",
         resource: "inferencemonitorings/status",
-        verbs: &["get", "patch"],
+        verbs: &["patch"],
     },
+    // Owner references with blockOwnerDeletion need update on the owner's finalizers.
     Permission {
         group: "monitoring.inference.dev",
         resource: "inferencemonitorings/finalizers",
         verbs: &["update"],
     },
-    // Engine detection and "no pod matches the selector" diagnoses.
+    // Engine detection lists the selected pods; pod changes re-trigger reconciles (watch);
+    // DCGM exporter detection lists pods labelled app=nvidia-dcgm-exporter.
     Permission {
         group: "",
         resource: "pods",
-        verbs: &["get", "list", "watch"],
+        verbs: &["list", "watch"],
     },
-    // Which Prometheus selects the monitors, and what labels it needs.
+    // Namespace labels for Prometheus namespace selectors (optional: without it, namespaces
+    // are matched by name only).
+    Permission {
+        group: "",
+        resource: "namespaces",
+        verbs: &["get"],
+    },
+    // Which Prometheus selects the monitors, and what labels it needs; watched to react to
+    // selector changes.
     Permission {
         group: "monitoring.coreos.com",
         resource: "prometheuses",
-        verbs: &["get", "list", "watch"],
+        verbs: &["list", "watch"],
     },
+    // Events are created, and repeats patched into a series.
     Permission {
         group: "events.k8s.io",
         resource: "events",
         verbs: &["create", "patch"],
     },
+    // Leader election: read, create once, then renew/take over by replace.
     Permission {
         group: "coordination.k8s.io",
         resource: "leases",
-        verbs: &["create", "get", "patch", "update"],
+        verbs: &["create", "get", "update"],
     },
 ];
 

@@ -74,6 +74,28 @@ pub enum ConditionReason {
 }
 
 impl ConditionReason {
+    /// Every reason.
+    pub const ALL: [ConditionReason; 18] = [
+        ConditionReason::Healthy,
+        ConditionReason::Applied,
+        ConditionReason::InvalidSpec,
+        ConditionReason::Conflict,
+        ConditionReason::ApiError,
+        ConditionReason::Forbidden,
+        ConditionReason::NoTargets,
+        ConditionReason::TargetsDown,
+        ConditionReason::MetricsEndpointMissing,
+        ConditionReason::CoreMetricAbsent,
+        ConditionReason::PrometheusUnreachable,
+        ConditionReason::HealthCheckDisabled,
+        ConditionReason::Progressing,
+        ConditionReason::Disabled,
+        ConditionReason::ExistingExporter,
+        ConditionReason::EngineUndetermined,
+        ConditionReason::ApiUnavailable,
+        ConditionReason::NotSelected,
+    ];
+
     /// The `reason` string.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,0 +1,235 @@
+//! `infmon check -f FILE… --prometheus URL`: asks Prometheus whether the resources' targets
+//! are scraped and export their engine's core metric, once or until healthy within
+//! `--wait`. The post-sync hook of a GitOps pipeline: exit 0 healthy, 1 unhealthy, 2 could
+//! not check.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use infmon::api::{Engine, parse_duration};
+use infmon::health::{
+    Credentials, DEFAULT_TIMEOUT, HealthReport, HealthTarget, PrometheusBackend, Secret, check_all,
+};
+use infmon::manifests::read_files;
+use infmon::validate::{ClusterFacts, resolve, validate_document};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::json;
+
+/// How often `--wait` asks again.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Output format.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    /// An aligned table.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// Arguments of `infmon check`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files with InferenceMonitoring resources (several YAML documents per file are fine; `-` reads stdin).
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// Base URL of the Prometheus-compatible query API (a path prefix is kept, e.g. http://mimir/prometheus).
+    #[arg(long, env = "INFMON_PROMETHEUS_URL")]
+    prometheus: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Format,
+    /// Keep asking until every resource is healthy or this much time has passed, e.g. 60s.
+    #[arg(long, value_parser = parse_wait)]
+    wait: Option<Duration>,
+    /// The engine to assume for resources with `engine: auto`.
+    #[arg(long, value_parser = parse_engine)]
+    engine: Option<Engine>,
+    /// A file holding a bearer token for the query API (never printed).
+    #[arg(long)]
+    bearer_token_file: Option<PathBuf>,
+}
+
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    parse_duration(text).ok_or_else(|| format!("{text:?} is not a duration such as 30s or 2m"))
+}
+
+fn parse_engine(text: &str) -> Result<Engine, String> {
+    Engine::ALL
+        .into_iter()
+        .find(|e| *e != Engine::Auto && e.as_str() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Engine::ALL[1..].iter().map(|e| e.as_str()).collect();
+            format!("unknown engine {text:?}; one of {}", names.join(", "))
+        })
+}
+
+/// Runs the check; see the module documentation for exit codes.
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let targets = match load_targets(args) {
+        Ok(targets) => targets,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let credentials = Credentials {
+        bearer_token: match &args.bearer_token_file {
+            Some(path) => Some(Secret::new(std::fs::read_to_string(path).with_context(
+                || format!("cannot read the bearer token file {}", path.display()),
+            )?)),
+            None => None,
+        },
+        ..Credentials::default()
+    };
+    let backend = PrometheusBackend::new(&args.prometheus, &credentials, DEFAULT_TIMEOUT)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let reports = runtime.block_on(async {
+        let deadline = args.wait.map(|wait| Instant::now() + wait);
+        let mut last_progress = String::new();
+        loop {
+            let reports = check_all(&backend, &targets, now()).await;
+            let all_healthy = reports.iter().all(HealthReport::is_healthy);
+            match deadline {
+                Some(deadline) if !all_healthy && Instant::now() < deadline => {
+                    let progress = progress_line(&reports);
+                    if progress != last_progress {
+                        eprintln!("{progress}");
+                        last_progress = progress;
+                    }
+                    tokio::time::sleep(POLL_INTERVAL.min(deadline - Instant::now())).await;
+                }
+                _ => break reports,
+            }
+        }
+    });
+    match args.output {
+        Format::Table => print!("{}", table(&reports)),
+        Format::Json => println!("{:#}", to_json(&reports)),
+    }
+    Ok(if reports.iter().any(|r| !r.was_checked()) {
+        ExitCode::from(2)
+    } else if reports.iter().all(HealthReport::is_healthy) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Reads, validates and resolves every resource in the files.
+fn load_targets(args: &Args) -> anyhow::Result<Vec<HealthTarget>> {
+    let documents = read_files(&args.files)?;
+    anyhow::ensure!(
+        !documents.is_empty(),
+        "no documents found in the files given"
+    );
+    let facts = ClusterFacts {
+        detected_engine: args.engine,
+        ..ClusterFacts::assumed_offline()
+    };
+    documents
+        .iter()
+        .map(|document| {
+            let resource = validate_document(&document.value).map_err(|errors| {
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!(
+                    "{}: invalid resource:\n  {}",
+                    document.location(),
+                    errors.join("\n  ")
+                )
+            })?;
+            let validated = resolve(&resource, &facts)
+                .with_context(|| format!("{}: cannot resolve", document.location()))?;
+            Ok(HealthTarget::from_validated(&validated, None))
+        })
+        .collect()
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+fn progress_line(reports: &[HealthReport]) -> String {
+    let healthy = reports.iter().filter(|r| r.is_healthy()).count();
+    let waiting: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.is_healthy())
+        .map(|r| format!("{} {}", r.key, r.diagnosis.reason.as_str()))
+        .collect();
+    format!(
+        "waiting: {healthy}/{} healthy ({})",
+        reports.len(),
+        waiting.join(", ")
+    )
+}
+
+/// The reports as an aligned table: RESOURCE, ENGINE, TARGETS (up/total), STATUS (reason),
+/// MESSAGE.
+pub fn table(reports: &[HealthReport]) -> String {
+    let header = ["RESOURCE", "ENGINE", "TARGETS", "STATUS", "MESSAGE"].map(String::from);
+    let rows: Vec<[String; 5]> = reports
+        .iter()
+        .map(|r| {
+            [
+                r.key.clone(),
+                r.engine.as_str().to_string(),
+                format!("{}/{}", r.observation.up, r.observation.total),
+                r.diagnosis.reason.as_str().to_string(),
+                r.diagnosis.message.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    std::iter::once(&header)
+        .chain(&rows)
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+                }
+            }
+            line.push('\n');
+            line
+        })
+        .collect()
+}
+
+/// The reports as JSON: `{"resources": [...]}`.
+pub fn to_json(reports: &[HealthReport]) -> serde_json::Value {
+    let resources: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            let o = &r.observation;
+            json!({
+                "resource": r.key,
+                "engine": r.engine.as_str(),
+                "status": r.diagnosis.status.as_str(),
+                "reason": r.diagnosis.reason.as_str(),
+                "message": r.diagnosis.message,
+                "targets": {"up": o.up, "down": o.down, "total": o.total},
+                "failing": o.failing.iter().map(|f| json!({
+                    "instance": f.instance,
+                    "scrapeUrl": f.scrape_url,
+                    "lastError": f.last_error,
+                })).collect::<Vec<_>>(),
+                "coreMetricPresent": o.core_metric_present,
+                "lastChecked": r.checked_at.0.to_string(),
+            })
+        })
+        .collect();
+    json!({ "resources": resources })
+}

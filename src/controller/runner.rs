@@ -1,0 +1,412 @@
+//! `infmon run`: wires discovery, leader election, the controllers, the health loop and the
+//! HTTP endpoints together, and shuts them down in order.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use super::context::{Config, Context, system_clock};
+use super::health_loop;
+use super::leader::{LeaseLock, LeaseSettings};
+use super::metrics::Metrics;
+use super::server::{self, Probes};
+use super::watches::selects_pod;
+use super::{error_policy, reconcile};
+use crate::api::InferenceMonitoring;
+use crate::discovery::{self, Discovered, prometheus_resource};
+use crate::render::ChildKind;
+
+/// How often the health loop looks for resources whose check is due (each resource is
+/// checked at its own interval).
+const HEALTH_TICK: Duration = Duration::from_secs(5);
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Reconcile settings.
+    pub config: Config,
+    /// Where `/metrics` is served.
+    pub metrics_addr: SocketAddr,
+    /// Where `/healthz` and `/readyz` are served.
+    pub probe_addr: SocketAddr,
+    /// Leader election, when enabled.
+    pub leader: Option<LeaseSettings>,
+    /// How often the cluster is discovered again.
+    pub discovery_interval: Duration,
+    /// How long the first contact with the API server may take.
+    pub startup_timeout: Duration,
+}
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The API server could not be reached or refused the discovery requests.
+    #[error(
+        "cannot reach the Kubernetes API server at {url} (check KUBECONFIG or the in-cluster ServiceAccount, and the operator's RBAC)"
+    )]
+    Unreachable {
+        /// The API server URL.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server did not answer in time.
+    #[error(
+        "the Kubernetes API server at {url} did not answer within {seconds} s; check KUBECONFIG and network access"
+    )]
+    Timeout {
+        /// The API server URL.
+        url: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// An HTTP endpoint could not be opened.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Leader election failed.
+    #[error("leader election with Lease {lease} failed")]
+    Lease {
+        /// `namespace/name` of the Lease.
+        lease: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Another replica took the Lease over; the process exits so it restarts as a candidate.
+    #[error("lost the leader Lease {0}; exiting so that this replica restarts as a candidate")]
+    LostLeadership(String),
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Listen { addr, source })
+}
+
+async fn wait_for(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Runs the operator until `shutdown` turns true (or leadership is lost).
+pub async fn run(
+    client: Client,
+    cluster_url: String,
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::default());
+    let probes = Arc::new(Probes {
+        ready: Default::default(),
+        metrics: metrics.clone(),
+    });
+    let probe_listener = bind(settings.probe_addr).await?;
+    let metrics_listener = bind(settings.metrics_addr).await?;
+    tokio::spawn(server::serve(
+        probe_listener,
+        server::probe_routes(probes.clone()),
+        wait_for(shutdown.clone()),
+    ));
+    tokio::spawn(server::serve(
+        metrics_listener,
+        server::metrics_routes(probes.clone()),
+        wait_for(shutdown.clone()),
+    ));
+
+    let seconds = settings.startup_timeout.as_secs();
+    let first = tokio::time::timeout(
+        settings.startup_timeout,
+        discovery::discover(&client, &settings.config.namespaces),
+    )
+    .await
+    .map_err(|_| RunError::Timeout {
+        url: cluster_url.clone(),
+        seconds,
+    })?
+    .map_err(|source| RunError::Unreachable {
+        url: cluster_url.clone(),
+        source,
+    })?;
+    info!(
+        served = ?first.served.iter().map(|k| k.kind()).collect::<Vec<_>>(),
+        prometheuses = first.prometheuses.len(),
+        existing_dcgm_exporter = first.existing_dcgm_exporter,
+        "discovered the cluster"
+    );
+    let served = first.served.clone();
+    let watch_prometheus = first.serves(ChildKind::PodMonitor);
+    let discovered = Arc::new(RwLock::new(first));
+    probes.ready.store(true, Ordering::Release);
+
+    let lease = match &settings.leader {
+        Some(lease_settings) => {
+            let lock = LeaseLock::new(client.clone(), lease_settings);
+            let name = format!("{}/{}", lease_settings.namespace, lease_settings.name);
+            if !acquire(&lock, &name, shutdown.clone()).await? {
+                return Ok(());
+            }
+            Some((lock, name))
+        }
+        None => None,
+    };
+    let (lost_tx, mut lost_rx) = watch::channel(false);
+    if let Some((lock, _)) = &lease {
+        tokio::spawn(keep_leading(lock.clone(), lost_tx));
+    }
+
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        settings.config.clone(),
+        discovered.clone(),
+        metrics,
+        system_clock(),
+    ));
+    let (changed_tx, changed_rx) = watch::channel(0u64);
+    let refresh = Arc::new(Notify::new());
+    tokio::spawn(rediscover(
+        client.clone(),
+        settings.config.namespaces.clone(),
+        discovered,
+        settings.discovery_interval,
+        refresh.clone(),
+        changed_tx,
+    ));
+    if watch_prometheus {
+        tokio::spawn(watch_prometheuses(client.clone(), refresh));
+    }
+
+    let scopes: Vec<Option<String>> = if settings.config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings
+            .config
+            .namespaces
+            .iter()
+            .cloned()
+            .map(Some)
+            .collect()
+    };
+    let (stores, runs): (Vec<Store<InferenceMonitoring>>, Vec<_>) = scopes
+        .into_iter()
+        .map(|scope| {
+            controller(
+                client.clone(),
+                scope,
+                &served,
+                ctx.clone(),
+                changed_rx.clone(),
+                shutdown.clone(),
+            )
+        })
+        .unzip();
+    let health = tokio::spawn(health_loop::run(
+        ctx.clone(),
+        health_loop::prometheus_backends(),
+        HEALTH_TICK,
+        move || stores.iter().flat_map(|s| s.state()).collect(),
+    ));
+    let controllers = futures::future::join_all(runs);
+    let lost = async {
+        let _ = lost_rx.wait_for(|lost| *lost).await;
+    };
+    let outcome = tokio::select! {
+        _ = controllers => Ok(()),
+        _ = lost => Err(RunError::LostLeadership(lease.as_ref().map(|(_, n)| n.clone()).unwrap_or_default())),
+    };
+    health.abort();
+    if let Some((lock, name)) = &lease
+        && outcome.is_ok()
+    {
+        match lock.release().await {
+            Ok(()) => info!(lease = %name, "released the leader Lease"),
+            Err(err) => warn!(lease = %name, error = %err, "cannot release the leader Lease"),
+        }
+    }
+    outcome
+}
+
+/// Waits until this replica leads (true) or shutdown was asked for (false).
+async fn acquire(
+    lock: &LeaseLock,
+    name: &str,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<bool, RunError> {
+    loop {
+        match lock.try_acquire_or_renew(Timestamp::now()).await {
+            Ok(true) => {
+                info!(lease = %name, "became the leader");
+                return Ok(true);
+            }
+            Ok(false) => info!(lease = %name, "another replica leads; waiting"),
+            Err(kube::Error::Api(status)) if status.is_forbidden() => {
+                return Err(RunError::Lease {
+                    lease: name.to_string(),
+                    source: kube::Error::Api(status),
+                });
+            }
+            Err(err) => warn!(lease = %name, error = %err, "leader election round failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(lock.renew_period()) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(false),
+        }
+    }
+}
+
+/// Renews the Lease every renew period; reports loss when a round is lost or renewals fail
+/// for longer than the Lease is valid.
+async fn keep_leading(lock: LeaseLock, lost: watch::Sender<bool>) {
+    let mut last_renewal = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(lock.renew_period()).await;
+        match lock.try_acquire_or_renew(Timestamp::now()).await {
+            Ok(true) => last_renewal = tokio::time::Instant::now(),
+            Ok(false) => break,
+            Err(err) => {
+                warn!(error = %err, "cannot renew the leader Lease");
+                if last_renewal.elapsed() >= lock.renew_period() * 3 {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = lost.send(true);
+}
+
+/// Re-reads the cluster facts every `interval` (or when a `Prometheus` changed) and bumps
+/// `changed` when they differ, which reconciles every resource.
+async fn rediscover(
+    client: Client,
+    scope: Vec<String>,
+    discovered: Arc<RwLock<Discovered>>,
+    interval: Duration,
+    refresh: Arc<Notify>,
+    changed: watch::Sender<u64>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = refresh.notified() => {}
+        }
+        match discovery::discover(&client, &scope).await {
+            Ok(facts) => {
+                let mut current = discovered.write().unwrap_or_else(|p| p.into_inner());
+                if *current != facts {
+                    if current.served != facts.served {
+                        info!(
+                            "the served APIs changed; restart the operator to watch children of new kinds"
+                        );
+                    }
+                    info!("cluster facts changed; reconciling every resource");
+                    *current = facts;
+                    changed.send_modify(|n| *n += 1);
+                }
+            }
+            Err(err) => warn!(error = %err, "cluster discovery failed; keeping the last facts"),
+        }
+    }
+}
+
+/// Pokes the discovery loop whenever a `Prometheus` resource changes.
+async fn watch_prometheuses(client: Client, refresh: Arc<Notify>) {
+    let api: Api<DynamicObject> = Api::all_with(client, &prometheus_resource());
+    let mut events = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut initialized = false;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::InitDone) => initialized = true,
+            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if initialized => {
+                refresh.notify_one()
+            }
+            Ok(_) => {}
+            Err(err) => warn!(error = %err, "watching Prometheus resources failed"),
+        }
+    }
+}
+
+/// Builds the controller of one scope; returns its store (for the health loop) and the
+/// future that runs it until shutdown.
+fn controller(
+    client: Client,
+    scope: Option<String>,
+    served: &std::collections::BTreeSet<ChildKind>,
+    ctx: Arc<Context>,
+    changed: watch::Receiver<u64>,
+    shutdown: watch::Receiver<bool>,
+) -> (Store<InferenceMonitoring>, impl Future<Output = ()>) {
+    let resources: Api<InferenceMonitoring> = match &scope {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut controller = Controller::new(resources, watcher::Config::default().any_semantic())
+        .with_config(controller::Config::default().debounce(Duration::from_millis(500)));
+    for kind in served {
+        let resource = kind.api_resource();
+        let api: Api<DynamicObject> = match &scope {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        controller = controller.owns_with(
+            api,
+            resource,
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=infmon"),
+        );
+    }
+    let store = controller.store();
+    let health_store = store.clone();
+    let pods: Api<Pod> = match &scope {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let triggers = futures::stream::unfold(changed, |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    });
+    let running = controller
+        .watches(pods, watcher::Config::default(), move |pod: Pod| {
+            let namespace = pod.namespace().unwrap_or_default();
+            let labels = pod.labels().clone();
+            store
+                .state()
+                .into_iter()
+                .filter(|r| selects_pod(r, &namespace, &labels))
+                .map(|r| ObjectRef::from_obj(&*r))
+                .collect::<Vec<_>>()
+        })
+        .reconcile_all_on(triggers)
+        .graceful_shutdown_on(wait_for(shutdown))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                warn!(error = %err, "controller event");
+            }
+        })
+        .map(move |()| {
+            info!(
+                scope = scope.as_deref().unwrap_or("all namespaces"),
+                "controller stopped"
+            );
+        });
+    (health_store, running)
+}

@@ -1,0 +1,246 @@
+//! The status a reconcile wants to see, computed purely from what it found and did. The
+//! reconcile patches it only when it differs from the live status.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::Error;
+use super::apply::Outcome;
+use crate::api::{
+    ConditionReason as R, ConditionType as T, Conditions, Engine, InferenceMonitoringStatus,
+};
+use crate::discovery::Selection;
+use crate::render::{Child, ChildKind};
+use crate::validate::{DcgmPlan, Validated};
+
+/// What a reconcile learned, the input of [`desired`].
+#[derive(Debug)]
+pub struct Report<'a> {
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The resolved resource, or why it could not be resolved.
+    pub resolved: Result<&'a Validated, &'a Error>,
+    /// The engine in effect (resolved, or detected).
+    pub engine: Option<Engine>,
+    /// Which Prometheus picks the monitors up (`None` for outputs no Prometheus selects).
+    pub selection: Option<&'a Selection>,
+    /// The generated children.
+    pub children: &'a [Child],
+    /// What applying them did (`None` when nothing was applied).
+    pub outcome: Option<&'a Outcome>,
+}
+
+/// The status `report` calls for, starting from `current` (so `lastTransitionTime` only
+/// moves when a condition flips, and the health loop's `targets` are kept).
+pub fn desired(
+    current: Option<&InferenceMonitoringStatus>,
+    report: &Report<'_>,
+    now: &Time,
+) -> InferenceMonitoringStatus {
+    let mut status = current.cloned().unwrap_or_default();
+    let generation = report.generation;
+    let conditions = &mut status.conditions;
+    let mut set = |t: T, ok: Option<bool>, reason: R, message: String| match ok {
+        Some(ok) => conditions.set_condition(t, ok, reason, message, generation, now),
+        None => conditions.set_unknown(t, reason, message, generation, now),
+    };
+
+    let validated = match report.resolved {
+        Ok(v) => v,
+        Err(err) => {
+            let message = format!("{err}");
+            set(
+                T::ResourcesApplied,
+                Some(false),
+                err.condition_reason(),
+                message,
+            );
+            for t in [T::TargetsHealthy, T::DashboardsReady, T::GpuExporterReady] {
+                set(
+                    t,
+                    None,
+                    R::Progressing,
+                    "waiting for ResourcesApplied to become True".into(),
+                );
+            }
+            summarize(&mut status, generation, now);
+            status.observed_generation = generation;
+            status.detected_engine = report.engine.map(|e| e.to_string());
+            status.selected_by.clear();
+            return status;
+        }
+    };
+    let outcome = report.outcome;
+    let failures = outcome.map(|o| o.failures.as_slice()).unwrap_or_default();
+    let conflicts = outcome.map(|o| o.conflicts.as_slice()).unwrap_or_default();
+    let unserved = outcome.map(|o| o.unserved.as_slice()).unwrap_or_default();
+
+    let (applied, reason, message) = if let Some(err) = failures.first() {
+        (
+            false,
+            err.condition_reason(),
+            format!("{err}; {}", err.hint()),
+        )
+    } else if !conflicts.is_empty() {
+        (
+            false,
+            R::Conflict,
+            format!(
+                "{} already exist and are not managed by infmon, so they were left untouched; rename or delete them (infmon then creates its own)",
+                conflicts.join(", ")
+            ),
+        )
+    } else if !unserved.is_empty() {
+        (
+            false,
+            R::ApiUnavailable,
+            format!(
+                "{} could not be created because the cluster does not serve their API; install the CRDs (Prometheus Operator, Grafana Operator) or turn the feature off in the spec",
+                unserved.join(", ")
+            ),
+        )
+    } else {
+        (
+            true,
+            R::Applied,
+            format!("{} generated objects are applied", report.children.len()),
+        )
+    };
+    set(T::ResourcesApplied, Some(applied), reason, message.clone());
+
+    let kind_state = |kinds: &[ChildKind]| -> Option<bool> {
+        let mine: Vec<&Child> = report
+            .children
+            .iter()
+            .filter(|c| kinds.contains(&c.kind))
+            .collect();
+        if mine.is_empty() {
+            return None;
+        }
+        let present = outcome.map(|o| o.present.as_slice()).unwrap_or_default();
+        Some(
+            mine.iter()
+                .all(|c| present.contains(&super::apply::reference(c))),
+        )
+    };
+    let state_message = |ok: Option<bool>, what: &str, none: &str| match ok {
+        Some(true) => (Some(true), R::Applied, format!("{what} applied")),
+        Some(false) => (Some(false), reason, message.clone()),
+        None => (None, R::Progressing, none.to_string()),
+    };
+
+    let (ok, r, m) = match &validated.dashboards {
+        None => (
+            Some(true),
+            R::Disabled,
+            "dashboards are disabled (spec.dashboards.enabled)".into(),
+        ),
+        Some(_) => state_message(
+            kind_state(&[ChildKind::ConfigMap, ChildKind::GrafanaDashboard]),
+            "dashboards",
+            "no dashboard objects were generated for this engine yet",
+        ),
+    };
+    set(T::DashboardsReady, ok, r, m);
+
+    let (ok, r, m) = match &validated.dcgm {
+        DcgmPlan::Disabled => (
+            Some(true),
+            R::Disabled,
+            "the DCGM exporter is disabled (spec.gpu.dcgmExporter.enabled)".into(),
+        ),
+        DcgmPlan::SkippedExisting => (
+            Some(true),
+            R::ExistingExporter,
+            "a DCGM exporter already runs in the cluster (pods labelled app=nvidia-dcgm-exporter), so infmon does not deploy a second one".into(),
+        ),
+        DcgmPlan::Deploy(_) => state_message(
+            kind_state(&[ChildKind::DaemonSet]),
+            "the DCGM exporter DaemonSet",
+            "no DCGM exporter objects were generated yet",
+        ),
+    };
+    set(T::GpuExporterReady, ok, r, m);
+
+    match report.selection.and_then(|s| s.problem.as_ref()) {
+        Some(problem) => set(T::TargetsHealthy, Some(false), R::NotSelected, problem.clone()),
+        None if validated.health.url.is_none() => set(
+            T::TargetsHealthy,
+            None,
+            R::HealthCheckDisabled,
+            "no Prometheus URL is configured, so scraping is not verified; set spec.prometheus.url or the operator's --prometheus-url".into(),
+        ),
+        None => {
+            let owned_by_health = status
+                .conditions
+                .condition(T::TargetsHealthy)
+                .is_some_and(|c| ![R::NotSelected.as_str(), R::HealthCheckDisabled.as_str()].contains(&c.reason.as_str()));
+            if !owned_by_health {
+                status.conditions.set_unknown(
+                    T::TargetsHealthy,
+                    R::Progressing,
+                    "waiting for the first health check",
+                    generation,
+                    now,
+                );
+            }
+        }
+    }
+
+    summarize(&mut status, generation, now);
+    status.observed_generation = generation;
+    status.detected_engine = report.engine.map(|e| e.to_string());
+    status.selected_by = report
+        .selection
+        .map(|s| s.selected_by.clone())
+        .unwrap_or_default();
+    let mut children = outcome.map(|o| o.present.clone()).unwrap_or_default();
+    children.sort();
+    status.children = children;
+    status
+}
+
+/// `Ready`: True when every other condition is True (an unverified health check counts as
+/// True), otherwise the first failing condition's reason and message.
+pub fn summarize(status: &mut InferenceMonitoringStatus, generation: Option<i64>, now: &Time) {
+    let order = [
+        T::ResourcesApplied,
+        T::TargetsHealthy,
+        T::GpuExporterReady,
+        T::DashboardsReady,
+    ];
+    let blocking = order.iter().find_map(|t| {
+        let c = status.conditions.condition(*t)?;
+        let fine = c.status == "True"
+            || (c.status == "Unknown" && c.reason == R::HealthCheckDisabled.as_str());
+        (!fine).then(|| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    });
+    match blocking {
+        None => status.conditions.set_condition(
+            T::Ready,
+            true,
+            R::Healthy,
+            "every generated object is applied",
+            generation,
+            now,
+        ),
+        Some((state, reason, message)) => {
+            let reason = reason_from_str(&reason);
+            if state == "Unknown" {
+                status
+                    .conditions
+                    .set_unknown(T::Ready, reason, message, generation, now);
+            } else {
+                status
+                    .conditions
+                    .set_condition(T::Ready, false, reason, message, generation, now);
+            }
+        }
+    }
+}
+
+fn reason_from_str(text: &str) -> R {
+    R::ALL
+        .into_iter()
+        .find(|r| r.as_str() == text)
+        .unwrap_or(R::Progressing)
+}

@@ -1,0 +1,371 @@
+//! The dashboards, built from the engine catalog and the recording-rule names: one generator
+//! for every engine dashboard (engines differ only in the catalog's data), an engine-neutral
+//! overview on the recording rules, and a GPU dashboard joining DCGM series to inference pods.
+
+use crate::engines::{EngineProfile, Role};
+use crate::promql::{self, Scope};
+use crate::rules::records;
+
+use super::model::{Dashboard, Panel, Target, Variable};
+
+/// Quantiles shown for latency distributions.
+const QUANTILES: [(f64, &str); 3] = [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")];
+
+/// One engine-dashboard panel: which roles it plots, in what unit.
+struct PanelSpec {
+    title: &'static str,
+    unit: &'static str,
+    description: &'static str,
+    /// (role, legend suffix)
+    roles: &'static [(Role, &'static str)],
+}
+
+const ENGINE_PANELS: [PanelSpec; 8] = [
+    PanelSpec {
+        title: "Requests and errors",
+        unit: "reqps",
+        description: "Finished and failed requests per second.",
+        roles: &[(Role::Requests, "requests"), (Role::Errors, "errors")],
+    },
+    PanelSpec {
+        title: "Time to first token",
+        unit: "s",
+        description: "Time from request arrival to the first generated token.",
+        roles: &[(Role::Ttft, "")],
+    },
+    PanelSpec {
+        title: "Inter-token latency",
+        unit: "s",
+        description: "Time between consecutive generated tokens.",
+        roles: &[(Role::InterTokenLatency, "")],
+    },
+    PanelSpec {
+        title: "End-to-end latency",
+        unit: "s",
+        description: "Time from request arrival to the last token.",
+        roles: &[(Role::E2eLatency, "")],
+    },
+    PanelSpec {
+        title: "Token throughput (tokens/s)",
+        unit: "short",
+        description: "Prompt tokens processed and tokens generated per second.",
+        roles: &[
+            (Role::PromptTokens, "prompt"),
+            (Role::GenerationTokens, "generation"),
+        ],
+    },
+    PanelSpec {
+        title: "Waiting and running requests",
+        unit: "short",
+        description: "Requests queued and requests being processed.",
+        roles: &[(Role::Waiting, "waiting"), (Role::Running, "running")],
+    },
+    PanelSpec {
+        title: "KV-cache usage",
+        unit: "percentunit",
+        description: "Share of the KV cache in use; near 100% requests queue or get preempted.",
+        roles: &[(Role::KvCacheUsage, "")],
+    },
+    PanelSpec {
+        title: "Batch size",
+        unit: "short",
+        description: "Sequences or tokens per engine step.",
+        roles: &[(Role::BatchSize, "")],
+    },
+];
+
+/// Dashboard name (file stem and uid suffix) of an engine.
+pub fn engine_dashboard_name(profile: &EngineProfile) -> &'static str {
+    profile.engine.as_str()
+}
+
+/// The dashboard of one engine: a panel for each group of roles the engine reports.
+pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
+    let core = profile.core_metric.as_deref().unwrap_or("up");
+    let scope = Scope {
+        sel: r#"namespace=~"$namespace",pod=~"$pod""#,
+        by: "namespace, pod",
+        window: "$__rate_interval",
+    };
+    let panels = ENGINE_PANELS
+        .iter()
+        .filter_map(|spec| engine_panel(profile, spec, &scope))
+        .collect();
+    let mut variables = vec![Variable {
+        name: "namespace",
+        label: "Namespace",
+        query: format!("label_values({core}, namespace)"),
+    }];
+    let mut pod_sel = r#"namespace=~"$namespace""#.to_string();
+    if let Some(label) = profile.model_label {
+        variables.push(Variable {
+            name: "model",
+            label: "Model",
+            query: format!(r#"label_values({core}{{namespace=~"$namespace"}}, {label})"#),
+        });
+        pod_sel.push_str(&format!(r#",{label}=~"$model""#));
+    }
+    variables.push(Variable {
+        name: "pod",
+        label: "Pod",
+        query: format!("label_values({core}{{{pod_sel}}}, pod)"),
+    });
+    let name = engine_dashboard_name(profile);
+    Dashboard {
+        uid: format!("infmon-{name}"),
+        title: format!("Inference / {}", profile.title),
+        description: format!(
+            "{} metrics as scraped by infmon, per pod. Generated from the infmon engine catalog.",
+            profile.title
+        ),
+        tags: vec!["infmon".into(), "inference".into(), name.into()],
+        variables,
+        panels,
+    }
+}
+
+fn engine_panel(profile: &EngineProfile, spec: &PanelSpec, scope: &Scope) -> Option<Panel> {
+    let mut targets = Vec::new();
+    let mut description = vec![spec.description.to_string()];
+    for (role, suffix) in spec.roles {
+        let Some(source) = profile.source(*role) else {
+            continue;
+        };
+        let legend = |extra: &str| {
+            let parts: Vec<&str> = ["{{pod}}", suffix, extra]
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .collect();
+            parts.join(" ")
+        };
+        if promql::has_quantiles(source) {
+            targets.extend(QUANTILES.iter().map(|(q, name)| Target {
+                expr: promql::expr(source, *q, scope),
+                legend: legend(name),
+            }));
+        } else {
+            let extra = if spec.unit == "s" { "mean" } else { "" };
+            targets.push(Target {
+                expr: promql::expr(source, 0.5, scope),
+                legend: legend(extra),
+            });
+        }
+        description.extend(promql::caveat(source));
+    }
+    (!targets.is_empty()).then(|| Panel {
+        title: spec.title.to_string(),
+        description: description.join(" "),
+        unit: spec.unit,
+        targets,
+    })
+}
+
+/// The engine-neutral overview, on the recording rules (needs `spec.alerts.enabled`).
+pub fn overview() -> Dashboard {
+    let sel = r#"namespace=~"$namespace",inference_engine=~"$engine",model=~"$model""#;
+    let sel_no_model = r#"namespace=~"$namespace",inference_engine=~"$engine""#;
+    let by = "namespace, inference_engine, model";
+    let legend = "{{namespace}} {{model}} ({{inference_engine}})";
+    let sum = |record: &str, suffix: &str| Target {
+        expr: format!("sum by ({by}) ({record}{{{sel}}})"),
+        legend: format!("{legend} {suffix}").trim_end().to_string(),
+    };
+    let direct = |record: &str, suffix: &str| Target {
+        expr: format!("{record}{{{sel}}}"),
+        legend: format!("{legend} {suffix}"),
+    };
+    let panels = vec![
+        Panel {
+            title: "Requests".into(),
+            description: "Finished requests per second, per model.".into(),
+            unit: "reqps",
+            targets: vec![sum(records::REQUESTS, "")],
+        },
+        Panel {
+            title: "Error ratio".into(),
+            description: "Failed over finished requests, per resource (engines without an error counter are absent).".into(),
+            unit: "percentunit",
+            targets: vec![Target {
+                expr: format!("{}{{{sel_no_model}}}", records::ERROR_RATIO),
+                legend: "{{inference_monitoring}} ({{inference_engine}})".into(),
+            }],
+        },
+        Panel {
+            title: "Time to first token".into(),
+            description: "p50, p95 and p99 per model. TGI's is approximated (queue plus prefill time); llama.cpp has none.".into(),
+            unit: "s",
+            targets: vec![
+                direct(records::TTFT_P50, "p50"),
+                direct(records::TTFT_P95, "p95"),
+                direct(records::TTFT_P99, "p99"),
+            ],
+        },
+        Panel {
+            title: "Inter-token and end-to-end latency (p95)".into(),
+            description: "p95 per model. llama.cpp's inter-token latency and Triton's end-to-end latency are means.".into(),
+            unit: "s",
+            targets: vec![
+                direct(records::ITL_P95, "inter-token"),
+                direct(records::E2E_P95, "end-to-end"),
+            ],
+        },
+        Panel {
+            title: "Token throughput (tokens/s)".into(),
+            description: "Prompt and generated tokens per second, per model.".into(),
+            unit: "short",
+            targets: vec![
+                sum(records::PROMPT_TOKENS, "prompt"),
+                sum(records::GENERATION_TOKENS, "generation"),
+            ],
+        },
+        Panel {
+            title: "Waiting and running requests".into(),
+            description: "Queued and in-flight requests, per model.".into(),
+            unit: "short",
+            targets: vec![
+                sum(records::WAITING, "waiting"),
+                sum(records::RUNNING, "running"),
+            ],
+        },
+        Panel {
+            title: "KV-cache usage (fullest pod)".into(),
+            description: "The highest KV-cache usage among each model's pods.".into(),
+            unit: "percentunit",
+            targets: vec![Target {
+                expr: format!("max by ({by}) ({}{{{sel}}})", records::KV_CACHE_USAGE),
+                legend: legend.into(),
+            }],
+        },
+    ];
+    Dashboard {
+        uid: "infmon-overview".into(),
+        title: "Inference / Overview".into(),
+        description: "Every engine on infmon's engine-neutral recording rules (inference:*), in seconds, ratios and per-second rates.".into(),
+        tags: vec!["infmon".into(), "inference".into()],
+        variables: vec![
+            Variable {
+                name: "namespace",
+                label: "Namespace",
+                query: format!("label_values({}, namespace)", records::WAITING),
+            },
+            Variable {
+                name: "engine",
+                label: "Engine",
+                query: format!(
+                    r#"label_values({}{{namespace=~"$namespace"}}, inference_engine)"#,
+                    records::WAITING
+                ),
+            },
+            Variable {
+                name: "model",
+                label: "Model",
+                query: format!(
+                    r#"label_values({}{{namespace=~"$namespace",inference_engine=~"$engine"}}, model)"#,
+                    records::WAITING
+                ),
+            },
+        ],
+        panels,
+    }
+}
+
+/// DCGM series the GPU dashboard reads.
+pub const DCGM_METRICS: [&str; 5] = [
+    "DCGM_FI_DEV_GPU_UTIL",
+    "DCGM_FI_DEV_FB_USED",
+    "DCGM_FI_DEV_POWER_USAGE",
+    "DCGM_FI_DEV_GPU_TEMP",
+    "DCGM_FI_DEV_FB_FREE",
+];
+
+/// GPU use of the inference pods, from the DCGM exporter's per-pod labels.
+pub fn gpu() -> Dashboard {
+    let sel = r#"namespace=~"$namespace",pod=~"$pod",pod!="""#;
+    let by = "namespace, pod, modelName";
+    let legend = "{{pod}} ({{modelName}})";
+    let attribution = "GPUs are attributed to pods by the DCGM exporter's pod label (needs DCGM_EXPORTER_KUBERNETES and honorLabels on the scrape).";
+    let per_pod = |title: &str, what: &str, expr: String, unit: &'static str| Panel {
+        title: title.into(),
+        description: format!("{what} {attribution}"),
+        unit,
+        targets: vec![Target {
+            expr,
+            legend: legend.into(),
+        }],
+    };
+    let panels = vec![
+        per_pod(
+            "GPU utilisation",
+            "Mean utilisation of the GPUs each pod uses.",
+            format!("avg by ({by}) (DCGM_FI_DEV_GPU_UTIL{{{sel}}}) / 100"),
+            "percentunit",
+        ),
+        per_pod(
+            "Framebuffer used",
+            "GPU memory in use by each pod's GPUs.",
+            format!("sum by ({by}) (DCGM_FI_DEV_FB_USED{{{sel}}}) * 1048576"),
+            "bytes",
+        ),
+        per_pod(
+            "Framebuffer used (share)",
+            "Used over used plus free GPU memory.",
+            format!(
+                "sum by ({by}) (DCGM_FI_DEV_FB_USED{{{sel}}}) / (sum by ({by}) (DCGM_FI_DEV_FB_USED{{{sel}}}) + sum by ({by}) (DCGM_FI_DEV_FB_FREE{{{sel}}}))"
+            ),
+            "percentunit",
+        ),
+        per_pod(
+            "Power",
+            "Power drawn by each pod's GPUs.",
+            format!("sum by ({by}) (DCGM_FI_DEV_POWER_USAGE{{{sel}}})"),
+            "watt",
+        ),
+        Panel {
+            title: "GPU temperature".into(),
+            description: format!(
+                "Per GPU. The exporter's host label is Hostname before dcgm-exporter 4.8.2 and hostname after; both are kept. {attribution}"
+            ),
+            unit: "celsius",
+            targets: vec![Target {
+                expr: format!(
+                    "max by (Hostname, hostname, gpu, namespace, pod) (DCGM_FI_DEV_GPU_TEMP{{{sel}}})"
+                ),
+                legend: "{{Hostname}}{{hostname}} GPU {{gpu}} ({{pod}})".into(),
+            }],
+        },
+        Panel {
+            title: "Generated tokens per GPU-busy second".into(),
+            description: format!(
+                "Generated tokens per second over the pod's GPU utilisation (0-1): throughput per fully busy GPU. Needs infmon's recording rules ({}). {attribution}",
+                records::GENERATION_TOKENS
+            ),
+            unit: "short",
+            targets: vec![Target {
+                expr: format!(
+                    r#"sum by (namespace, pod) ({}{{namespace=~"$namespace",pod=~"$pod"}}) / on (namespace, pod) (sum by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{{{sel}}}) / 100)"#,
+                    records::GENERATION_TOKENS
+                ),
+                legend: "{{namespace}}/{{pod}}".into(),
+            }],
+        },
+    ];
+    Dashboard {
+        uid: "infmon-gpu".into(),
+        title: "Inference / GPUs".into(),
+        description: "DCGM exporter series per inference pod: utilisation, memory, power, temperature and tokens per GPU-second.".into(),
+        tags: vec!["infmon".into(), "inference".into(), "gpu".into()],
+        variables: vec![
+            Variable {
+                name: "namespace",
+                label: "Namespace",
+                query: "label_values(DCGM_FI_DEV_GPU_UTIL, namespace)".into(),
+            },
+            Variable {
+                name: "pod",
+                label: "Pod",
+                query: r#"label_values(DCGM_FI_DEV_GPU_UTIL{namespace=~"$namespace"}, pod)"#.into(),
+            },
+        ],
+        panels,
+    }
+}

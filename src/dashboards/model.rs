@@ -1,0 +1,168 @@
+//! The classic Grafana dashboard JSON model, reduced to what infmon's dashboards use: a
+//! datasource variable, label-value query variables and time-series panels laid out on a
+//! two-column grid with unique ids.
+
+use serde_json::{Value, json};
+
+/// Grafana schema version of the generated JSON (the one kube-prometheus-stack uses).
+pub const SCHEMA_VERSION: u64 = 39;
+
+/// The datasource reference every panel, target and query variable carries.
+pub fn datasource() -> Value {
+    json!({"type": "prometheus", "uid": "${datasource}"})
+}
+
+/// One query of a panel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    /// PromQL, with Grafana variables such as `$pod` and `$__rate_interval`.
+    pub expr: String,
+    /// Legend template, e.g. `{{pod}} p95`.
+    pub legend: String,
+}
+
+/// A time-series panel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Panel {
+    /// Title.
+    pub title: String,
+    /// What the panel shows, with any approximation spelled out.
+    pub description: String,
+    /// Grafana unit id (`s`, `reqps`, `percentunit`, `short`, `bytes`, `watt`, `celsius`).
+    pub unit: &'static str,
+    /// Queries.
+    pub targets: Vec<Target>,
+}
+
+/// A query variable over `label_values(...)`, multi-select with an "All" of `.*`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variable {
+    /// Name, used as `$name` in queries.
+    pub name: &'static str,
+    /// Label shown in Grafana.
+    pub label: &'static str,
+    /// The `label_values(...)` query.
+    pub query: String,
+}
+
+/// A dashboard before it is turned into JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dashboard {
+    /// Stable uid (at most 40 characters).
+    pub uid: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Query variables after the datasource variable.
+    pub variables: Vec<Variable>,
+    /// Panels in reading order.
+    pub panels: Vec<Panel>,
+}
+
+const PANEL_WIDTH: u64 = 12;
+const PANEL_HEIGHT: u64 = 8;
+
+impl Dashboard {
+    /// The classic JSON model.
+    pub fn to_json(&self) -> Value {
+        let panels: Vec<Value> = self
+            .panels
+            .iter()
+            .enumerate()
+            .map(|(i, panel)| panel_json(panel, i as u64))
+            .collect();
+        let mut templating = vec![json!({
+            "name": "datasource",
+            "label": "Data source",
+            "type": "datasource",
+            "query": "prometheus",
+            "current": {},
+            "hide": 0,
+            "includeAll": false,
+            "multi": false,
+            "options": [],
+            "refresh": 1,
+            "regex": ""
+        })];
+        templating.extend(self.variables.iter().map(variable_json));
+        json!({
+            "uid": self.uid,
+            "title": self.title,
+            "description": self.description,
+            "tags": self.tags,
+            "schemaVersion": SCHEMA_VERSION,
+            "version": 1,
+            "editable": true,
+            "graphTooltip": 1,
+            "time": {"from": "now-1h", "to": "now"},
+            "refresh": "30s",
+            "timezone": "",
+            "annotations": {"list": []},
+            "links": [],
+            "templating": {"list": templating},
+            "panels": panels
+        })
+    }
+}
+
+fn panel_json(panel: &Panel, index: u64) -> Value {
+    let targets: Vec<Value> = panel
+        .targets
+        .iter()
+        .zip(b'A'..)
+        .map(|(t, ref_id)| {
+            json!({
+                "refId": (ref_id as char).to_string(),
+                "datasource": datasource(),
+                "expr": t.expr,
+                "legendFormat": t.legend,
+                "range": true
+            })
+        })
+        .collect();
+    json!({
+        "id": index + 1,
+        "type": "timeseries",
+        "title": panel.title,
+        "description": panel.description,
+        "datasource": datasource(),
+        "gridPos": {
+            "h": PANEL_HEIGHT,
+            "w": PANEL_WIDTH,
+            "x": (index % 2) * PANEL_WIDTH,
+            "y": (index / 2) * PANEL_HEIGHT
+        },
+        "fieldConfig": {
+            "defaults": {"unit": panel.unit, "min": 0},
+            "overrides": []
+        },
+        "options": {
+            "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["mean", "max"], "showLegend": true},
+            "tooltip": {"mode": "multi", "sort": "desc"}
+        },
+        "targets": targets
+    })
+}
+
+fn variable_json(var: &Variable) -> Value {
+    json!({
+        "name": var.name,
+        "label": var.label,
+        "type": "query",
+        "datasource": datasource(),
+        "definition": var.query,
+        "query": {"query": var.query, "refId": "PrometheusVariableQueryEditor-VariableQuery", "qryType": 1},
+        "current": {"selected": true, "text": ["All"], "value": ["$__all"]},
+        "hide": 0,
+        "includeAll": true,
+        "allValue": ".*",
+        "multi": true,
+        "options": [],
+        "refresh": 2,
+        "regex": "",
+        "sort": 1
+    })
+}

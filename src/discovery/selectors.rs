@@ -1,0 +1,515 @@
+//! Which `Prometheus` resources pick up the generated monitors and rules, and which labels
+//! the monitors need to be picked up. Pure functions over the `Prometheus` objects' selectors.
+//!
+//! The Prometheus Operator's rules: a monitor selector that is omitted (null) selects
+//! nothing, `{}` selects everything; a namespace selector that is omitted means the
+//! Prometheus' own namespace only, `{}` means every namespace.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use serde::Deserialize;
+
+use crate::validate::Output;
+
+/// The selectors of one `Prometheus` resource.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusSelectors {
+    /// `namespace/name` of the Prometheus.
+    #[serde(skip)]
+    pub key: String,
+    /// Its namespace (the default scope of null namespace selectors).
+    #[serde(skip)]
+    pub namespace: String,
+    /// `spec.podMonitorSelector`.
+    #[serde(default)]
+    pub pod_monitor_selector: Option<LabelSelector>,
+    /// `spec.podMonitorNamespaceSelector`.
+    #[serde(default)]
+    pub pod_monitor_namespace_selector: Option<LabelSelector>,
+    /// `spec.serviceMonitorSelector`.
+    #[serde(default)]
+    pub service_monitor_selector: Option<LabelSelector>,
+    /// `spec.serviceMonitorNamespaceSelector`.
+    #[serde(default)]
+    pub service_monitor_namespace_selector: Option<LabelSelector>,
+    /// `spec.scrapeConfigSelector`.
+    #[serde(default)]
+    pub scrape_config_selector: Option<LabelSelector>,
+    /// `spec.scrapeConfigNamespaceSelector`.
+    #[serde(default)]
+    pub scrape_config_namespace_selector: Option<LabelSelector>,
+    /// `spec.ruleSelector`.
+    #[serde(default)]
+    pub rule_selector: Option<LabelSelector>,
+    /// `spec.ruleNamespaceSelector`.
+    #[serde(default)]
+    pub rule_namespace_selector: Option<LabelSelector>,
+}
+
+impl PrometheusSelectors {
+    /// Reads the selectors of a `Prometheus` object (`monitoring.coreos.com/v1`).
+    pub fn from_object(object: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        let mut selectors: Self = serde_json::from_value(object["spec"].clone())?;
+        let meta = &object["metadata"];
+        selectors.namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
+        selectors.key = format!(
+            "{}/{}",
+            selectors.namespace,
+            meta["name"].as_str().unwrap_or_default()
+        );
+        Ok(selectors)
+    }
+
+    /// The (object selector, namespace selector, field name) pair for a kind of monitor.
+    fn pair(
+        &self,
+        kind: SelectedKind,
+    ) -> (Option<&LabelSelector>, Option<&LabelSelector>, &'static str) {
+        match kind {
+            SelectedKind::PodMonitor => (
+                self.pod_monitor_selector.as_ref(),
+                self.pod_monitor_namespace_selector.as_ref(),
+                "podMonitor",
+            ),
+            SelectedKind::ServiceMonitor => (
+                self.service_monitor_selector.as_ref(),
+                self.service_monitor_namespace_selector.as_ref(),
+                "serviceMonitor",
+            ),
+            SelectedKind::ScrapeConfig => (
+                self.scrape_config_selector.as_ref(),
+                self.scrape_config_namespace_selector.as_ref(),
+                "scrapeConfig",
+            ),
+            SelectedKind::Rule => (
+                self.rule_selector.as_ref(),
+                self.rule_namespace_selector.as_ref(),
+                "rule",
+            ),
+        }
+    }
+
+    /// Why this Prometheus does not pick up an object of `kind` with `labels` in `namespace`
+    /// (`None` when it does).
+    pub fn rejects(
+        &self,
+        kind: SelectedKind,
+        namespace: &str,
+        namespace_labels: &BTreeMap<String, String>,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<String> {
+        let (selector, namespace_selector, field) = self.pair(kind);
+        let Some(selector) = selector else {
+            return Some(format!(
+                "{}: spec.{field}Selector is not set, so it selects no {}",
+                self.key,
+                kind.plural()
+            ));
+        };
+        let in_namespace = match namespace_selector {
+            None => self.namespace == namespace,
+            Some(ns) => matches(ns, namespace_labels),
+        };
+        if !in_namespace {
+            return Some(format!(
+                "{}: spec.{field}NamespaceSelector does not match namespace {namespace}",
+                self.key
+            ));
+        }
+        (!matches(selector, labels)).then(|| {
+            format!(
+                "{}: spec.{field}Selector ({}) does not match the labels {}",
+                self.key,
+                describe(selector),
+                describe_labels(labels)
+            )
+        })
+    }
+}
+
+/// The kinds a `Prometheus` selects with its own selector pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelectedKind {
+    /// PodMonitors.
+    PodMonitor,
+    /// ServiceMonitors.
+    ServiceMonitor,
+    /// ScrapeConfigs.
+    ScrapeConfig,
+    /// PrometheusRules.
+    Rule,
+}
+
+impl SelectedKind {
+    /// The kind a resolved output generates, if a `Prometheus` selects it (the raw scrape
+    /// config Secret is referenced explicitly instead).
+    pub fn of_output(output: Output) -> Option<Self> {
+        match output {
+            Output::PodMonitor => Some(Self::PodMonitor),
+            Output::ServiceMonitor => Some(Self::ServiceMonitor),
+            Output::ScrapeConfig => Some(Self::ScrapeConfig),
+            Output::RawScrapeConfig => None,
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            Self::PodMonitor => "PodMonitors",
+            Self::ServiceMonitor => "ServiceMonitors",
+            Self::ScrapeConfig => "ScrapeConfigs",
+            Self::Rule => "PrometheusRules",
+        }
+    }
+}
+
+/// Whether a label selector matches a set of labels (`matchLabels` and every
+/// `matchExpressions` requirement; an empty selector matches everything).
+pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let labels_ok = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    labels_ok
+        && selector
+            .match_expressions
+            .iter()
+            .flatten()
+            .all(|req| requirement_matches(req, labels))
+}
+
+fn requirement_matches(req: &LabelSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
+    let value = labels.get(&req.key);
+    let values = req.values.as_deref().unwrap_or_default();
+    match req.operator.as_str() {
+        "In" => value.is_some_and(|v| values.contains(v)),
+        "NotIn" => value.is_none_or(|v| !values.contains(v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        _ => false,
+    }
+}
+
+/// Labels that, added to an object, make `selector` match it: `matchLabels`, plus the first
+/// value of each `In` requirement. `None` when labels alone cannot satisfy it (`Exists` asks
+/// for a value only the user can choose).
+pub fn labels_satisfying(selector: &LabelSelector) -> Option<BTreeMap<String, String>> {
+    let mut labels = selector.match_labels.clone().unwrap_or_default();
+    for req in selector.match_expressions.iter().flatten() {
+        match req.operator.as_str() {
+            "In" => {
+                let first = req.values.as_ref()?.first()?;
+                labels
+                    .entry(req.key.clone())
+                    .or_insert_with(|| first.clone());
+            }
+            "NotIn" | "DoesNotExist" => {}
+            _ => return None,
+        }
+    }
+    matches(selector, &labels).then_some(labels)
+}
+
+fn describe(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    parts.extend(selector.match_expressions.iter().flatten().map(|r| {
+        format!(
+            "{} {} ({})",
+            r.key,
+            r.operator,
+            r.values.as_deref().unwrap_or_default().join(",")
+        )
+    }));
+    if parts.is_empty() {
+        "{}".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn describe_labels(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "{} (none)".into();
+    }
+    let parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// The outcome of matching the generated objects against the cluster's `Prometheus` resources.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
+    /// Labels to stamp on monitors and rules when `spec.prometheus.monitorLabels` is empty.
+    pub required_labels: BTreeMap<String, String>,
+    /// `namespace/name` of every Prometheus that picks the monitors up, sorted.
+    pub selected_by: Vec<String>,
+    /// Why none does, when none does.
+    pub problem: Option<String>,
+}
+
+/// Matches the monitors a resource generates (`kind`, in `namespace`) against the cluster's
+/// Prometheus resources. With `explicit` labels (the spec's `monitorLabels`) only reports;
+/// without, it picks the labels of the first Prometheus (by `namespace/name`) that watches
+/// the namespace, merged with what its `ruleSelector` needs when `with_rules`.
+pub fn select(
+    prometheuses: &[PrometheusSelectors],
+    kind: SelectedKind,
+    with_rules: bool,
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+    explicit: Option<&BTreeMap<String, String>>,
+) -> Selection {
+    let mut sorted: Vec<&PrometheusSelectors> = prometheuses.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let required_labels = match explicit {
+        Some(labels) => labels.clone(),
+        None => sorted
+            .iter()
+            .find_map(|p| {
+                let (selector, _, _) = p.pair(kind);
+                let mut labels = labels_satisfying(selector?)?;
+                if p.rejects(kind, namespace, namespace_labels, &labels)
+                    .is_some()
+                {
+                    return None;
+                }
+                if with_rules {
+                    let rule_labels = p.rule_selector.as_ref().and_then(labels_satisfying);
+                    for (k, v) in rule_labels.unwrap_or_default() {
+                        labels.entry(k).or_insert(v);
+                    }
+                }
+                Some(labels)
+            })
+            .unwrap_or_default(),
+    };
+    let verdicts: Vec<(&str, Option<String>)> = sorted
+        .iter()
+        .map(|p| {
+            (
+                p.key.as_str(),
+                p.rejects(kind, namespace, namespace_labels, &required_labels),
+            )
+        })
+        .collect();
+    let selected_by: Vec<String> = verdicts
+        .iter()
+        .filter(|(_, why)| why.is_none())
+        .map(|(key, _)| key.to_string())
+        .collect();
+    let problem = if !selected_by.is_empty() {
+        None
+    } else if sorted.is_empty() {
+        Some(format!(
+            "no Prometheus resource was found, so nothing picks up the {}; install one with the Prometheus Operator or use spec.prometheus.output rawScrapeConfig",
+            kind.plural()
+        ))
+    } else {
+        let reasons: Vec<String> = verdicts.into_iter().filter_map(|(_, why)| why).collect();
+        Some(format!(
+            "no Prometheus picks up the {}: {}; set spec.prometheus.monitorLabels to labels a Prometheus selects",
+            kind.plural(),
+            reasons.join("; ")
+        ))
+    };
+    Selection {
+        required_labels,
+        selected_by,
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn prometheus(spec: serde_json::Value) -> PrometheusSelectors {
+        PrometheusSelectors::from_object(&json!({
+            "metadata": {"namespace": "monitoring", "name": "kps"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn null_selector_selects_nothing_and_empty_selects_everything() {
+        let none = prometheus(json!({"podMonitorNamespaceSelector": {}}));
+        let why = none
+            .rejects(SelectedKind::PodMonitor, "ai", &labels(&[]), &labels(&[]))
+            .unwrap();
+        assert_eq!(
+            why,
+            "monitoring/kps: spec.podMonitorSelector is not set, so it selects no PodMonitors"
+        );
+        let all = prometheus(json!({"podMonitorSelector": {}, "podMonitorNamespaceSelector": {}}));
+        assert_eq!(
+            all.rejects(SelectedKind::PodMonitor, "ai", &labels(&[]), &labels(&[])),
+            None
+        );
+    }
+
+    #[test]
+    fn null_namespace_selector_means_own_namespace_only() {
+        let p = prometheus(json!({"serviceMonitorSelector": {}}));
+        assert_eq!(
+            p.rejects(
+                SelectedKind::ServiceMonitor,
+                "monitoring",
+                &labels(&[]),
+                &labels(&[])
+            ),
+            None
+        );
+        assert_eq!(
+            p.rejects(
+                SelectedKind::ServiceMonitor,
+                "ai",
+                &labels(&[]),
+                &labels(&[])
+            )
+            .unwrap(),
+            "monitoring/kps: spec.serviceMonitorNamespaceSelector does not match namespace ai"
+        );
+        let labelled = prometheus(json!({
+            "serviceMonitorSelector": {},
+            "serviceMonitorNamespaceSelector": {"matchLabels": {"team": "ml"}},
+        }));
+        assert!(
+            labelled
+                .rejects(
+                    SelectedKind::ServiceMonitor,
+                    "ai",
+                    &labels(&[("team", "ml")]),
+                    &labels(&[])
+                )
+                .is_none()
+        );
+        assert!(
+            labelled
+                .rejects(
+                    SelectedKind::ServiceMonitor,
+                    "ai",
+                    &labels(&[("team", "web")]),
+                    &labels(&[])
+                )
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn match_expressions_follow_kubernetes_semantics() {
+        let sel: LabelSelector = serde_json::from_value(json!({"matchExpressions": [
+            {"key": "tier", "operator": "In", "values": ["a", "b"]},
+            {"key": "env", "operator": "NotIn", "values": ["dev"]},
+            {"key": "owner", "operator": "Exists"},
+            {"key": "legacy", "operator": "DoesNotExist"},
+        ]}))
+        .unwrap();
+        assert!(matches(
+            &sel,
+            &labels(&[("tier", "b"), ("owner", "x"), ("env", "prod")])
+        ));
+        assert!(!matches(
+            &sel,
+            &labels(&[("tier", "b"), ("owner", "x"), ("env", "dev")])
+        ));
+        assert!(!matches(&sel, &labels(&[("tier", "c"), ("owner", "x")])));
+        assert!(!matches(&sel, &labels(&[("tier", "a")])));
+        assert!(!matches(
+            &sel,
+            &labels(&[("tier", "a"), ("owner", "x"), ("legacy", "1")])
+        ));
+        // Exists needs a value only the user can choose.
+        assert_eq!(labels_satisfying(&sel), None);
+    }
+
+    #[test]
+    fn kube_prometheus_stack_release_label_is_required_and_reported() {
+        let kps = prometheus(json!({
+            "podMonitorSelector": {"matchLabels": {"release": "kps"}},
+            "podMonitorNamespaceSelector": {},
+            "ruleSelector": {"matchExpressions": [{"key": "role", "operator": "In", "values": ["alert-rules"]}]},
+            "ruleNamespaceSelector": {},
+        }));
+        let s = select(
+            std::slice::from_ref(&kps),
+            SelectedKind::PodMonitor,
+            true,
+            "ai",
+            &labels(&[]),
+            None,
+        );
+        assert_eq!(
+            s.required_labels,
+            labels(&[("release", "kps"), ("role", "alert-rules")])
+        );
+        assert_eq!(s.selected_by, ["monitoring/kps"]);
+        assert_eq!(s.problem, None);
+
+        let explicit = labels(&[("team", "a")]);
+        let s = select(
+            &[kps],
+            SelectedKind::PodMonitor,
+            false,
+            "ai",
+            &labels(&[]),
+            Some(&explicit),
+        );
+        assert!(s.selected_by.is_empty());
+        assert_eq!(
+            s.problem.unwrap(),
+            "no Prometheus picks up the PodMonitors: monitoring/kps: spec.podMonitorSelector (release=kps) does not match the labels {team=a}; set spec.prometheus.monitorLabels to labels a Prometheus selects"
+        );
+    }
+
+    #[test]
+    fn no_prometheus_at_all_is_reported() {
+        let s = select(
+            &[],
+            SelectedKind::ServiceMonitor,
+            false,
+            "ai",
+            &labels(&[]),
+            None,
+        );
+        assert!(s.required_labels.is_empty());
+        assert!(
+            s.problem
+                .unwrap()
+                .starts_with("no Prometheus resource was found")
+        );
+    }
+
+    #[test]
+    fn a_prometheus_outside_the_namespace_does_not_lend_its_labels() {
+        let scoped = prometheus(json!({"podMonitorSelector": {"matchLabels": {"release": "kps"}}}));
+        let s = select(
+            &[scoped],
+            SelectedKind::PodMonitor,
+            false,
+            "ai",
+            &labels(&[]),
+            None,
+        );
+        assert!(s.required_labels.is_empty());
+        assert!(
+            s.problem
+                .unwrap()
+                .contains("NamespaceSelector does not match namespace ai")
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! One check cycle for any number of resources. Its cost is fixed: one `up` query, at most
+//! one targets request and one core-metric query, each covering every resource (grouped by
+//! the `inference_monitoring` label), never a request per resource.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::backend::{BackendError, MetricsBackend};
+use super::diagnose::{
+    HealthReport, HealthTarget, Observation, RESOURCE_LABEL, Snapshot, diagnose, unreachable,
+};
+
+/// The query for every generated target's `up` series.
+pub fn up_query() -> String {
+    format!("up{{{RESOURCE_LABEL}!=\"\"}}")
+}
+
+/// The query that tells, per resource and instance, which core metrics are present; `None`
+/// when no resource has a core metric. It grows with the number of distinct engines, not
+/// resources.
+pub fn core_metric_query(targets: &[HealthTarget]) -> Option<String> {
+    let names: BTreeSet<&str> = targets
+        .iter()
+        .filter_map(|t| t.core_metric.as_deref())
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let alternatives: Vec<&str> = names.into_iter().collect();
+    Some(format!(
+        "count by ({RESOURCE_LABEL}, instance, __name__) ({{__name__=~\"{}\", {RESOURCE_LABEL}!=\"\"}})",
+        alternatives.join("|")
+    ))
+}
+
+/// Asks the backend once for everything the check needs (the three requests run
+/// concurrently).
+pub async fn fetch_snapshot(
+    backend: &dyn MetricsBackend,
+    targets: &[HealthTarget],
+) -> Result<Snapshot, BackendError> {
+    let up_query = up_query();
+    let core_query = core_metric_query(targets);
+    let core = async {
+        match &core_query {
+            Some(query) => backend.query(query).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (up, active, core) = futures::try_join!(backend.query(&up_query), backend.targets(), core)?;
+    Ok(Snapshot::new(up, active, core))
+}
+
+/// Checks every resource with one fixed set of requests; `checked_at` is the caller's
+/// clock. When the backend cannot be asked, every report says `PrometheusUnreachable`
+/// (status `Unknown`).
+pub async fn check_all(
+    backend: &dyn MetricsBackend,
+    targets: &[HealthTarget],
+    checked_at: Time,
+) -> Vec<HealthReport> {
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    let snapshot = fetch_snapshot(backend, targets).await;
+    targets
+        .iter()
+        .map(|target| {
+            let (observation, diagnosis) = match &snapshot {
+                Ok(snapshot) => {
+                    let observation = snapshot.observe(target);
+                    let diagnosis = diagnose(target, &observation);
+                    (observation, diagnosis)
+                }
+                Err(error) => (Observation::default(), unreachable(error)),
+            };
+            HealthReport {
+                key: target.key.clone(),
+                engine: target.engine,
+                observation,
+                diagnosis,
+                checked_at: checked_at.clone(),
+            }
+        })
+        .collect()
+}

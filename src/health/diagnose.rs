@@ -1,0 +1,530 @@
+//! Pure diagnosis: what Prometheus reported for a resource's targets ([`Observation`]), and
+//! what that means for the user ([`Diagnosis`]: the `TargetsHealthy` condition's status,
+//! reason and message). No I/O and no clock here; the caller passes the check time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+
+use super::backend::{Sample, ScrapeHealth, Target};
+use crate::api::{ConditionReason, ConditionType, Conditions, Engine, TargetsStatus};
+use crate::validate::{Namespaces, Output, Targets, Validated};
+
+/// The target label that names the resource (`namespace/name`) on every generated scrape
+/// target; the checks group by it.
+pub const RESOURCE_LABEL: &str = "inference_monitoring";
+
+/// A resource to check: what the diagnosis needs to know about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthTarget {
+    /// `namespace/name`, the value of [`RESOURCE_LABEL`].
+    pub key: String,
+    /// The engine.
+    pub engine: Engine,
+    /// The engine's display name, e.g. `SGLang`.
+    pub title: &'static str,
+    /// The series every healthy target exports, if known.
+    pub core_metric: Option<String>,
+    /// What must be switched on for the engine to serve metrics (from the catalog).
+    pub metrics_flag: &'static str,
+    /// The metrics path scraped.
+    pub path: String,
+    /// How targets are found.
+    pub discovery: Discovery,
+    /// How many pods match the selector, when the caller looked (`None`: unknown or static).
+    pub pods_matched: Option<usize>,
+}
+
+/// How a resource's targets are found, for explaining an empty target list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Discovery {
+    /// Pods selected by labels.
+    Pods {
+        /// The selector, e.g. `app=vllm`.
+        selector: String,
+        /// Where, e.g. `namespace llm`.
+        namespaces: String,
+        /// The generated scrape configuration kind.
+        output: Output,
+        /// The labels the generated monitor carries.
+        monitor_labels: BTreeMap<String, String>,
+    },
+    /// Fixed addresses.
+    Static {
+        /// The addresses.
+        addresses: Vec<String>,
+        /// The labels the generated ScrapeConfig carries.
+        monitor_labels: BTreeMap<String, String>,
+    },
+}
+
+impl HealthTarget {
+    /// The check's view of a resolved resource. `pods_matched` is the number of pods the
+    /// selector matches when the caller listed them.
+    pub fn from_validated(resource: &Validated, pods_matched: Option<usize>) -> Self {
+        let discovery = match &resource.targets {
+            Targets::Pods {
+                selector,
+                namespaces,
+            } => Discovery::Pods {
+                selector: selector_text(selector),
+                namespaces: match namespaces {
+                    Namespaces::Any => "any namespace".to_string(),
+                    Namespaces::Names(names) if names.len() == 1 => {
+                        format!("namespace {}", names[0])
+                    }
+                    Namespaces::Names(names) => format!("namespaces {}", names.join(", ")),
+                },
+                output: resource.output,
+                monitor_labels: resource.monitor_labels.clone(),
+            },
+            Targets::Static(addresses) => Discovery::Static {
+                addresses: addresses.clone(),
+                monitor_labels: resource.monitor_labels.clone(),
+            },
+        };
+        Self {
+            key: resource.key(),
+            engine: resource.engine,
+            title: resource.profile.title,
+            core_metric: resource.profile.core_metric.as_ref().map(|m| m.to_string()),
+            metrics_flag: resource.profile.metrics_flag,
+            path: resource.endpoint.path.clone(),
+            discovery,
+            pods_matched,
+        }
+    }
+}
+
+/// A condition status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConditionStatus {
+    /// `True`.
+    True,
+    /// `False`.
+    False,
+    /// `Unknown`.
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// The `status` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+/// A scrape target that failed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailingTarget {
+    /// The `instance` label.
+    pub instance: String,
+    /// The URL Prometheus scrapes (unknown without a targets API).
+    pub scrape_url: Option<String>,
+    /// The last scrape error (unknown without a targets API).
+    pub last_error: Option<String>,
+}
+
+/// What Prometheus reported for one resource.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observation {
+    /// Targets whose last scrape succeeded.
+    pub up: u32,
+    /// Targets whose last scrape failed.
+    pub down: u32,
+    /// All targets, including those not scraped yet.
+    pub total: u32,
+    /// The failing targets, ordered by scrape URL (or instance).
+    pub failing: Vec<FailingTarget>,
+    /// Whether every up target exports the core metric; `None` when there is no core
+    /// metric or no target is up.
+    pub core_metric_present: Option<bool>,
+    /// Up targets (`instance`) that lack the core metric.
+    pub missing_core_metric: Vec<String>,
+    /// Whether the counts come from the targets API (`false`: from `up` series only).
+    pub from_targets_api: bool,
+}
+
+/// The answers of one check cycle for every resource, indexed by [`RESOURCE_LABEL`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    up: HashMap<String, Vec<(String, bool)>>,
+    targets: Option<HashMap<String, Vec<Target>>>,
+    core: HashMap<String, HashMap<String, BTreeSet<String>>>,
+}
+
+impl Snapshot {
+    /// Groups the answers: `up` samples, the active targets (`None` without a targets API),
+    /// and core-metric presence samples labelled `inference_monitoring`, `instance` and
+    /// `__name__`.
+    pub fn new(up: Vec<Sample>, targets: Option<Vec<Target>>, core: Vec<Sample>) -> Self {
+        let mut snapshot = Snapshot::default();
+        for mut sample in up {
+            if let Some(key) = sample.labels.remove(RESOURCE_LABEL) {
+                let instance = sample.labels.remove("instance").unwrap_or_default();
+                snapshot
+                    .up
+                    .entry(key)
+                    .or_default()
+                    .push((instance, sample.value == 1.0));
+            }
+        }
+        snapshot.targets = targets.map(|targets| {
+            let mut grouped: HashMap<String, Vec<Target>> = HashMap::new();
+            for target in targets {
+                if let Some(key) = target.labels.get(RESOURCE_LABEL) {
+                    grouped.entry(key.clone()).or_default().push(target);
+                }
+            }
+            grouped
+        });
+        for mut sample in core {
+            if let (Some(key), Some(name)) = (
+                sample.labels.remove(RESOURCE_LABEL),
+                sample.labels.remove("__name__"),
+            ) {
+                let instance = sample.labels.remove("instance").unwrap_or_default();
+                snapshot
+                    .core
+                    .entry(key)
+                    .or_default()
+                    .entry(instance)
+                    .or_default()
+                    .insert(name);
+            }
+        }
+        snapshot
+    }
+
+    /// What the snapshot says about one resource.
+    pub fn observe(&self, target: &HealthTarget) -> Observation {
+        let mut observation = Observation::default();
+        let mut up_instances = Vec::new();
+        match &self.targets {
+            Some(all) => {
+                observation.from_targets_api = true;
+                for t in all.get(&target.key).into_iter().flatten() {
+                    observation.total += 1;
+                    let instance = t.labels.get("instance").cloned().unwrap_or_default();
+                    match t.health {
+                        ScrapeHealth::Up => {
+                            observation.up += 1;
+                            up_instances.push(instance);
+                        }
+                        ScrapeHealth::Down => {
+                            observation.down += 1;
+                            observation.failing.push(FailingTarget {
+                                instance,
+                                scrape_url: Some(t.scrape_url.clone()),
+                                last_error: Some(t.last_error.clone()),
+                            });
+                        }
+                        ScrapeHealth::Unknown => {}
+                    }
+                }
+            }
+            None => {
+                for (instance, up) in self.up.get(&target.key).into_iter().flatten() {
+                    observation.total += 1;
+                    if *up {
+                        observation.up += 1;
+                        up_instances.push(instance.clone());
+                    } else {
+                        observation.down += 1;
+                        observation.failing.push(FailingTarget {
+                            instance: instance.clone(),
+                            scrape_url: None,
+                            last_error: None,
+                        });
+                    }
+                }
+            }
+        }
+        observation
+            .failing
+            .sort_by(|a, b| (&a.scrape_url, &a.instance).cmp(&(&b.scrape_url, &b.instance)));
+        if let Some(metric) = &target.core_metric
+            && !up_instances.is_empty()
+        {
+            let present = self.core.get(&target.key);
+            up_instances.sort();
+            observation.missing_core_metric = up_instances
+                .into_iter()
+                .filter(|instance| {
+                    !present
+                        .and_then(|by_instance| by_instance.get(instance))
+                        .is_some_and(|names| names.contains(metric))
+                })
+                .collect();
+            observation.core_metric_present = Some(observation.missing_core_metric.is_empty());
+        }
+        observation
+    }
+}
+
+/// The `TargetsHealthy` condition for one resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnosis {
+    /// The condition status.
+    pub status: ConditionStatus,
+    /// The reason.
+    pub reason: ConditionReason,
+    /// What is wrong and what to do, in one sentence or two.
+    pub message: String,
+}
+
+/// Diagnoses a resource from what Prometheus reported.
+pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
+    let o = observation;
+    if o.total == 0 {
+        return Diagnosis {
+            status: ConditionStatus::False,
+            reason: ConditionReason::NoTargets,
+            message: no_targets_message(target),
+        };
+    }
+    if o.down > 0 {
+        let not_found: Vec<&FailingTarget> = o
+            .failing
+            .iter()
+            .filter(|f| f.last_error.as_deref().is_some_and(is_http_404))
+            .collect();
+        if let Some(first) = not_found.first() {
+            return Diagnosis {
+                status: ConditionStatus::False,
+                reason: ConditionReason::MetricsEndpointMissing,
+                message: format!(
+                    "{} of {} targets answer HTTP 404 on {}, e.g. {}: {} does not serve metrics there; {}",
+                    not_found.len(),
+                    o.total,
+                    target.path,
+                    where_(first),
+                    target.title,
+                    target.metrics_flag
+                ),
+            };
+        }
+        let first = &o.failing[0];
+        let detail = match &first.last_error {
+            Some(error) => format!("{}: {error}", where_(first)),
+            None => format!(
+                "e.g. instance {} (up == 0; this query API has no targets endpoint, so the scrape error is not known)",
+                first.instance
+            ),
+        };
+        return Diagnosis {
+            status: ConditionStatus::False,
+            reason: ConditionReason::TargetsDown,
+            message: format!("{} of {} targets down; {detail}", o.down, o.total),
+        };
+    }
+    if o.up < o.total {
+        return Diagnosis {
+            status: ConditionStatus::Unknown,
+            reason: ConditionReason::Progressing,
+            message: format!(
+                "{}/{} targets up, {} not scraped yet",
+                o.up,
+                o.total,
+                o.total - o.up
+            ),
+        };
+    }
+    let metric = target.core_metric.as_deref().unwrap_or_default();
+    if o.core_metric_present == Some(false) {
+        return Diagnosis {
+            status: ConditionStatus::False,
+            reason: ConditionReason::CoreMetricAbsent,
+            message: format!(
+                "{}/{} targets up, but {} of them do not export {metric} (e.g. {}): check that the target is {} on the right port ({})",
+                o.up,
+                o.total,
+                o.missing_core_metric.len(),
+                o.missing_core_metric[0],
+                target.title,
+                target.metrics_flag
+            ),
+        };
+    }
+    Diagnosis {
+        status: ConditionStatus::True,
+        reason: ConditionReason::Healthy,
+        message: if metric.is_empty() {
+            format!("{}/{} targets up", o.up, o.total)
+        } else {
+            format!("{}/{} targets up; {metric} present", o.up, o.total)
+        },
+    }
+}
+
+/// The diagnosis when the query API cannot be asked: status `Unknown`.
+pub fn unreachable(error: &super::BackendError) -> Diagnosis {
+    Diagnosis {
+        status: ConditionStatus::Unknown,
+        reason: ConditionReason::PrometheusUnreachable,
+        message: error.to_string(),
+    }
+}
+
+/// One resource's health as of one check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthReport {
+    /// `namespace/name`.
+    pub key: String,
+    /// The engine.
+    pub engine: Engine,
+    /// What Prometheus reported (empty when it could not be asked).
+    pub observation: Observation,
+    /// The resulting condition.
+    pub diagnosis: Diagnosis,
+    /// When the check ran.
+    pub checked_at: Time,
+}
+
+impl HealthReport {
+    /// Whether the resource is healthy.
+    pub fn is_healthy(&self) -> bool {
+        self.diagnosis.status == ConditionStatus::True
+    }
+
+    /// Whether Prometheus could be asked at all.
+    pub fn was_checked(&self) -> bool {
+        self.diagnosis.reason != ConditionReason::PrometheusUnreachable
+    }
+
+    /// The `status.targets` block.
+    pub fn targets_status(&self) -> TargetsStatus {
+        let o = &self.observation;
+        TargetsStatus {
+            up: o.up,
+            down: o.down,
+            total: o.total,
+            summary: format!("{}/{}", o.up, o.total),
+            last_error: o.failing.iter().find_map(|f| f.last_error.clone()),
+            last_checked: Some(self.checked_at.clone()),
+        }
+    }
+
+    /// Writes the `TargetsHealthy` condition (its transition time moves only on a status
+    /// change).
+    pub fn apply_condition(
+        &self,
+        conditions: &mut Vec<Condition>,
+        observed_generation: Option<i64>,
+    ) {
+        let d = &self.diagnosis;
+        match d.status {
+            ConditionStatus::Unknown => conditions.set_unknown(
+                ConditionType::TargetsHealthy,
+                d.reason,
+                d.message.clone(),
+                observed_generation,
+                &self.checked_at,
+            ),
+            status => conditions.set_condition(
+                ConditionType::TargetsHealthy,
+                status == ConditionStatus::True,
+                d.reason,
+                d.message.clone(),
+                observed_generation,
+                &self.checked_at,
+            ),
+        }
+    }
+}
+
+/// Prometheus' scrape error for a 404 answer.
+fn is_http_404(error: &str) -> bool {
+    error.contains("HTTP status 404")
+}
+
+fn where_(failing: &FailingTarget) -> &str {
+    failing.scrape_url.as_deref().unwrap_or(&failing.instance)
+}
+
+fn no_targets_message(target: &HealthTarget) -> String {
+    let missing = format!(
+        "Prometheus has no target labelled {RESOURCE_LABEL}=\"{}\"",
+        target.key
+    );
+    match &target.discovery {
+        Discovery::Pods {
+            selector,
+            namespaces,
+            output,
+            monitor_labels,
+        } => {
+            let not_selected = not_selected_hint(*output, monitor_labels);
+            match target.pods_matched {
+                Some(0) => format!(
+                    "no pod matches the selector {selector} in {namespaces}; fix spec.selector or start the pods"
+                ),
+                Some(n) => {
+                    format!("{n} pods match the selector {selector} but {missing}: {not_selected}")
+                }
+                None => format!(
+                    "{missing}: either no pod matches the selector {selector} in {namespaces}, or {not_selected}"
+                ),
+            }
+        }
+        Discovery::Static {
+            addresses,
+            monitor_labels,
+        } => format!(
+            "{missing} (static targets {}): Prometheus has not loaded this resource's scrape configuration; with a plain Prometheus add the output of `infmon render --format prometheus` to prometheus.yml and reload it; with the Prometheus Operator, {}",
+            addresses.join(", "),
+            not_selected_hint(Output::ScrapeConfig, monitor_labels)
+        ),
+    }
+}
+
+fn not_selected_hint(output: Output, monitor_labels: &BTreeMap<String, String>) -> String {
+    let (kind, selector) = match output {
+        Output::PodMonitor => ("PodMonitor", "podMonitorSelector"),
+        Output::ServiceMonitor => ("ServiceMonitor", "serviceMonitorSelector"),
+        Output::ScrapeConfig => ("ScrapeConfig", "scrapeConfigSelector"),
+        Output::RawScrapeConfig => {
+            return "no Prometheus loads the generated scrape-config Secret; reference it from the Prometheus' additionalScrapeConfigs".to_string();
+        }
+    };
+    if monitor_labels.is_empty() {
+        format!(
+            "no Prometheus selects the generated {kind}, which carries no selector labels; set spec.prometheus.monitorLabels to the labels your Prometheus' {selector} requires (kube-prometheus-stack: release=<release name>)"
+        )
+    } else {
+        let labels: Vec<String> = monitor_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "no Prometheus selects the generated {kind}; it is labelled {}, so a Prometheus' {selector} (and its namespace selector) must match those labels",
+            labels.join(",")
+        )
+    }
+}
+
+fn selector_text(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for expression in selector.match_expressions.iter().flatten() {
+        let values = expression.values.clone().unwrap_or_default().join(",");
+        parts.push(match expression.operator.as_str() {
+            "Exists" => expression.key.clone(),
+            "DoesNotExist" => format!("!{}", expression.key),
+            operator => format!("{} {} ({values})", expression.key, operator.to_lowercase()),
+        });
+    }
+    if parts.is_empty() {
+        "{} (every pod)".to_string()
+    } else {
+        parts.join(",")
+    }
+}

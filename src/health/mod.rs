@@ -1,0 +1,18 @@
+//! Target health: does Prometheus scrape each resource's targets, and do they export the
+//! engine's core metric? [`check_all`] asks a [`MetricsBackend`] (the real one is
+//! [`PrometheusBackend`]) a fixed number of questions per cycle, and [`diagnose`] turns the
+//! answers into the `TargetsHealthy` condition: `Healthy`, `NoTargets`, `TargetsDown`,
+//! `MetricsEndpointMissing`, `CoreMetricAbsent`, or `PrometheusUnreachable`.
+
+mod backend;
+mod check;
+mod diagnose;
+mod prometheus;
+
+pub use backend::{BackendError, MetricsBackend, Sample, ScrapeHealth, Target};
+pub use check::{check_all, core_metric_query, fetch_snapshot, up_query};
+pub use diagnose::{
+    ConditionStatus, Diagnosis, Discovery, FailingTarget, HealthReport, HealthTarget, Observation,
+    RESOURCE_LABEL, Snapshot, diagnose, unreachable,
+};
+pub use prometheus::{BasicCredentials, Credentials, DEFAULT_TIMEOUT, PrometheusBackend, Secret};

@@ -1,0 +1,381 @@
+//! The real [`MetricsBackend`]: a Prometheus-compatible HTTP API (Prometheus, Thanos Query,
+//! Mimir, VictoriaMetrics), reached at a base URL that may carry a path prefix, with optional
+//! bearer-token or basic authentication and a custom CA.
+
+use std::collections::BTreeMap;
+use std::error::Error as _;
+use std::fmt;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use prometheus_http_query::reqwest::{self, StatusCode, header};
+use prometheus_http_query::{Client, Error as PromError};
+use serde::Deserialize;
+
+use super::backend::{BackendError, MetricsBackend, Sample, ScrapeHealth, Target};
+
+/// How long one request may take before the check reports the backend unreachable.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A secret value (token, password). Its `Debug` output never shows the value, so it cannot
+/// leak into logs or error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value; surrounding whitespace (a trailing newline in a file or Secret
+    /// key) is removed.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into().trim().to_string())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Basic-auth credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BasicCredentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+}
+
+/// Credentials for the query API, already read from Secrets or files by the caller.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// Sent as `Authorization: Bearer <token>`.
+    pub bearer_token: Option<Secret>,
+    /// Sent as `Authorization: Basic ...` (ignored when a bearer token is set).
+    pub basic_auth: Option<BasicCredentials>,
+    /// PEM-encoded CA certificate(s) trusted in addition to the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// A Prometheus-compatible query API.
+#[derive(Clone)]
+pub struct PrometheusBackend {
+    client: Client,
+    url: String,
+}
+
+impl fmt::Debug for PrometheusBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrometheusBackend")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrometheusBackend {
+    /// A backend for the API at `url` (e.g. `http://prometheus:9090`,
+    /// `http://mimir/prometheus`). Proxy environment variables are ignored: the API is
+    /// asked directly.
+    pub fn new(
+        url: &str,
+        credentials: &Credentials,
+        timeout: Duration,
+    ) -> Result<Self, BackendError> {
+        let url = url.trim_end_matches('/').to_string();
+        let mut headers = header::HeaderMap::new();
+        let authorization = match (&credentials.bearer_token, &credentials.basic_auth) {
+            (Some(token), _) => Some(format!("Bearer {}", token.expose())),
+            (None, Some(basic)) => Some(format!(
+                "Basic {}",
+                base64(format!("{}:{}", basic.username, basic.password.expose()).as_bytes())
+            )),
+            (None, None) => None,
+        };
+        if let Some(value) = authorization {
+            let mut value = header::HeaderValue::from_str(&value).map_err(|_| {
+                BackendError::Config(
+                    "the credentials contain characters not allowed in an HTTP header".into(),
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .default_headers(headers);
+        if let Some(pem) = &credentials.ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|err| BackendError::Config(format!("invalid CA certificate: {err}")))?;
+            builder = builder.tls_certs_merge(certificates);
+        }
+        let http = builder
+            .build()
+            .map_err(|err| BackendError::Config(format!("cannot build the HTTP client: {err}")))?;
+        let client = Client::from(http, &url)
+            .map_err(|err| BackendError::Config(format!("invalid URL {url:?}: {err}")))?;
+        Ok(Self { client, url })
+    }
+
+    /// The base URL asked.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn run_query(&self, promql: &str) -> Result<Vec<Sample>, BackendError> {
+        let result = self
+            .client
+            .query(promql)
+            .get()
+            .await
+            .map_err(|err| self.map_error(promql, err))?;
+        let vector = result.data().as_vector().ok_or_else(|| BackendError::Api {
+            url: self.url.clone(),
+            what: format!("query {promql:?}"),
+            reason: "the result is not an instant vector".into(),
+        })?;
+        Ok(vector
+            .iter()
+            .map(|item| Sample {
+                labels: item
+                    .metric()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                value: item.sample().value(),
+            })
+            .collect())
+    }
+
+    async fn fetch_targets(&self) -> Result<Option<Vec<Target>>, BackendError> {
+        // Read leniently: Prometheus-compatible APIs omit fields the typed client requires
+        // (`globalUrl`, `scrapeInterval`, ...), and some have no targets API at all.
+        let response = self
+            .client
+            .inner()
+            .get(format!("{}/api/v1/targets", self.url))
+            .query(&[("state", "active")])
+            .send()
+            .await
+            .map_err(|err| self.unreachable(&err))?;
+        let status = response.status();
+        if matches!(
+            status,
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+        ) {
+            return Ok(None);
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(self.http_status(status));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| self.unreachable(&err))?;
+        let Ok(envelope) = serde_json::from_slice::<TargetsEnvelope>(&body) else {
+            // A web UI or a proxy page instead of the API: no targets API here.
+            return Ok(None);
+        };
+        match (envelope.status.as_str(), envelope.data) {
+            ("success", Some(data)) => Ok(Some(
+                data.active_targets
+                    .into_iter()
+                    .map(|t| Target {
+                        labels: t.labels,
+                        scrape_url: t.scrape_url,
+                        health: match t.health.as_str() {
+                            "up" => ScrapeHealth::Up,
+                            "down" => ScrapeHealth::Down,
+                            _ => ScrapeHealth::Unknown,
+                        },
+                        last_error: t.last_error,
+                    })
+                    .collect(),
+            )),
+            _ => Err(BackendError::Api {
+                url: self.url.clone(),
+                what: "the targets request".into(),
+                reason: envelope
+                    .error
+                    .unwrap_or_else(|| format!("status {:?}", envelope.status)),
+            }),
+        }
+    }
+
+    fn map_error(&self, promql: &str, err: PromError) -> BackendError {
+        match err {
+            PromError::Prometheus(err) => BackendError::Api {
+                url: self.url.clone(),
+                what: format!("query {promql:?}"),
+                reason: err.to_string(),
+            },
+            PromError::Client(err) => match err.inner() {
+                Some(inner) => self.unreachable(inner),
+                None => BackendError::Unreachable {
+                    url: self.url.clone(),
+                    reason: err.to_string(),
+                },
+            },
+            other => BackendError::Unreachable {
+                url: self.url.clone(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    fn unreachable(&self, err: &reqwest::Error) -> BackendError {
+        if let Some(status) = err.status() {
+            return self.http_status(status);
+        }
+        let reason = describe(err);
+        BackendError::Unreachable {
+            url: self.url.clone(),
+            reason,
+        }
+    }
+
+    fn http_status(&self, status: StatusCode) -> BackendError {
+        let hint = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                " (the API requires credentials, or rejected the ones given: check the bearer token or basic auth)"
+            }
+            _ => "",
+        };
+        BackendError::Unreachable {
+            url: self.url.clone(),
+            reason: format!("HTTP {status}{hint}"),
+        }
+    }
+}
+
+/// What went wrong with a request, without the request URL (it carries the query): the
+/// innermost cause, e.g. `Connection refused (os error 111)` or a TLS error.
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        return "the request timed out".into();
+    }
+    let mut innermost = None;
+    let mut cause = err.source();
+    while let Some(current) = cause {
+        innermost = Some(current);
+        cause = current.source();
+    }
+    match (innermost, err.url()) {
+        (Some(cause), _) => cause.to_string(),
+        (None, Some(url)) => err.to_string().replace(&format!(" ({url})"), ""),
+        (None, None) => err.to_string(),
+    }
+}
+
+impl MetricsBackend for PrometheusBackend {
+    fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, Result<Vec<Sample>, BackendError>> {
+        Box::pin(self.run_query(promql))
+    }
+
+    fn targets(&self) -> BoxFuture<'_, Result<Option<Vec<Target>>, BackendError>> {
+        Box::pin(self.fetch_targets())
+    }
+}
+
+#[derive(Deserialize)]
+struct TargetsEnvelope {
+    #[serde(default)]
+    status: String,
+    data: Option<TargetsData>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TargetsData {
+    #[serde(default, rename = "activeTargets")]
+    active_targets: Vec<RawTarget>,
+}
+
+#[derive(Deserialize)]
+struct RawTarget {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default, rename = "scrapeUrl")]
+    scrape_url: String,
+    #[serde(default)]
+    health: String,
+    #[serde(default, rename = "lastError")]
+    last_error: String,
+}
+
+/// Standard base64 with padding (RFC 4648), for the basic-auth header.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let credentials = Credentials {
+            bearer_token: Some(Secret::new("tok-123\n")),
+            basic_auth: Some(BasicCredentials {
+                username: "admin".into(),
+                password: Secret::new("hunter2"),
+            }),
+            ca_pem: None,
+        };
+        let debug = format!("{credentials:?}");
+        assert!(!debug.contains("tok-123"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("admin"), "{debug}");
+        let backend =
+            PrometheusBackend::new("http://127.0.0.1:9/prefix/", &credentials, DEFAULT_TIMEOUT)
+                .unwrap();
+        assert_eq!(backend.url(), "http://127.0.0.1:9/prefix");
+        let debug = format!("{backend:?}");
+        assert!(!debug.contains("tok-123"), "{debug}");
+    }
+
+    #[test]
+    fn a_malformed_ca_is_a_configuration_error() {
+        let credentials = Credentials {
+            ca_pem: Some(
+                b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".to_vec(),
+            ),
+            ..Credentials::default()
+        };
+        let err = PrometheusBackend::new("http://127.0.0.1:9", &credentials, DEFAULT_TIMEOUT)
+            .unwrap_err();
+        assert!(matches!(err, BackendError::Config(_)), "{err}");
+    }
+}

@@ -1,0 +1,167 @@
+//! SLO alerts from `spec.alerts`, on the engine-neutral records plus `up` and the engine's
+//! core metric, each with a summary, a description and a runbook link.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::records;
+use crate::api::AlertsSpec;
+use crate::engines::{EngineProfile, Role};
+
+/// One alert before it becomes a rule.
+struct Alert {
+    name: &'static str,
+    expr: String,
+    for_: &'static str,
+    severity: &'static str,
+    summary: &'static str,
+    description: String,
+}
+
+/// The alerting rules for one resource; `selector` is its `inference_monitoring` matcher.
+/// Alerts on roles the engine does not report are left out.
+pub fn alerting_rules(profile: &EngineProfile, spec: &AlertsSpec, selector: &str) -> Vec<Value> {
+    let has = |role| profile.source(role).is_some();
+    let mut alerts = Vec::new();
+    if has(Role::Ttft) {
+        alerts.push(Alert {
+            name: "InferenceTimeToFirstTokenHigh",
+            expr: format!("{}{{{selector}}} > {}", records::TTFT_P95, spec.ttft_p95_seconds),
+            for_: "10m",
+            severity: "warning",
+            summary: "Time to first token is over its target.",
+            description: format!(
+                "p95 time to first token of {{{{ $labels.model }}}} in {{{{ $labels.namespace }}}} is {{{{ $value | humanizeDuration }}}}, over the {}s target.",
+                spec.ttft_p95_seconds
+            ),
+        });
+    }
+    if has(Role::InterTokenLatency) {
+        alerts.push(Alert {
+            name: "InferenceInterTokenLatencyHigh",
+            expr: format!(
+                "{}{{{selector}}} > {}",
+                records::ITL_P95,
+                spec.inter_token_latency_p95_seconds
+            ),
+            for_: "10m",
+            severity: "warning",
+            summary: "Inter-token latency is over its target.",
+            description: format!(
+                "p95 inter-token latency of {{{{ $labels.model }}}} in {{{{ $labels.namespace }}}} is {{{{ $value | humanizeDuration }}}}, over the {}s target.",
+                spec.inter_token_latency_p95_seconds
+            ),
+        });
+    }
+    if has(Role::Errors) && has(Role::Requests) {
+        alerts.push(Alert {
+            name: "InferenceErrorRatioHigh",
+            expr: format!("{}{{{selector}}} > {}", records::ERROR_RATIO, spec.error_ratio),
+            for_: "10m",
+            severity: "warning",
+            summary: "Too many inference requests fail.",
+            description: format!(
+                "{{{{ $value | humanizePercentage }}}} of requests to {{{{ $labels.inference_monitoring }}}} failed over 5 minutes, over the {} target.",
+                spec.error_ratio
+            ),
+        });
+    }
+    alerts.push(Alert {
+        name: "InferenceQueueBacklog",
+        expr: format!(
+            "sum by (inference_monitoring, namespace, model) ({}{{{selector}}}) > {}",
+            records::WAITING,
+            spec.queue_waiting
+        ),
+        for_: "10m",
+        severity: "warning",
+        summary: "Requests pile up in the queue.",
+        description: format!(
+            "{{{{ $value }}}} requests of {{{{ $labels.inference_monitoring }}}} have been waiting for 10 minutes (threshold {}): add replicas or lower the load.",
+            spec.queue_waiting
+        ),
+    });
+    if has(Role::KvCacheUsage) {
+        alerts.push(Alert {
+            name: "InferenceKVCacheSaturated",
+            expr: format!(
+                "max by (inference_monitoring, namespace, pod) ({}{{{selector}}}) > {}",
+                records::KV_CACHE_USAGE,
+                spec.kv_cache_usage
+            ),
+            for_: "15m",
+            severity: "warning",
+            summary: "The KV cache is nearly full.",
+            description: format!(
+                "KV-cache usage of {{{{ $labels.pod }}}} is {{{{ $value | humanizePercentage }}}}, over {} for 15 minutes: requests will be queued or preempted.",
+                spec.kv_cache_usage
+            ),
+        });
+    }
+    alerts.push(Alert {
+        name: "InferenceTargetDown",
+        expr: format!("up{{{selector}}} == 0"),
+        for_: "5m",
+        severity: "critical",
+        summary: "Prometheus cannot scrape an inference target.",
+        description: "{{ $labels.instance }} ({{ $labels.pod }}) of {{ $labels.inference_monitoring }} has been down for 5 minutes.".to_string(),
+    });
+    if let Some(core) = &profile.core_metric {
+        alerts.push(Alert {
+            name: "InferenceMetricsMissing",
+            expr: format!(
+                "absent({core}{{{selector}}}) and on () (count(up{{{selector}}} == 1) > 0)"
+            ),
+            for_: "10m",
+            severity: "critical",
+            summary: "Inference targets are up but export no engine metrics.",
+            description: format!(
+                "Targets of {{{{ $labels.inference_monitoring }}}} are scraped but {core} is missing: the engine's metrics are off or were renamed ({}).",
+                profile.metrics_flag
+            ),
+        });
+    }
+    alerts.iter().map(|alert| rule(alert, spec)).collect()
+}
+
+fn rule(alert: &Alert, spec: &AlertsSpec) -> Value {
+    let mut labels = BTreeMap::from([("severity".to_string(), alert.severity.to_string())]);
+    labels.extend(spec.labels.clone());
+    json!({
+        "alert": alert.name,
+        "expr": alert.expr,
+        "for": alert.for_,
+        "labels": labels,
+        "annotations": {
+            "summary": alert.summary,
+            "description": alert.description,
+            "runbook_url": runbook_url(&spec.runbook_base_url, alert.name),
+        }
+    })
+}
+
+/// `base` and the alert name, with a `/` between them unless `base` already ends in `/` or `#`.
+pub fn runbook_url(base: &str, alert: &str) -> String {
+    if base.ends_with('/') || base.ends_with('#') {
+        format!("{base}{alert}")
+    } else {
+        format!("{base}/{alert}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runbook_urls_join_with_one_separator() {
+        for (base, want) in [
+            ("https://x/runbooks", "https://x/runbooks/A"),
+            ("https://x/runbooks/", "https://x/runbooks/A"),
+            ("https://x/runbooks.md#", "https://x/runbooks.md#A"),
+        ] {
+            assert_eq!(runbook_url(base, "A"), want);
+        }
+    }
+}

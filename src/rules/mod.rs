@@ -1,0 +1,56 @@
+//! Prometheus rules for one resource: engine-neutral recording rules and SLO alerts, as a
+//! `PrometheusRule` child or as a plain rule file (`render --format prometheus`).
+
+mod alerts;
+pub mod records;
+
+pub use alerts::runbook_url;
+
+use serde_json::{Value, json};
+
+use crate::render::{Child, ChildKind, RenderError, child_name, standard_labels};
+use crate::validate::Validated;
+
+/// The rule groups (`spec.groups` of a PrometheusRule), or `None` when alerts are disabled.
+/// Every rule reads only this resource's targets (`inference_monitoring="<ns>/<name>"`).
+pub fn groups(resource: &Validated) -> Option<Value> {
+    let spec = resource.alerts.as_ref()?;
+    let selector = format!(r#"inference_monitoring="{}""#, resource.key());
+    let key = resource.key();
+    Some(json!([
+        {
+            "name": format!("infmon:{key}:recording"),
+            "rules": records::recording_rules(&resource.profile, &selector),
+        },
+        {
+            "name": format!("infmon:{key}:alerts"),
+            "rules": alerts::alerting_rules(&resource.profile, spec, &selector),
+        }
+    ]))
+}
+
+/// A Prometheus rule file (`groups: ...`) for `rule_files`, or `None` when alerts are disabled.
+pub fn rule_file(resource: &Validated) -> Option<String> {
+    let groups = groups(resource)?;
+    Some(
+        serde_yaml::to_string(&json!({ "groups": groups })).expect("JSON values serialize to YAML"),
+    )
+}
+
+/// The `PrometheusRule` child, labelled with `monitorLabels` so the Prometheus selects it.
+pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
+    let Some(groups) = groups(resource) else {
+        return Ok(Vec::new());
+    };
+    let mut labels = resource.monitor_labels.clone();
+    labels.extend(standard_labels(resource, "rules"));
+    let object = json!({
+        "metadata": {
+            "name": child_name(&resource.name, "rules"),
+            "namespace": resource.namespace,
+            "labels": labels,
+        },
+        "spec": {"groups": groups},
+    });
+    Ok(vec![Child::from_value(ChildKind::PrometheusRule, object)])
+}
