@@ -458,3 +458,71 @@ fn notes_tell_what_to_apply_next() {
     );
     assert!(namespaced.contains("add the namespaces"), "{namespaced}");
 }
+
+/// The Deployment's environment: name → the pod field it comes from.
+fn env_fields(docs: &[Value]) -> Vec<(String, String)> {
+    container(docs)["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| {
+            let field = e["valueFrom"]["fieldRef"]["fieldPath"].as_str();
+            (
+                e["name"].as_str().expect("name").to_string(),
+                field.expect("a pod field").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn infmon_run_accepts_the_arguments_of_every_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\n\
+         clusters: [{name: nowhere, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         contexts: [{name: nowhere, context: {cluster: nowhere, user: nobody}}]\n\
+         current-context: nowhere\n\
+         users: [{name: nobody, user: {token: not-a-real-token}}]\n",
+    )
+    .unwrap();
+    for (name, values) in SCENARIOS {
+        let docs = render(*values);
+        assert_eq!(
+            env_fields(&docs),
+            [
+                ("POD_NAME".to_string(), "metadata.name".to_string()),
+                (
+                    "POD_NAMESPACE".to_string(),
+                    "metadata.namespace".to_string()
+                ),
+            ],
+            "{name}: the pod name and namespace (Lease identity and namespace)"
+        );
+        // The chart's flags as they are, except for free ports in place of the fixed ones.
+        let args: Vec<String> = args(&docs)
+            .into_iter()
+            .map(|arg| match arg.split_once('=') {
+                Some((flag @ ("--metrics-port" | "--probe-port"), _)) => format!("{flag}=0"),
+                _ => arg.to_string(),
+            })
+            .collect();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_infmon"))
+            .args(&args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", "infmon-0")
+            .env("POD_NAMESPACE", NAMESPACE)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // Parsing succeeded when it gets as far as contacting the (absent) API server.
+        assert!(
+            stderr.contains("cannot reach the Kubernetes API server"),
+            "{name}: infmon {args:?}\n{stderr}"
+        );
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+    }
+}

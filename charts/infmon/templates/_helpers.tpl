@@ -55,7 +55,7 @@ namespace.
   verbs: [create, delete, get, list, patch, watch]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create, delete, get, list, patch, watch]
@@ -85,25 +85,32 @@ namespace.
   verbs: [create, delete, get, list, patch, watch]
 - apiGroups: [monitoring.inference.dev]
   resources: [inferencemonitorings]
-  verbs: [get, list, patch, watch]
+  verbs: [list, patch, watch]
 - apiGroups: [monitoring.inference.dev]
   resources: [inferencemonitorings/finalizers]
   verbs: [update]
 - apiGroups: [monitoring.inference.dev]
   resources: [inferencemonitorings/status]
-  verbs: [get, patch]
+  verbs: [patch]
 {{- end -}}
 
-{{/* Read-only access to the Prometheus Operator's `Prometheus` resources, wherever they run. */}}
-{{- define "infmon.rules.prometheuses" -}}
+{{/*
+Cluster-wide reads in both modes: namespace labels (namespaces are cluster-scoped) for
+Prometheus namespace selectors, and the Prometheus Operator's `Prometheus` resources, which
+usually run in a monitoring namespace the operator does not watch.
+*/}}
+{{- define "infmon.rules.clusterReads" -}}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheuses]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 {{- end -}}
 
 {{/* The leader-election Lease, in the release namespace only. */}}
 {{- define "infmon.rules.leases" -}}
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
-  verbs: [create, get, patch, update]
+  verbs: [create, get, update]
 {{- end -}}
