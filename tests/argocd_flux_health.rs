@@ -359,14 +359,43 @@ fn postsync_hook_example_renders_to_valid_manifests() {
         pod["volumes"][0]["configMap"]["name"], config_map["metadata"]["name"],
         "kustomize points the Job at the generated ConfigMap"
     );
-    let args = &pod["containers"][0]["args"];
-    assert_eq!(args[0], "check");
-    let file = args[1]
-        .as_str()
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
         .unwrap()
-        .trim_start_matches("--filename=/manifests/");
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[0], "check");
+    let file = args[1].trim_start_matches("--filename=/manifests/");
     assert!(
         config_map["data"][file].is_string(),
         "the Job checks a file the ConfigMap holds: {file}"
     );
+
+    // The binary accepts the Job's arguments: with the file from the ConfigMap, a Prometheus
+    // that refuses connections and a short wait, it reports "could not check" (exit 2).
+    let manifests = tempfile::tempdir().unwrap();
+    let local = manifests.path().join(file);
+    std::fs::write(&local, config_map["data"][file].as_str().unwrap()).unwrap();
+    let args: Vec<String> = args
+        .iter()
+        .map(|arg| match arg.split_once('=') {
+            Some(("--filename", _)) => format!("--filename={}", local.display()),
+            Some(("--prometheus", _)) => "--prometheus=http://127.0.0.1:1".to_string(),
+            Some(("--wait", _)) => "--wait=1s".to_string(),
+            _ => arg.to_string(),
+        })
+        .collect();
+    let output = Command::new(env!("CARGO_BIN_EXE_infmon"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "infmon {args:?}\n{stdout}{stderr}"
+    );
+    assert!(stdout.contains("PrometheusUnreachable"), "{stdout}{stderr}");
 }
