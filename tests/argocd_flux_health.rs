@@ -75,6 +75,32 @@ fn lua_string(s: &str) -> String {
     out
 }
 
+/// Reasons of conditions that are fine; `Ready` is never False for them.
+const FINE: [ConditionReason; 5] = [
+    ConditionReason::Healthy,
+    ConditionReason::Applied,
+    ConditionReason::HealthCheckDisabled,
+    ConditionReason::Disabled,
+    ConditionReason::ExistingExporter,
+];
+
+#[test]
+fn every_condition_reason_is_classified_once() {
+    for reason in ConditionReason::ALL {
+        let homes = [&NEEDS_ACTION[..], &TRANSIENT[..], &FINE[..]]
+            .iter()
+            .filter(|list| list.contains(&reason))
+            .count();
+        assert_eq!(
+            homes,
+            1,
+            "decide whether Ready=False with reason {} is Degraded (NEEDS_ACTION, and in \
+             gitops/argocd/health.lua and gitops/flux/kustomization.yaml) or Progressing",
+            reason.as_str()
+        );
+    }
+}
+
 /// Runs the health script on `obj`; returns `(status, message)`.
 fn health(obj: &Value) -> (String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
