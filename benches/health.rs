@@ -45,7 +45,7 @@ fn instance(resource: usize, target: usize) -> String {
 }
 
 fn is_down(resource: usize, target: usize) -> bool {
-    (resource * TARGETS_PER_RESOURCE + target) % 20 == 0
+    (resource * TARGETS_PER_RESOURCE + target).is_multiple_of(20)
 }
 
 fn labels(resource: usize, target: usize) -> Value {

@@ -376,14 +376,14 @@ fn an_unreachable_backend_is_unknown_for_every_resource() {
 
 #[test]
 fn one_cycle_makes_three_requests_whatever_the_number_of_resources() {
-    let many: Vec<HealthTarget> = (0..200)
+    let many: Vec<HealthTarget> = (0..200u32)
         .map(|i| {
             resource(
                 &VLLM_STATIC
                     .replace("name: chat", &format!("name: chat-{i}"))
                     .replace(
                         "engine: vllm",
-                        if i % 2 == 0 {
+                        if i.is_multiple_of(2) {
                             "engine: vllm"
                         } else {
                             "engine: tgi"

@@ -183,9 +183,9 @@ fn requests_per_cycle_do_not_grow_with_the_number_of_resources() {
     let backend = backend(&proxy.url(), &Credentials::default());
 
     let one = [health_target(&chat)];
-    let many: Vec<HealthTarget> = (0..200)
+    let many: Vec<HealthTarget> = (0..200u32)
         .map(|i| {
-            let engine = if i % 2 == 0 { "vllm" } else { "tgi" };
+            let engine = if i.is_multiple_of(2) { "vllm" } else { "tgi" };
             health_target(&resource_yaml(
                 &format!("r{i}"),
                 engine,
