@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::backend::{BackendError, MetricsBackend};
 use super::diagnose::{
-    HealthReport, HealthTarget, Observation, RESOURCE_LABEL, Snapshot, diagnose, unreachable,
+    HealthReport, HealthTarget, Observation, RESOURCE_LABEL, Snapshot, diagnose,
+    diagnose_unreachable,
 };
 
 /// The query for every generated target's `up` series.
@@ -73,7 +74,7 @@ pub async fn check_all(
                     let diagnosis = diagnose(target, &observation);
                     (observation, diagnosis)
                 }
-                Err(error) => (Observation::default(), unreachable(error)),
+                Err(error) => (Observation::default(), diagnose_unreachable(error)),
             };
             HealthReport {
                 key: target.key.clone(),

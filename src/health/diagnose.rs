@@ -362,7 +362,7 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
 }
 
 /// The diagnosis when the query API cannot be asked: status `Unknown`.
-pub fn unreachable(error: &super::BackendError) -> Diagnosis {
+pub fn diagnose_unreachable(error: &super::BackendError) -> Diagnosis {
     Diagnosis {
         status: ConditionStatus::Unknown,
         reason: ConditionReason::PrometheusUnreachable,

@@ -13,6 +13,6 @@ pub use backend::{BackendError, MetricsBackend, Sample, ScrapeHealth, Target};
 pub use check::{check_all, core_metric_query, fetch_snapshot, up_query};
 pub use diagnose::{
     ConditionStatus, Diagnosis, Discovery, FailingTarget, HealthReport, HealthTarget, Observation,
-    RESOURCE_LABEL, Snapshot, diagnose, unreachable,
+    RESOURCE_LABEL, Snapshot, diagnose, diagnose_unreachable,
 };
 pub use prometheus::{BasicCredentials, Credentials, DEFAULT_TIMEOUT, PrometheusBackend, Secret};
