@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint fmt crds golden tools demo e2e release
+.PHONY: all build test lint fmt crds dashboards golden tools demo e2e release
 
 all: build
 
@@ -23,6 +23,10 @@ test: lint
 ## crds: regenerate the committed CRD from src/api
 crds:
 	$(CARGO) run --quiet -- crd > crds/monitoring.inference.dev_inferencemonitorings.yaml
+
+## dashboards: regenerate the committed dashboards/*.json and tests/promtool/*.rules.yml
+dashboards:
+	INFMON_UPDATE_GOLDEN=1 $(CARGO) test --test dashboards --test rules
 
 ## fmt: format the code
 fmt:

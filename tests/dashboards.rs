@@ -345,3 +345,21 @@ fn grafana_dashboards_match_the_upstream_crd() {
     }
     assert!(profile(Engine::Sglang).is_some());
 }
+
+#[test]
+fn the_readme_shows_which_panels_exist_for_which_engine() {
+    let table = generate::panel_table(&all_profiles());
+    let readme = std::fs::read_to_string(support::repo_path("README.md")).unwrap();
+    assert!(
+        readme.contains(&table),
+        "README.md's panel table is stale; replace it with:\n{table}"
+    );
+}
+
+#[test]
+fn render_all_includes_the_dashboards_and_the_rules() {
+    let children = infmon::render::render_all(&lint::example("kitchen-sink")).unwrap();
+    let count = |kind| children.iter().filter(|c| c.kind == kind).count();
+    assert_eq!(count(ChildKind::ConfigMap), 3);
+    assert_eq!(count(ChildKind::PrometheusRule), 1);
+}

@@ -2,7 +2,7 @@
 //! for every engine dashboard (engines differ only in the catalog's data), an engine-neutral
 //! overview on the recording rules, and a GPU dashboard joining DCGM series to inference pods.
 
-use crate::engines::{EngineProfile, Role};
+use crate::engines::{EngineProfile, Role, Source};
 use crate::promql::{self, Scope};
 use crate::rules::records;
 
@@ -368,4 +368,39 @@ pub fn gpu() -> Dashboard {
         ],
         panels,
     }
+}
+
+/// The Markdown table of which engine-dashboard panels exist for which engine, as the README
+/// shows it: ✓ native series, ≈ approximated or a mean standing in for quantiles, — no panel.
+pub fn panel_table(profiles: &[EngineProfile]) -> String {
+    let mut table = String::from("| Panel |");
+    for p in profiles {
+        table.push_str(&format!(" {} |", p.engine.as_str()));
+    }
+    table.push_str("\n|---|");
+    table.push_str(&"---|".repeat(profiles.len()));
+    for spec in &ENGINE_PANELS {
+        table.push_str(&format!("\n| {} |", spec.title));
+        for p in profiles {
+            let sources: Vec<_> = spec
+                .roles
+                .iter()
+                .filter_map(|(r, _)| p.source(*r))
+                .collect();
+            let approximate = sources.iter().any(|s| {
+                matches!(
+                    s,
+                    Source::Approximation { .. } | Source::DurationCounter { .. }
+                )
+            });
+            let cell = match (sources.is_empty(), approximate) {
+                (true, _) => "—",
+                (false, true) => "≈",
+                (false, false) => "✓",
+            };
+            table.push_str(&format!(" {cell} |"));
+        }
+    }
+    table.push('\n');
+    table
 }
