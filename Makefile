@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint fmt crds dashboards golden tools demo e2e release
+.PHONY: all build test lint fmt crds dashboards tools release
 
 all: build
 
@@ -36,3 +36,7 @@ fmt:
 release:
 	$(CARGO) build --release
 	@ls -l target/release/infmon
+
+## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, lua, shellcheck)
+tools:
+	.ci/install-tools
