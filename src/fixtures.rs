@@ -16,8 +16,7 @@ pub const FIXTURE_GPU_MODEL: &str = "NVIDIA H100 80GB HBM3";
 
 const HELP: &str = "infmon fixture generated from the engine catalog.";
 
-/// Latency bucket bounds in seconds, and the share of each tick's observations that fall
-/// at or below each bound (cumulative, in tenths).
+/// Latency bucket bounds in seconds.
 const LATENCY_BOUNDS: [f64; 7] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 /// Count bucket bounds (tokens, sequences).
 const COUNT_BOUNDS: [f64; 7] = [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0];

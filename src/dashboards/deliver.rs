@@ -11,7 +11,8 @@ use crate::validate::{Dashboards, DcgmPlan, Validated};
 /// The size limit of a Kubernetes object; a dashboard above it is never emitted.
 pub const MAX_OBJECT_BYTES: usize = 1024 * 1024;
 
-/// The dashboards of a resource, or none when dashboards are disabled.
+/// The dashboards of a resource (its engine's, none for `custom`; the overview; GPU when the
+/// DCGM exporter is on), or none when dashboards are disabled.
 pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     let Some(dashboards) = &resource.dashboards else {
         return Ok(Vec::new());
