@@ -152,7 +152,54 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
         "MAX TTFT not in seconds: {:?}",
         max_ttft.1
     );
-    drop(exporters);
+
+    // The silent-breakage guard stays quiet while targets are up, and a target that goes
+    // down is reported as down, not as missing metrics.
+    let alert_names = |p: &Prometheus, state: &str| -> Vec<(String, String)> {
+        p.alerts()
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["state"] == state || state.is_empty())
+            .map(|a| {
+                let labels = &a["labels"];
+                (
+                    labels["alertname"].as_str().unwrap().to_string(),
+                    labels["inference_monitoring"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    let noisy: Vec<_> = alert_names(&prometheus, "")
+        .into_iter()
+        .filter(|(name, _)| name == "InferenceMetricsMissing" || name == "InferenceTargetDown")
+        .collect();
+    assert!(noisy.is_empty(), "alerts on healthy targets: {noisy:?}");
+    let llamacpp = lint::ENGINE_EXAMPLES
+        .iter()
+        .position(|e| *e == "llamacpp")
+        .unwrap();
+    exporters[llamacpp].stop();
+    let down = (
+        "InferenceTargetDown".to_string(),
+        "llm/llamacpp".to_string(),
+    );
+    let pending = prometheus.wait_until(TARGET_TIMEOUT, POLL, |p| {
+        alert_names(p, "pending").contains(&down)
+    });
+    assert!(
+        pending,
+        "no pending InferenceTargetDown: {:#}",
+        prometheus.alerts()
+    );
+    let missing = (
+        "InferenceMetricsMissing".to_string(),
+        "llm/llamacpp".to_string(),
+    );
+    assert!(!alert_names(&prometheus, "").contains(&missing));
 }
 
 /// Every panel query and variable selector of every dashboard, with the variables set to

@@ -321,6 +321,21 @@ pub fn gpu() -> Dashboard {
             "watt",
         ),
         Panel {
+            title: "GPU utilisation by model".into(),
+            description: format!(
+                "Mean utilisation of the GPUs serving each model: pods are matched to models through infmon's recording rules ({}); a pod serving several models counts for one of them. {attribution}",
+                records::WAITING
+            ),
+            unit: "percentunit",
+            targets: vec![Target {
+                expr: format!(
+                    r#"avg by (namespace, model) (avg by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{{{sel}}}) / 100 * on (namespace, pod) group_left (model) topk by (namespace, pod) (1, 0 * {}{{namespace=~"$namespace"}} + 1))"#,
+                    records::WAITING
+                ),
+                legend: "{{namespace}} {{model}}".into(),
+            }],
+        },
+        Panel {
             title: "GPU temperature".into(),
             description: format!(
                 "Per GPU. The exporter's host label is Hostname before dcgm-exporter 4.8.2 and hostname after; both are kept. {attribution}"
