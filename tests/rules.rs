@@ -46,7 +46,8 @@ fn prometheus_rules_match_the_upstream_crd_and_carry_monitor_labels() {
             child.object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
             "infmon"
         );
-        validate_prometheus_rule(&child.object).unwrap_or_else(|e| panic!("{example}: {e:?}"));
+        support::upstream::validate_against_crd(&child.object)
+            .unwrap_or_else(|e| panic!("{example}: {e:?}"));
     }
     let kitchen = rules::children(&lint::example("kitchen-sink")).unwrap();
     assert_eq!(
@@ -56,45 +57,9 @@ fn prometheus_rules_match_the_upstream_crd_and_carry_monitor_labels() {
     let mut bad = kitchen[0].object.clone();
     bad["spec"]["groups"][0]["bogus"] = serde_json::json!(1);
     assert!(
-        validate_prometheus_rule(&bad).is_err(),
+        support::upstream::validate_against_crd(&bad).is_err(),
         "the schema check must reject unknown fields"
     );
-}
-
-/// `support::upstream::validate_against_crd` for PrometheusRule, except that the one pattern
-/// with an inline flag (`^(?i)(abort|warn)?$` on the Thanos-only `partial_response_strategy`,
-/// which infmon never sets) is dropped: the JSON-schema crate's ECMA regex check rejects
-/// `(?i)`, so the upstream schema does not compile as is.
-fn validate_prometheus_rule(doc: &Value) -> Result<(), Vec<String>> {
-    fn drop_inline_flag_patterns(schema: &mut Value) {
-        match schema {
-            Value::Object(map) => {
-                if map
-                    .get("pattern")
-                    .and_then(Value::as_str)
-                    .is_some_and(|p| p.contains("(?i)"))
-                {
-                    map.remove("pattern");
-                }
-                map.values_mut().for_each(drop_inline_flag_patterns);
-            }
-            Value::Array(items) => items.iter_mut().for_each(drop_inline_flag_patterns),
-            _ => {}
-        }
-    }
-    let mut schema = support::upstream::crd_schema("monitoring.coreos.com/v1", "PrometheusRule")
-        .expect("upstream PrometheusRule CRD");
-    drop_inline_flag_patterns(&mut schema);
-    let validator = jsonschema::draft7::new(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(doc)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
 }
 
 fn all_rules(groups: &Value) -> Vec<Value> {
