@@ -152,3 +152,13 @@ pub fn render_all(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     sort_children(&mut children);
     Ok(children)
 }
+
+/// Test fixture: resolves a YAML resource with the offline cluster facts.
+#[cfg(test)]
+pub(crate) fn validated_from_yaml(yaml: &str) -> Validated {
+    let value: Value = serde_yaml::from_str(yaml).expect("fixture YAML");
+    let resource = crate::validate::validate_document(&value)
+        .unwrap_or_else(|errors| panic!("fixture invalid: {errors:?}"));
+    crate::validate::resolve(&resource, &crate::validate::ClusterFacts::assumed_offline())
+        .expect("fixture resolves")
+}

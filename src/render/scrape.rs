@@ -205,3 +205,160 @@ pub fn prometheus_yml(scrape_configs: Vec<Value>) -> Value {
         "scrape_configs": scrape_configs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::validated_from_yaml;
+    use super::*;
+
+    const PODS: &str = r#"
+apiVersion: monitoring.inference.dev/v1alpha1
+kind: InferenceMonitoring
+metadata: {name: chat, namespace: llm}
+spec:
+  engine: sglang
+  selector: {matchLabels: {app: chat}}
+  namespaceSelector: {matchNames: [llm, llm-b]}
+  endpoint:
+    port: metrics
+    scheme: https
+    tls: {ca: {name: ca, key: ca.crt}, serverName: chat.llm.svc}
+    authorization: {credentials: {name: token, key: t}}
+  prometheus: {output: OUTPUT}
+  gpu: {dcgmExporter: {enabled: true, namespace: gpu}}
+"#;
+
+    const STATIC: &str = r#"
+apiVersion: monitoring.inference.dev/v1alpha1
+kind: InferenceMonitoring
+metadata: {name: compose, namespace: default}
+spec:
+  engine: vllm
+  staticTargets: [10.0.0.1:8000]
+  prometheus: {output: OUTPUT}
+"#;
+
+    fn resource(template: &str, output: &str) -> Validated {
+        validated_from_yaml(&template.replace("OUTPUT", output))
+    }
+
+    fn raw_jobs(child: &Child) -> Vec<Value> {
+        let encoded = child.object["data"][RAW_SCRAPE_CONFIG_KEY]
+            .as_str()
+            .expect("secret data");
+        let bytes: ByteString = serde_json::from_value(json!(encoded)).expect("base64");
+        serde_yaml::from_slice(&bytes.0).expect("a YAML list")
+    }
+
+    #[test]
+    fn scrape_config_discovers_pods_in_the_selected_namespaces() {
+        let child = scrape_config(&resource(PODS, "scrapeConfig"));
+        assert_eq!(child.kind, ChildKind::ScrapeConfig);
+        let spec = &child.object["spec"];
+        assert_eq!(
+            spec["kubernetesSDConfigs"],
+            json!([{"role": "Pod", "namespaces": {"names": ["llm", "llm-b"]}}])
+        );
+        assert_eq!(spec["metricsPath"], "/metrics");
+        assert_eq!(spec["scheme"], "https");
+        assert_eq!(spec["scrapeInterval"], "15s");
+        assert_eq!(
+            spec["tlsConfig"],
+            json!({"ca": {"secret": {"name": "ca", "key": "ca.crt"}}, "serverName": "chat.llm.svc"})
+        );
+        assert_eq!(
+            spec["authorization"],
+            json!({"credentials": {"name": "token", "key": "t"}})
+        );
+        let relabelings = spec["relabelings"].as_array().unwrap();
+        assert_eq!(
+            relabelings[0],
+            json!({"action": "keep", "sourceLabels": ["__meta_kubernetes_namespace"], "regex": "(llm|llm-b)"})
+        );
+        assert!(relabelings.contains(&json!({"action": "keep", "sourceLabels": ["__meta_kubernetes_pod_container_port_name"], "regex": "metrics"})));
+        assert_eq!(
+            relabelings.last().unwrap(),
+            &json!({"action": "replace", "targetLabel": "inference_engine", "replacement": "sglang"})
+        );
+    }
+
+    #[test]
+    fn scrape_config_lists_static_targets() {
+        let child = scrape_config(&resource(STATIC, "scrapeConfig"));
+        let spec = &child.object["spec"];
+        assert_eq!(
+            spec["staticConfigs"],
+            json!([{"targets": ["10.0.0.1:8000"]}])
+        );
+        assert!(spec.get("kubernetesSDConfigs").is_none());
+        assert_eq!(
+            spec["relabelings"][1],
+            json!({"action": "replace", "sourceLabels": ["__address__"], "targetLabel": "pod"})
+        );
+    }
+
+    #[test]
+    fn raw_secret_holds_a_scrape_configs_list_with_the_dcgm_job() {
+        let resource = resource(PODS, "rawScrapeConfig");
+        let all = children(&resource).unwrap();
+        assert_eq!(all.len(), 1);
+        let secret = &all[0];
+        assert_eq!(secret.kind, ChildKind::Secret);
+        assert_eq!(secret.name, "chat-scrape-config");
+        let jobs = raw_jobs(secret);
+        assert_eq!(jobs.len(), 2);
+        let job = &jobs[0];
+        assert_eq!(job["job_name"], "llm/chat");
+        assert_eq!(
+            job["kubernetes_sd_configs"],
+            json!([{"role": "pod", "namespaces": {"names": ["llm", "llm-b"]}}])
+        );
+        assert_eq!(
+            job["tls_config"],
+            json!({"ca_file": "/etc/prometheus/secrets/ca/ca.crt", "server_name": "chat.llm.svc"})
+        );
+        assert_eq!(
+            job["authorization"],
+            json!({"credentials_file": "/etc/prometheus/secrets/token/t"})
+        );
+        assert_eq!(
+            job["relabel_configs"][1],
+            json!({"action": "keep", "source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running"})
+        );
+        let dcgm = &jobs[1];
+        assert_eq!(dcgm["job_name"], "llm/chat/dcgm-exporter");
+        assert_eq!(dcgm["honor_labels"], true);
+        assert_eq!(
+            dcgm["kubernetes_sd_configs"],
+            json!([{"role": "pod", "namespaces": {"names": ["gpu"]}}])
+        );
+    }
+
+    #[test]
+    fn prometheus_yml_only_for_static_targets() {
+        let jobs = prometheus_scrape_configs(&resource(STATIC, "auto")).unwrap();
+        assert_eq!(
+            jobs[0]["static_configs"],
+            json!([{"targets": ["10.0.0.1:8000"]}])
+        );
+        let config = prometheus_yml(jobs);
+        assert_eq!(config["global"]["scrape_interval"], "15s");
+        assert_eq!(config["scrape_configs"][0]["job_name"], "default/compose");
+        let err = prometheus_scrape_configs(&resource(PODS, "podMonitor")).unwrap_err();
+        assert!(
+            matches!(err, RenderError::NeedsKubernetes { ref resource } if resource == "llm/chat")
+        );
+    }
+
+    #[test]
+    fn monitors_reject_static_targets_built_by_hand() {
+        let mut resource = resource(STATIC, "scrapeConfig");
+        resource.output = Output::PodMonitor;
+        assert!(matches!(
+            children(&resource),
+            Err(RenderError::StaticTargets { .. })
+        ));
+    }
+}
