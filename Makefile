@@ -24,6 +24,10 @@ test: lint
 crds:
 	$(CARGO) run --quiet -- crd > crds/monitoring.inference.dev_inferencemonitorings.yaml
 
+## golden: regenerate the golden files of `infmon render` (tests/golden/); review the diff
+golden:
+	INFMON_UPDATE_GOLDEN=1 $(CARGO) test --test render_golden golden_files_match
+
 ## fmt: format the code
 fmt:
 	$(CARGO) fmt --all
