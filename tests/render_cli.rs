@@ -24,8 +24,17 @@ fn stderr(output: &Output) -> String {
 
 /// Asserts a failure with this exit code, an empty stdout and every `needle` in stderr.
 fn assert_fails(output: &Output, code: i32, needles: &[&str]) {
-    assert_eq!(output.status.code(), Some(code), "stderr: {}", stderr(output));
-    assert!(output.stdout.is_empty(), "stdout on failure: {:?}", output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stderr: {}",
+        stderr(output)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "stdout on failure: {:?}",
+        output.stdout
+    );
     for needle in needles {
         assert!(
             stderr(output).contains(needle),
@@ -65,7 +74,10 @@ fn output_is_byte_identical_across_runs() {
 fn children_of_several_files_come_out_sorted_by_kind() {
     let output = render(
         &[],
-        &[&repo("examples/vllm.yaml"), &repo("examples/kitchen-sink.yaml")],
+        &[
+            &repo("examples/vllm.yaml"),
+            &repo("examples/kitchen-sink.yaml"),
+        ],
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let text = String::from_utf8(output.stdout).unwrap();
@@ -75,7 +87,13 @@ fn children_of_several_files_come_out_sorted_by_kind() {
         .collect();
     assert_eq!(
         kinds,
-        ["Service", "DaemonSet", "PodMonitor", "PodMonitor", "ServiceMonitor"]
+        [
+            "Service",
+            "DaemonSet",
+            "PodMonitor",
+            "PodMonitor",
+            "ServiceMonitor"
+        ]
     );
 }
 
@@ -108,7 +126,10 @@ fn invalid_resources_exit_1_naming_the_field() {
     assert_fails(
         &render(
             &[],
-            &[&repo("examples/vllm.yaml"), &repo("tests/invalid/port-zero.yaml")],
+            &[
+                &repo("examples/vllm.yaml"),
+                &repo("tests/invalid/port-zero.yaml"),
+            ],
         ),
         1,
         &["spec.endpoint.port"],
@@ -127,17 +148,28 @@ fn auto_needs_an_engine_offline() {
 
     let bad = render(&["--engine", "ollama"], &[&auto]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("unknown engine \"ollama\""), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("unknown engine \"ollama\""),
+        "{}",
+        stderr(&bad)
+    );
     let auto_engine = render(&["--engine", "auto"], &[&auto]);
     assert_eq!(auto_engine.status.code(), Some(2));
-    assert!(stderr(&auto_engine).contains("not auto"), "{}", stderr(&auto_engine));
+    assert!(
+        stderr(&auto_engine).contains("not auto"),
+        "{}",
+        stderr(&auto_engine)
+    );
 }
 
 #[test]
 fn unresolvable_ports_exit_1() {
     // A custom engine has no preset port to fall back on.
     assert_fails(
-        &render(&["--engine", "custom"], &[&repo("examples/auto-detect.yaml")]),
+        &render(
+            &["--engine", "custom"],
+            &[&repo("examples/auto-detect.yaml")],
+        ),
         1,
         &["spec.endpoint.port", "custom"],
     );
