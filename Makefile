@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint fmt crds golden tools demo e2e release
+.PHONY: all build test lint fmt crds golden tools release
 
 all: build
 
@@ -37,6 +37,6 @@ release:
 	$(CARGO) build --release
 	@ls -l target/release/infmon
 
-## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, ...)
+## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, lua, shellcheck)
 tools:
 	.ci/install-tools

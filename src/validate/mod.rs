@@ -6,4 +6,8 @@ mod document;
 mod resolve;
 
 pub use document::{FieldError, strict_structural_schema, validate_document};
-pub use resolve::*;
+pub use resolve::{
+    ClusterFacts, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_INTERVAL, DEFAULT_SCRAPE_TIMEOUT,
+    Dashboards, DcgmExporter, DcgmPlan, Endpoint, Folder, HealthCheck, Namespaces, Output, PortRef,
+    ResolveError, Targets, Validated, output_name, resolve,
+};
