@@ -8,6 +8,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use infmon::render::scrape::RAW_SCRAPE_CONFIG_KEY;
 use infmon::render::{ChildKind, render_all};
@@ -15,7 +16,11 @@ use infmon::validate::{ClusterFacts, resolve, validate_document};
 use k8s_openapi::ByteString;
 use serde_json::{Value, json};
 use support::exporter::Exporter;
-use support::prometheus::{POLL, Prometheus, TARGET_TIMEOUT};
+use support::prometheus::{POLL, Prometheus};
+
+/// Four file_sd targets take one discovery refresh plus Prometheus' ~5.5 s target sync to be
+/// scraped; on a loaded machine more. Polling returns as soon as they are up.
+const ALL_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The `scrape_configs` list in the rendered raw Secret of a golden input.
 fn raw_jobs(input: &str) -> Vec<Value> {
@@ -348,7 +353,7 @@ fn relabel_rules_keep_exactly_the_selected_pods_and_ports() {
         config
     });
 
-    let up = prometheus.wait_until(TARGET_TIMEOUT, POLL, |p| {
+    let up = prometheus.wait_until(ALL_UP_TIMEOUT, POLL, |p| {
         let targets = p.active_targets();
         targets.len() == 4 && targets.iter().all(|t| t["health"] == "up")
     });

@@ -184,6 +184,18 @@ fn unresolvable_ports_exit_1() {
 }
 
 #[test]
+fn selectors_kubernetes_would_reject_exit_1() {
+    let bad = temp_file(
+        "apiVersion: monitoring.inference.dev/v1alpha1\nkind: InferenceMonitoring\nmetadata: {name: x, namespace: llm}\nspec:\n  engine: vllm\n  selector:\n    matchExpressions: [{key: tier, operator: Equals, values: [a]}]\n",
+    );
+    assert_fails(
+        &render(&[], &[bad.path()]),
+        1,
+        &["llm/x", "spec.selector.matchExpressions", "tier", "Equals"],
+    );
+}
+
+#[test]
 fn prometheus_format_needs_static_targets() {
     assert_fails(
         &render(&["--format", "prometheus"], &[&repo("examples/vllm.yaml")]),

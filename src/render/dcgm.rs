@@ -248,12 +248,12 @@ pub fn service_monitor(resource: &Validated, exporter: &DcgmExporter) -> Child {
 
 /// The exporter's plain scrape job for a raw scrape config, when one is deployed and the
 /// output is raw (other outputs use [`service_monitor`]).
-pub fn plain_job(resource: &Validated) -> Option<Value> {
+pub fn plain_job(resource: &Validated) -> Result<Option<Value>, RenderError> {
     let DcgmPlan::Deploy(exporter) = &resource.dcgm else {
-        return None;
+        return Ok(None);
     };
     if resource.output != Output::RawScrapeConfig {
-        return None;
+        return Ok(None);
     }
     let namespaces = Namespaces::Names(vec![exporter.namespace.clone()]);
     let selector = LabelSelector {
@@ -264,10 +264,10 @@ pub fn plain_job(resource: &Validated) -> Option<Value> {
         &selector,
         &namespaces,
         &PortRef::Name(DCGM_PORT_NAME.into()),
-    );
+    )?;
     rules.extend(pod_labels());
     rules.push(owner_label(resource));
-    Some(json!({
+    Ok(Some(json!({
         "job_name": format!("{}/{DCGM_COMPONENT}", resource.key()),
         "scrape_interval": exporter.interval,
         "scrape_timeout": scrape_timeout(&exporter.interval),
@@ -276,7 +276,7 @@ pub fn plain_job(resource: &Validated) -> Option<Value> {
         "honor_labels": true,
         "kubernetes_sd_configs": super::scrape::kubernetes_sd(&namespaces),
         "relabel_configs": rules.iter().map(to_prometheus).collect::<Vec<_>>(),
-    }))
+    })))
 }
 
 #[cfg(test)]
@@ -418,8 +418,12 @@ spec:
             kinds(&children(&resource).unwrap()),
             [ChildKind::DaemonSet, ChildKind::Service]
         );
-        let job = plain_job(&resource).expect("a DCGM job");
+        let job = plain_job(&resource).unwrap().expect("a DCGM job");
         assert_eq!(job["scrape_timeout"], "10s");
-        assert!(plain_job(&self::resource("podMonitor", "{enabled: true}")).is_none());
+        assert!(
+            plain_job(&self::resource("podMonitor", "{enabled: true}"))
+                .unwrap()
+                .is_none()
+        );
     }
 }

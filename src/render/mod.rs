@@ -66,6 +66,14 @@ pub enum RenderError {
         /// `namespace/name` of the resource.
         resource: String,
     },
+    /// A label selector requirement Kubernetes would reject.
+    #[error("spec.selector.matchExpressions: key {key:?}: {reason}")]
+    InvalidSelector {
+        /// The requirement's label key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A `prometheus.yml` was asked for pods, which only Kubernetes discovery can find.
     #[error(
         "{resource}: selects pods with spec.selector, which needs Kubernetes service discovery; a prometheus.yml can only scrape spec.staticTargets (use --format kubernetes)"

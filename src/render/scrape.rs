@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 use super::endpoint::{operator_security, plain_security};
 use super::monitors::{SCRAPE_COMPONENT, monitor_meta, pod_monitor, service_monitor};
 use super::relabel::{
-    identity_labels, pod_labels, pod_selection, static_target_labels, to_operator, to_prometheus,
+    identity_labels, pod_labels, pod_selection, selector_rules, static_target_labels, to_operator,
+    to_prometheus,
 };
 use super::{Child, ChildKind, RenderError, child_name, dcgm, object_meta};
 use crate::api::RelabelConfig;
@@ -32,6 +33,7 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
                 namespaces,
             },
         ) => {
+            selector_rules(selector)?;
             vec![pod_monitor(resource, selector, namespaces)]
         }
         (
@@ -41,6 +43,7 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
                 namespaces,
             },
         ) => {
+            selector_rules(selector)?;
             vec![service_monitor(resource, selector, namespaces)]
         }
         (Output::PodMonitor | Output::ServiceMonitor, Targets::Static(_)) => {
@@ -48,31 +51,31 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
                 resource: resource.key(),
             });
         }
-        (Output::ScrapeConfig, _) => vec![scrape_config(resource)],
+        (Output::ScrapeConfig, _) => vec![scrape_config(resource)?],
         (Output::RawScrapeConfig, _) => vec![raw_scrape_config_secret(resource)?],
     })
 }
 
 /// The relabel rules of the resource's own scrape job (selection for pods, then labels).
-fn job_relabelings(resource: &Validated) -> Vec<RelabelConfig> {
+fn job_relabelings(resource: &Validated) -> Result<Vec<RelabelConfig>, RenderError> {
     let mut rules = match &resource.targets {
         Targets::Pods {
             selector,
             namespaces,
         } => {
-            let mut rules = pod_selection(selector, namespaces, &resource.endpoint.port);
+            let mut rules = pod_selection(selector, namespaces, &resource.endpoint.port)?;
             rules.extend(pod_labels());
             rules
         }
         Targets::Static(_) => static_target_labels(resource),
     };
     rules.extend(identity_labels(resource));
-    rules
+    Ok(rules)
 }
 
 /// A `ScrapeConfig`: Kubernetes pod discovery (plus relabel selection) for a selector,
 /// `staticConfigs` for static targets.
-pub fn scrape_config(resource: &Validated) -> Child {
+pub fn scrape_config(resource: &Validated) -> Result<Child, RenderError> {
     let endpoint = &resource.endpoint;
     let mut spec = Map::new();
     match &resource.targets {
@@ -94,7 +97,7 @@ pub fn scrape_config(resource: &Validated) -> Child {
     spec.insert("honorLabels".into(), json!(endpoint.honor_labels));
     spec.insert(
         "relabelings".into(),
-        to_operator(&job_relabelings(resource)),
+        to_operator(&job_relabelings(resource)?),
     );
     operator_security(endpoint, &mut spec);
     let meta = monitor_meta(
@@ -103,10 +106,10 @@ pub fn scrape_config(resource: &Validated) -> Child {
         child_name(&resource.name, ""),
         SCRAPE_COMPONENT,
     );
-    Child::from_value(
+    Ok(Child::from_value(
         ChildKind::ScrapeConfig,
         json!({"metadata": meta, "spec": spec}),
-    )
+    ))
 }
 
 /// The `job_name` of the resource's plain scrape job: `<namespace>/<name>`, like a
@@ -115,8 +118,20 @@ pub fn job_name(resource: &Validated) -> String {
     resource.key()
 }
 
+/// The `scrapePool` under which Prometheus' `/api/v1/targets` lists the resource's inference
+/// targets (what the health checks filter by), per output kind.
+pub fn scrape_pool(resource: &Validated) -> String {
+    let (namespace, name) = (&resource.namespace, child_name(&resource.name, ""));
+    match resource.output {
+        Output::PodMonitor => format!("podMonitor/{namespace}/{name}/0"),
+        Output::ServiceMonitor => format!("serviceMonitor/{namespace}/{name}/0"),
+        Output::ScrapeConfig => format!("scrapeConfig/{namespace}/{name}"),
+        Output::RawScrapeConfig => job_name(resource),
+    }
+}
+
 /// The resource's own plain Prometheus `scrape_config` entry.
-pub fn plain_job(resource: &Validated) -> Value {
+pub fn plain_job(resource: &Validated) -> Result<Value, RenderError> {
     let endpoint = &resource.endpoint;
     let mut job = Map::new();
     job.insert("job_name".into(), json!(job_name(resource)));
@@ -135,13 +150,13 @@ pub fn plain_job(resource: &Validated) -> Value {
     }
     job.insert(
         "relabel_configs".into(),
-        job_relabelings(resource)
+        job_relabelings(resource)?
             .iter()
             .map(to_prometheus)
             .collect(),
     );
     plain_security(endpoint, &mut job);
-    Value::Object(job)
+    Ok(Value::Object(job))
 }
 
 /// Plain `kubernetes_sd_configs` with role `pod`, restricted to the given namespaces.
@@ -156,16 +171,16 @@ pub fn kubernetes_sd(namespaces: &Namespaces) -> Value {
 
 /// The `scrape_configs` list of a raw scrape config: the resource's job, plus the DCGM
 /// exporter's when one is deployed.
-pub fn raw_scrape_configs(resource: &Validated) -> Vec<Value> {
-    let mut jobs = vec![plain_job(resource)];
-    jobs.extend(dcgm::plain_job(resource));
-    jobs
+pub fn raw_scrape_configs(resource: &Validated) -> Result<Vec<Value>, RenderError> {
+    let mut jobs = vec![plain_job(resource)?];
+    jobs.extend(dcgm::plain_job(resource)?);
+    Ok(jobs)
 }
 
 /// The Secret holding the raw `scrape_configs` list under [`RAW_SCRAPE_CONFIG_KEY`].
 pub fn raw_scrape_config_secret(resource: &Validated) -> Result<Child, RenderError> {
     let name = child_name(&resource.name, "scrape-config");
-    let yaml = serde_yaml::to_string(&raw_scrape_configs(resource)).map_err(|source| {
+    let yaml = serde_yaml::to_string(&raw_scrape_configs(resource)?).map_err(|source| {
         RenderError::Yaml {
             name: name.clone(),
             source,
@@ -188,7 +203,7 @@ pub fn raw_scrape_config_secret(resource: &Validated) -> Result<Child, RenderErr
 /// other jobs can be appended by the caller before [`prometheus_yml`].
 pub fn prometheus_scrape_configs(resource: &Validated) -> Result<Vec<Value>, RenderError> {
     match resource.targets {
-        Targets::Static(_) => Ok(vec![plain_job(resource)]),
+        Targets::Static(_) => Ok(vec![plain_job(resource)?]),
         Targets::Pods { .. } => Err(RenderError::NeedsKubernetes {
             resource: resource.key(),
         }),
@@ -254,7 +269,7 @@ spec:
 
     #[test]
     fn scrape_config_discovers_pods_in_the_selected_namespaces() {
-        let child = scrape_config(&resource(PODS, "scrapeConfig"));
+        let child = scrape_config(&resource(PODS, "scrapeConfig")).unwrap();
         assert_eq!(child.kind, ChildKind::ScrapeConfig);
         let spec = &child.object["spec"];
         assert_eq!(
@@ -286,7 +301,7 @@ spec:
 
     #[test]
     fn scrape_config_lists_static_targets() {
-        let child = scrape_config(&resource(STATIC, "scrapeConfig"));
+        let child = scrape_config(&resource(STATIC, "scrapeConfig")).unwrap();
         let spec = &child.object["spec"];
         assert_eq!(
             spec["staticConfigs"],
@@ -350,6 +365,23 @@ spec:
         assert!(
             matches!(err, RenderError::NeedsKubernetes { ref resource } if resource == "llm/chat")
         );
+    }
+
+    #[test]
+    fn scrape_pools_follow_the_operator_naming() {
+        assert_eq!(
+            scrape_pool(&resource(PODS, "podMonitor")),
+            "podMonitor/llm/chat/0"
+        );
+        assert_eq!(
+            scrape_pool(&resource(PODS, "serviceMonitor")),
+            "serviceMonitor/llm/chat/0"
+        );
+        assert_eq!(
+            scrape_pool(&resource(PODS, "scrapeConfig")),
+            "scrapeConfig/llm/chat"
+        );
+        assert_eq!(scrape_pool(&resource(PODS, "rawScrapeConfig")), "llm/chat");
     }
 
     #[test]
