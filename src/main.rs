@@ -21,6 +21,8 @@ enum Command {
     Crd,
     /// Check InferenceMonitoring files the way the API server would (exit 0 valid, 1 invalid, 2 unreadable).
     Validate(cli::validate::Args),
+    /// Print every object the operator would create, or a prometheus.yml for static targets (exit 0 ok, 1 invalid, 2 unreadable).
+    Render(cli::render::Args),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crd => cli::crd::run(),
         Command::Validate(args) => cli::validate::run(&args),
+        Command::Render(args) => cli::render::run(&args),
     };
     match result {
         Ok(code) => code,

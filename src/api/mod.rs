@@ -594,7 +594,8 @@ impl Default for DcgmExporterSpec {
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertsSpec {
-    /// Generate recording rules and alerts. Default: true.
+    /// Generate the SLO alerts. Default: true. The engine-neutral recording rules are generated
+    /// whenever alerts or dashboards are on (the overview dashboard reads them).
     #[serde(default = "default_true")]
     pub enabled: bool,
 

@@ -2,4 +2,5 @@
 //! at the binary's edge.
 
 pub mod crd;
+pub mod render;
 pub mod validate;

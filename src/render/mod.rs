@@ -2,8 +2,13 @@
 //! randomness: the same input gives byte-identical output, which `infmon render` prints and
 //! the controller applies.
 
+pub mod dcgm;
+pub mod endpoint;
 mod kinds;
+pub mod monitors;
 mod names;
+pub mod relabel;
+pub mod scrape;
 
 pub use kinds::ChildKind;
 pub use names::{
@@ -43,6 +48,39 @@ pub enum RenderError {
         /// The serializer's error.
         #[source]
         source: serde_json::Error,
+    },
+    /// A raw scrape config could not be written as YAML (a bug).
+    #[error("cannot write the scrape configs of {name} as YAML: {source}")]
+    Yaml {
+        /// Name of the Secret being built.
+        name: String,
+        /// The serializer's error.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// A PodMonitor or ServiceMonitor was asked for static targets.
+    #[error(
+        "{resource}: spec.prometheus.output: PodMonitor and ServiceMonitor select pods and cannot scrape spec.staticTargets"
+    )]
+    StaticTargets {
+        /// `namespace/name` of the resource.
+        resource: String,
+    },
+    /// A label selector requirement Kubernetes would reject.
+    #[error("spec.selector.matchExpressions: key {key:?}: {reason}")]
+    InvalidSelector {
+        /// The requirement's label key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A `prometheus.yml` was asked for pods, which only Kubernetes discovery can find.
+    #[error(
+        "{resource}: selects pods with spec.selector, which needs Kubernetes service discovery; a prometheus.yml can only scrape spec.staticTargets (use --format kubernetes)"
+    )]
+    NeedsKubernetes {
+        /// `namespace/name` of the resource.
+        resource: String,
     },
     /// A dashboard is too large to store in a Kubernetes object.
     #[error(
@@ -117,8 +155,20 @@ pub fn object_meta(
 /// its kinds here.
 pub fn render_all(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     let mut children: Vec<Child> = Vec::new();
+    children.extend(scrape::children(resource)?);
+    children.extend(dcgm::children(resource)?);
     children.extend(crate::dashboards::children(resource)?);
     children.extend(crate::rules::children(resource)?);
     sort_children(&mut children);
     Ok(children)
+}
+
+/// Test fixture: resolves a YAML resource with the offline cluster facts.
+#[cfg(test)]
+pub(crate) fn validated_from_yaml(yaml: &str) -> Validated {
+    let value: Value = serde_yaml::from_str(yaml).expect("fixture YAML");
+    let resource = crate::validate::validate_document(&value)
+        .unwrap_or_else(|errors| panic!("fixture invalid: {errors:?}"));
+    crate::validate::resolve(&resource, &crate::validate::ClusterFacts::assumed_offline())
+        .expect("fixture resolves")
 }
