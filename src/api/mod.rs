@@ -50,6 +50,8 @@ pub const KIND: &str = "InferenceMonitoring";
 #[x_kube(
     validation = Rule::new("has(self.selector) != has(self.staticTargets)").message("exactly one of spec.selector and spec.staticTargets must be set").reason(Reason::FieldValueRequired),
     validation = Rule::new("self.engine != 'custom' || (has(self.endpoint) && has(self.endpoint.port) && has(self.endpoint.path))").message("spec.endpoint.port and spec.endpoint.path are required when spec.engine is custom").reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.selector) || !has(self.selector.matchExpressions) || self.selector.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])").message("spec.selector.matchExpressions: operator must be In, NotIn, Exists or DoesNotExist"),
+    validation = Rule::new("!has(self.selector) || !has(self.selector.matchExpressions) || self.selector.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? (has(e.values) && size(e.values) > 0) : (!has(e.values) || size(e.values) == 0))").message("spec.selector.matchExpressions: In and NotIn need values; Exists and DoesNotExist take none"),
     validation = Rule::new("!has(self.staticTargets) || !has(self.namespaceSelector)").message("spec.namespaceSelector applies to spec.selector only; remove it when spec.staticTargets is set"),
 )]
 #[serde(rename_all = "camelCase")]
