@@ -8,9 +8,11 @@
 
 mod conditions;
 mod durations;
+mod metrics;
 
 pub use conditions::{ConditionReason, ConditionType, Conditions};
 pub use durations::{DURATION_PATTERN, parse_duration};
+pub use metrics::{MetricMapping, MetricType, MetricUnit, MetricsSpec};
 
 use std::collections::BTreeMap;
 
@@ -99,6 +101,12 @@ pub struct InferenceMonitoringSpec {
     /// SLO alerts and the engine-neutral recording rules they are built on.
     #[serde(default)]
     pub alerts: AlertsSpec,
+
+    /// Metric names per role, for `engine: custom` (any Prometheus-native service) or to
+    /// override single roles of a known engine, e.g. a series an engine version renamed.
+    /// Default: the engine's catalog entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSpec>,
 }
 
 /// The inference engine a service runs.

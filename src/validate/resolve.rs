@@ -305,7 +305,11 @@ pub fn resolve(
             })?,
         engine => engine,
     };
-    let profile = engines::profile(engine).unwrap_or_else(|| custom_profile(engine));
+    let preset = engines::profile(engine).unwrap_or_else(|| custom_profile(engine));
+    let profile = match &spec.metrics {
+        Some(metrics) => engines::with_overrides(preset, metrics),
+        None => preset,
+    };
 
     let targets = match (&spec.selector, &spec.static_targets) {
         (_, Some(hosts)) => Targets::Static(hosts.clone()),
@@ -431,6 +435,7 @@ fn custom_profile(engine: Engine) -> EngineProfile {
             images: &[],
             commands: &[],
         },
+        extras: Default::default(),
     }
 }
 
