@@ -27,7 +27,7 @@ crds:
 ## golden: regenerate every generated artifact (crds/, dashboards/*.json, tests/promtool/*.rules.yml,
 ##         tests/golden/ of `infmon render`); review the diff before committing
 golden: crds
-	INFMON_UPDATE_GOLDEN=1 $(CARGO) test --test dashboards --test rules --test render_golden
+	INFMON_UPDATE_GOLDEN=1 $(CARGO) test --test dashboards --test rules --test render_golden --test metrics_overrides
 
 ## dashboards: same as golden (named in the dashboards' drift message)
 dashboards: golden

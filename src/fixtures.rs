@@ -157,6 +157,8 @@ fn gauge_value(unit: Unit, tick: u64) -> f64 {
     match unit {
         Unit::Ratio => 0.4 + wobble / 100.0,
         Unit::Percent => 40.0 + wobble,
+        Unit::Megabytes => 20_000.0 + wobble,
+        Unit::Bytes => 2e10 + wobble,
         _ => 2.0 + wobble,
     }
 }
@@ -195,48 +197,30 @@ fn template_series(source: &Source) -> Vec<(String, Labels, bool)> {
 /// reads, labelled with its model label (when it has one) set to [`FIXTURE_MODEL`].
 pub fn engine_page(profile: &EngineProfile, tick: u64) -> String {
     let mut base = Labels::new();
-    if let Some(label) = profile.model_label {
+    if let Some(label) = profile.model_label.as_deref() {
         base.insert(label.to_string(), FIXTURE_MODEL.to_string());
     }
-    let with = |matchers: &str| {
-        let mut labels = base.clone();
-        labels.extend(matcher_labels(matchers));
-        labels
-    };
     let mut page = Page::default();
     for (_, source) in &profile.roles {
-        match source {
-            Source::Counter { name, matchers } => {
-                // Matched subsets (errors) advance slower than the whole.
-                let step = if matchers.is_empty() { 7 } else { 1 };
-                page.counter(name, &with(matchers), (tick * step) as f64);
-            }
-            Source::Gauge {
-                name,
-                matchers,
-                unit,
-            } => page.gauge(name, &with(matchers), gauge_value(*unit, tick)),
-            Source::Histogram {
-                name,
-                matchers,
-                unit,
-            } => page.histogram(name, &with(matchers), &bounds(*unit), tick),
-            Source::HistogramSum { name } => page.histogram(name, &base, &COUNT_BOUNDS, tick),
-            Source::DurationCounter { name, count, unit } => {
-                let mean = 0.3 / unit.to_base_factor();
-                page.counter(count, &base, (tick * 7) as f64);
-                page.counter(name, &base, (tick * 7) as f64 * mean);
-            }
-            Source::Approximation { .. } => {
-                for (name, labels, ranged) in template_series(source) {
-                    let labels = with_labels(&base, labels);
-                    match name.strip_suffix("_bucket") {
-                        Some(family) => page.histogram(family, &labels, &LATENCY_BOUNDS, tick),
-                        None if ranged => page.counter(&name, &labels, (tick * 5) as f64),
-                        None => page.gauge(&name, &labels, 20.0 + (tick % 5) as f64),
-                    }
-                }
-            }
+        add_source(&mut page, source, &base, tick);
+    }
+    let extras = &profile.extras;
+    let named = extras
+        .stages
+        .iter()
+        .chain(&extras.queues)
+        .map(|n| &n.source);
+    for source in named
+        .chain(&extras.gpu_memory)
+        .chain(&extras.gpu_utilization)
+    {
+        add_source(&mut page, source, &base, tick);
+    }
+    if let Some((source, worker_label)) = &extras.worker_requests {
+        for (index, worker) in ["worker-0", "worker-1"].into_iter().enumerate() {
+            let mut labels = base.clone();
+            labels.insert(worker_label.clone(), worker.to_string());
+            add_source(&mut page, source, &labels, tick * (index as u64 + 1));
         }
     }
     if let Some(core) = &profile.core_metric
@@ -245,6 +229,48 @@ pub fn engine_page(profile: &EngineProfile, tick: u64) -> String {
         page.counter(core, &base, (tick * 7) as f64);
     }
     page.render()
+}
+
+/// Adds the series one source reads, in its unit, advancing with `tick`.
+fn add_source(page: &mut Page, source: &Source, base: &Labels, tick: u64) {
+    let with = |matchers: &str| {
+        let mut labels = base.clone();
+        labels.extend(matcher_labels(matchers));
+        labels
+    };
+    match source {
+        Source::Counter { name, matchers } => {
+            // Matched subsets (errors) advance slower than the whole.
+            let step = if matchers.is_empty() { 7 } else { 1 };
+            page.counter(name, &with(matchers), (tick * step) as f64);
+        }
+        Source::Gauge {
+            name,
+            matchers,
+            unit,
+        } => page.gauge(name, &with(matchers), gauge_value(*unit, tick)),
+        Source::Histogram {
+            name,
+            matchers,
+            unit,
+        } => page.histogram(name, &with(matchers), &bounds(*unit), tick),
+        Source::HistogramSum { name } => page.histogram(name, base, &COUNT_BOUNDS, tick),
+        Source::DurationCounter { name, count, unit } => {
+            let mean = 0.3 / unit.to_base_factor();
+            page.counter(count, base, (tick * 7) as f64);
+            page.counter(name, base, (tick * 7) as f64 * mean);
+        }
+        Source::Approximation { .. } => {
+            for (name, labels, ranged) in template_series(source) {
+                let labels = with_labels(base, labels);
+                match name.strip_suffix("_bucket") {
+                    Some(family) => page.histogram(family, &labels, &LATENCY_BOUNDS, tick),
+                    None if ranged => page.counter(&name, &labels, (tick * 5) as f64),
+                    None => page.gauge(&name, &labels, 20.0 + (tick % 5) as f64),
+                }
+            }
+        }
+    }
 }
 
 fn with_labels(base: &Labels, extra: Labels) -> Labels {

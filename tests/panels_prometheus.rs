@@ -8,7 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use infmon::dashboards::EMBEDDED;
+use infmon::dashboards::{EMBEDDED, generate};
+use infmon::engines;
 use infmon::fixtures::{FIXTURE_MODEL, dcgm_page, engine_page};
 use infmon::rules::rule_file;
 use serde_json::Value;
@@ -26,11 +27,16 @@ struct Query {
 
 #[test]
 fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
-    let resources: Vec<_> = lint::ENGINE_EXAMPLES
+    let mut resources: Vec<_> = lint::ENGINE_EXAMPLES
         .iter()
+        .chain(&lint::MAPPED_EXAMPLES)
         .map(|e| lint::example(e))
         .collect();
-    let pod = |engine: &str| format!("{engine}-0");
+    resources.push(lint::resource(
+        "custom milliseconds",
+        lint::CUSTOM_MILLISECONDS,
+    ));
+    let pod = |name: &str| format!("{name}-0");
 
     let mut exporters = Vec::new();
     let mut jobs = String::new();
@@ -40,19 +46,20 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
             .path(profile.path)
             .start(move |tick| engine_page(&profile, tick));
         let engine = resource.engine.as_str();
+        let name = resource.name.as_str();
         jobs.push_str(&format!(
-            "  - job_name: {engine}\n    metrics_path: {path}\n    static_configs:\n      - targets: ['{addr}']\n        labels: {{namespace: {ns}, pod: {pod}, container: server, inference_engine: {engine}, inference_monitoring: '{key}'}}\n",
+            "  - job_name: {name}\n    metrics_path: {path}\n    static_configs:\n      - targets: ['{addr}']\n        labels: {{namespace: {ns}, pod: {pod}, container: server, inference_engine: {engine}, inference_monitoring: '{key}'}}\n",
             path = exporter.path(),
             addr = exporter.addr(),
             ns = resource.namespace,
-            pod = pod(engine),
+            pod = pod(name),
             key = resource.key(),
         ));
         exporters.push(exporter);
     }
     let workloads: Vec<(String, String)> = resources
         .iter()
-        .map(|r| (r.namespace.clone(), pod(r.engine.as_str())))
+        .map(|r| (r.namespace.clone(), pod(&r.name)))
         .collect();
     let dcgm = Exporter::start(move |tick| {
         let pods: Vec<(&str, &str)> = workloads
@@ -74,7 +81,7 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
         .map(|r| {
             let text = rule_file(r).expect("examples enable alerts");
             builder
-                .write_file(&format!("rules/{}.yml", r.engine), &text)
+                .write_file(&format!("rules/{}.yml", r.name), &text)
                 .display()
                 .to_string()
         })
@@ -101,6 +108,23 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
     }
 
     let queries = queries(&resources);
+    // The generic service dashboard of the custom example has every kind of mapped panel.
+    for panel in [
+        "Latency by stage (p95)",
+        "Share of request time by stage",
+        "Queue sizes",
+        "Requests per worker",
+        "GPU memory used",
+        "GPU utilisation",
+        "End-to-end latency",
+    ] {
+        assert!(
+            queries
+                .iter()
+                .any(|q| q.what.starts_with(&format!("reranker/{panel} "))),
+            "the custom service dashboard lacks {panel:?}"
+        );
+    }
     let mut empty: Vec<&Query> = Vec::new();
     let mut answers: Vec<(&Query, Vec<(Value, f64)>)> = Vec::new();
     let ready = support::wait_until(DATA_TIMEOUT, POLL * 2, || {
@@ -142,6 +166,16 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
             );
         }
     }
+    // A custom service reporting milliseconds is recorded in seconds.
+    let recorded = prometheus.query_values(
+        r#"inference:e2e_latency_seconds:p95{inference_monitoring="search/embedder"}"#,
+    );
+    assert_eq!(recorded.len(), 1, "no e2e record for the custom service");
+    assert!(
+        recorded[0].1 > 0.01 && recorded[0].1 < 3.0,
+        "custom service e2e p95 not in seconds: {recorded:?}"
+    );
+
     // MAX reports milliseconds, Triton microseconds: both are seconds once queried.
     let max_ttft = answers
         .iter()
@@ -203,17 +237,29 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
 }
 
 /// Every panel query and variable selector of every dashboard, with the variables set to
-/// one concrete choice each (engine dashboards: that engine's fixture pod and model).
+/// one concrete choice each (engine dashboards: that engine's fixture pod and model): the
+/// embedded dashboards, and the ones generated for resources with `spec.metrics`.
 fn queries(resources: &[infmon::validate::Validated]) -> Vec<Query> {
+    let embedded = EMBEDDED.iter().map(|(name, json)| {
+        let resource = resources.iter().find(|r| r.engine.as_str() == *name);
+        (name.to_string(), json.to_string(), resource)
+    });
+    let generated = resources
+        .iter()
+        .filter(|r| engines::profile(r.engine).as_ref() != Some(&r.profile))
+        .map(|r| {
+            let json = generate::resource_dashboard(r).to_json().to_string();
+            (r.name.clone(), json, Some(r))
+        });
     let mut queries = Vec::new();
-    for (name, json) in EMBEDDED {
-        let dashboard: Value = serde_json::from_str(json).unwrap();
-        let resource = resources.iter().find(|r| r.engine.as_str() == name);
-        let pod = resource.map_or(".*".to_string(), |r| format!("{}-0", r.engine.as_str()));
+    for (name, json, resource) in embedded.chain(generated) {
+        let dashboard: Value = serde_json::from_str(&json).unwrap();
+        let pod = resource.map_or(".*".to_string(), |r| format!("{}-0", r.name));
+        let namespace = resource.map_or("llm", |r| r.namespace.as_str());
         let values = lint::Values {
-            namespace: "llm",
+            namespace,
             pod: &pod,
-            model: if resource.is_some() {
+            model: if resource.is_some_and(|r| r.profile.model_label.is_some()) {
                 FIXTURE_MODEL
             } else {
                 ".*"

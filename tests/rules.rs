@@ -206,8 +206,19 @@ fn records_and_alerts_follow_the_engine_roles_and_the_spec() {
             );
         }
     }
+    // Without alerts the recording rules stay (the overview dashboard reads them); with
+    // dashboards off too, no rules are generated.
     let mut disabled = lint::example("vllm");
     disabled.alerts = None;
+    let groups = rules::groups(&disabled).unwrap();
+    let names: Vec<&str> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["infmon:llm/vllm:recording"]);
+    disabled.dashboards = None;
     assert!(rules::rule_file(&disabled).is_none());
     assert!(rules::children(&disabled).unwrap().is_empty());
 }

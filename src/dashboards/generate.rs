@@ -5,6 +5,7 @@
 use crate::engines::{EngineProfile, Role, Source};
 use crate::promql::{self, Scope};
 use crate::rules::records;
+use crate::validate::Validated;
 
 use super::model::{Dashboard, Panel, Target, Variable};
 
@@ -87,17 +88,18 @@ pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
         by: "namespace, pod",
         window: "$__rate_interval",
     };
-    let panels = ENGINE_PANELS
+    let mut panels: Vec<Panel> = ENGINE_PANELS
         .iter()
         .filter_map(|spec| engine_panel(profile, spec, &scope))
         .collect();
+    panels.extend(extra_panels(profile, &scope));
     let mut variables = vec![Variable {
         name: "namespace",
         label: "Namespace",
         query: format!("label_values({core}, namespace)"),
     }];
     let mut pod_sel = r#"namespace=~"$namespace""#.to_string();
-    if let Some(label) = profile.model_label {
+    if let Some(label) = profile.model_label.as_deref() {
         variables.push(Variable {
             name: "model",
             label: "Model",
@@ -122,6 +124,128 @@ pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
         variables,
         panels,
     }
+}
+
+/// The dashboard of one resource whose catalog entry differs from its engine's preset
+/// (`spec.metrics` overrides, or a custom service): generated from the merged entry, with a
+/// uid and title of its own so it never replaces the shared engine dashboard.
+pub fn resource_dashboard(resource: &Validated) -> Dashboard {
+    let mut dashboard = engine_dashboard(&resource.profile);
+    let key = resource.key();
+    dashboard.uid = format!("infmon-{}-{}", resource.engine, short_hash(&key));
+    dashboard.title = format!("Inference / {} ({key})", resource.profile.title);
+    dashboard.description = format!(
+        "{} metrics of {key} as scraped by infmon, per pod, with the metric names from its spec.metrics.",
+        resource.profile.title
+    );
+    dashboard
+}
+
+fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Panels for the series beyond the roles (`spec.metrics` stages, queues, workers and GPU
+/// gauges), each only when mapped.
+fn extra_panels(profile: &EngineProfile, scope: &Scope) -> Vec<Panel> {
+    let extras = &profile.extras;
+    let mut panels = Vec::new();
+    if !extras.stages.is_empty() {
+        panels.push(Panel {
+            title: "Latency by stage (p95)".into(),
+            description: "95th-percentile time each request spends in each stage.".into(),
+            unit: "s",
+            targets: extras
+                .stages
+                .iter()
+                .map(|stage| Target {
+                    expr: promql::expr(&stage.source, 0.95, scope),
+                    legend: format!("{{{{pod}}}} {}", stage.name),
+                })
+                .collect(),
+        });
+        let spent: Vec<String> = extras
+            .stages
+            .iter()
+            .filter_map(|stage| promql::time_spent(&stage.source, scope))
+            .collect();
+        let total = spent.join(" + ");
+        panels.push(Panel {
+            title: "Share of request time by stage".into(),
+            description: "Each stage's share of the time requests spend in all stages.".into(),
+            unit: "percentunit",
+            targets: extras
+                .stages
+                .iter()
+                .zip(&spent)
+                .map(|(stage, part)| Target {
+                    expr: format!("{part} / ({total})"),
+                    legend: format!("{{{{pod}}}} {}", stage.name),
+                })
+                .collect(),
+        });
+    }
+    if !extras.queues.is_empty() {
+        panels.push(Panel {
+            title: "Queue sizes".into(),
+            description: "Items waiting in each of the service's queues.".into(),
+            unit: "short",
+            targets: extras
+                .queues
+                .iter()
+                .map(|queue| Target {
+                    expr: promql::expr(&queue.source, 0.5, scope),
+                    legend: format!("{{{{pod}}}} {}", queue.name),
+                })
+                .collect(),
+        });
+    }
+    if let Some((source, worker_label)) = &extras.worker_requests {
+        let by = format!("namespace, {worker_label}");
+        let per_worker = Scope { by: &by, ..*scope };
+        panels.push(Panel {
+            title: "Requests per worker".into(),
+            description: format!("Requests per second handled by each worker ({worker_label})."),
+            unit: "reqps",
+            targets: vec![Target {
+                expr: promql::expr(source, 0.5, &per_worker),
+                legend: format!("{{{{{worker_label}}}}}"),
+            }],
+        });
+    }
+    let gauges = [
+        (
+            &extras.gpu_memory,
+            "GPU memory used",
+            "bytes",
+            "GPU memory the service reports in use.",
+        ),
+        (
+            &extras.gpu_utilization,
+            "GPU utilisation",
+            "percentunit",
+            "GPU utilisation the service reports.",
+        ),
+    ];
+    for (source, title, unit, description) in gauges {
+        if let Some(source) = source {
+            panels.push(Panel {
+                title: title.into(),
+                description: description.into(),
+                unit,
+                targets: vec![Target {
+                    expr: promql::expr(source, 0.5, scope),
+                    legend: "{{pod}}".into(),
+                }],
+            });
+        }
+    }
+    panels
 }
 
 fn engine_panel(profile: &EngineProfile, spec: &PanelSpec, scope: &Scope) -> Option<Panel> {
