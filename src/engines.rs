@@ -269,6 +269,27 @@ pub struct Extras {
 }
 
 impl EngineProfile {
+    /// The entry of a `custom` service before its `spec.metrics` mapping is applied: the
+    /// endpoint comes from the spec, the series from the mapping.
+    pub fn custom() -> Self {
+        Self {
+            engine: Engine::Custom,
+            title: "Custom service",
+            port: 0,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "make the service serve Prometheus metrics on spec.endpoint.port and spec.endpoint.path",
+            core_metric: None,
+            model_label: None,
+            roles: Vec::new(),
+            detection: Detection {
+                images: &[],
+                commands: &[],
+            },
+            extras: Extras::default(),
+        }
+    }
+
     /// The source of a role, if the engine reports it.
     pub fn source(&self, role: Role) -> Option<&Source> {
         self.roles.iter().find(|(r, _)| *r == role).map(|(_, s)| s)
@@ -925,22 +946,7 @@ mod tests {
 
     #[test]
     fn a_custom_service_is_described_by_its_mapping() {
-        let custom = EngineProfile {
-            engine: Engine::Custom,
-            title: "Custom service",
-            port: 0,
-            path: "/metrics",
-            scheme: Scheme::Http,
-            metrics_flag: "",
-            core_metric: None,
-            model_label: None,
-            roles: Vec::new(),
-            detection: Detection {
-                images: &[],
-                commands: &[],
-            },
-            extras: Extras::default(),
-        };
+        let custom = EngineProfile::custom();
         let metrics = MetricsSpec {
             requests: Some(mapping("request_count_total", MetricType::Counter, None)),
             e2e_latency: Some(mapping(

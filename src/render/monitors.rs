@@ -83,46 +83,31 @@ fn monitor(
     )
 }
 
-/// A `PodMonitor` for the selected pods: `port` for a container port name, `portNumber`
-/// for a number.
-pub fn pod_monitor(
+/// A `PodMonitor` or `ServiceMonitor` for the selected pods or Services. The kinds differ
+/// only in how they spell their endpoints and a numbered port: a PodMonitor names a container
+/// port with `port` or gives `portNumber`; a ServiceMonitor names a Service port with `port`
+/// or matches the pods' port number with `targetPort`.
+pub fn monitor_for(
+    kind: ChildKind,
     resource: &Validated,
     selector: &LabelSelector,
     namespaces: &Namespaces,
 ) -> Child {
+    let (endpoints_key, number_key) = match kind {
+        ChildKind::ServiceMonitor => ("endpoints", "targetPort"),
+        _ => ("podMetricsEndpoints", "portNumber"),
+    };
     let mut endpoint = endpoint_fields(resource);
     match &resource.endpoint.port {
         PortRef::Name(name) => endpoint.insert("port".into(), json!(name)),
-        PortRef::Number(number) => endpoint.insert("portNumber".into(), json!(number)),
+        PortRef::Number(number) => endpoint.insert(number_key.into(), json!(number)),
     };
     monitor(
         resource,
-        ChildKind::PodMonitor,
+        kind,
         selector,
         namespaces,
-        "podMetricsEndpoints",
-        endpoint,
-    )
-}
-
-/// A `ServiceMonitor` for the Services carrying the selector's labels: `port` for a Service
-/// port name, `targetPort` for a pod port number.
-pub fn service_monitor(
-    resource: &Validated,
-    selector: &LabelSelector,
-    namespaces: &Namespaces,
-) -> Child {
-    let mut endpoint = endpoint_fields(resource);
-    match &resource.endpoint.port {
-        PortRef::Name(name) => endpoint.insert("port".into(), json!(name)),
-        PortRef::Number(number) => endpoint.insert("targetPort".into(), json!(number)),
-    };
-    monitor(
-        resource,
-        ChildKind::ServiceMonitor,
-        selector,
-        namespaces,
-        "endpoints",
+        endpoints_key,
         endpoint,
     )
 }

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Map, Value, json};
 
 use super::endpoint::{operator_security, plain_security};
-use super::monitors::{SCRAPE_COMPONENT, monitor_meta, pod_monitor, service_monitor};
+use super::monitors::{SCRAPE_COMPONENT, monitor_for, monitor_meta};
 use super::relabel::{
     identity_labels, pod_labels, pod_selection, selector_rules, static_target_labels, to_operator,
     to_prometheus,
@@ -27,24 +27,19 @@ pub const RAW_SCRAPE_CONFIG_KEY: &str = "additional-scrape-configs.yaml";
 pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     Ok(match (resource.output, &resource.targets) {
         (
-            Output::PodMonitor,
+            output @ (Output::PodMonitor | Output::ServiceMonitor),
             Targets::Pods {
                 selector,
                 namespaces,
             },
         ) => {
             selector_rules(selector)?;
-            vec![pod_monitor(resource, selector, namespaces)]
-        }
-        (
-            Output::ServiceMonitor,
-            Targets::Pods {
-                selector,
-                namespaces,
-            },
-        ) => {
-            selector_rules(selector)?;
-            vec![service_monitor(resource, selector, namespaces)]
+            let kind = if output == Output::PodMonitor {
+                ChildKind::PodMonitor
+            } else {
+                ChildKind::ServiceMonitor
+            };
+            vec![monitor_for(kind, resource, selector, namespaces)]
         }
         (Output::PodMonitor | Output::ServiceMonitor, Targets::Static(_)) => {
             return Err(RenderError::StaticTargets {
