@@ -266,6 +266,32 @@ pub struct Extras {
     pub gpu_memory: Option<Source>,
     /// GPU utilisation, as the service reports it.
     pub gpu_utilization: Option<Source>,
+    /// Series with one line per worker (a router's view of its workers).
+    pub per_worker: Option<WorkerView>,
+    /// Show the DCGM GPU panels of the namespace's pods beside the engine's.
+    pub gpu_panels: bool,
+}
+
+/// Series a component reports about each worker, told apart by one label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerView {
+    /// The label naming the worker, e.g. `worker_id`.
+    pub label: &'static str,
+    /// One panel each.
+    pub series: Vec<WorkerSeries>,
+}
+
+/// One per-worker series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerSeries {
+    /// Panel title.
+    pub title: &'static str,
+    /// What it shows.
+    pub description: &'static str,
+    /// A 0–1 share (shown as a percentage) rather than a plain number.
+    pub ratio: bool,
+    /// The series (grouped by the worker label as well).
+    pub source: Source,
 }
 
 impl EngineProfile {
@@ -693,6 +719,75 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
                 commands: &["dynamo.frontend", "dynamo serve", "dynamo-run"],
             },
         },
+        Engine::DynamoRouter => EngineProfile {
+            engine,
+            title: "NVIDIA Dynamo KV router",
+            port: 9091,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "the KV-router metrics aggregator serves metrics on port 9091; run it beside the router (one per Dynamo namespace)",
+            core_metric: Some(b("llm_kv_blocks_total")),
+            model_label: None,
+            roles: vec![
+                (Running, gauge("llm_requests_active_slots", Count)),
+                (
+                    KvCacheUsage,
+                    approximation(
+                        "sum by ({by}) (llm_kv_blocks_active{{sel}}) / sum by ({by}) (llm_kv_blocks_total{{sel}})",
+                        "KV blocks in use over KV blocks available, across the router's workers.",
+                    ),
+                ),
+            ],
+            extras: Extras {
+                per_worker: Some(WorkerView {
+                    label: "worker_id",
+                    series: vec![
+                        WorkerSeries {
+                            title: "Request slot utilisation per worker",
+                            description: "Active request slots over total slots on each worker.",
+                            ratio: true,
+                            source: approximation(
+                                "sum by ({by}) (llm_requests_active_slots{{sel}}) / sum by ({by}) (llm_requests_total_slots{{sel}})",
+                                "Active over total request slots.",
+                            ),
+                        },
+                        WorkerSeries {
+                            title: "KV-block utilisation per worker",
+                            description: "KV-cache blocks in use over blocks available on each worker.",
+                            ratio: true,
+                            source: approximation(
+                                "sum by ({by}) (llm_kv_blocks_active{{sel}}) / sum by ({by}) (llm_kv_blocks_total{{sel}})",
+                                "Active over total KV blocks.",
+                            ),
+                        },
+                        WorkerSeries {
+                            title: "KV-cache hit rate per worker",
+                            description: "Share of prompt blocks the router found cached on each worker.",
+                            ratio: true,
+                            source: gauge("llm_kv_hit_rate_percent", Percent),
+                        },
+                        WorkerSeries {
+                            title: "Load balance: average load",
+                            description: "Average load the router sees across workers; compare with the standard deviation.",
+                            ratio: false,
+                            source: gauge("llm_load_avg", Count),
+                        },
+                        WorkerSeries {
+                            title: "Load balance: standard deviation",
+                            description: "Standard deviation of load across workers: high means the router balances poorly.",
+                            ratio: false,
+                            source: gauge("llm_load_std", Count),
+                        },
+                    ],
+                }),
+                gpu_panels: true,
+                ..Extras::default()
+            },
+            detection: Detection {
+                images: &[],
+                commands: &["dynamo-metrics", "components/metrics"],
+            },
+        },
         Engine::Llamacpp => EngineProfile {
             engine,
             title: "llama.cpp server",
@@ -840,7 +935,7 @@ mod tests {
 
     #[test]
     fn every_concrete_engine_has_a_profile_and_auto_custom_do_not() {
-        assert_eq!(all_profiles().len(), 9);
+        assert_eq!(all_profiles().len(), 10);
         assert!(profile(Engine::Auto).is_none());
         assert!(profile(Engine::Custom).is_none());
         for p in all_profiles() {
@@ -993,12 +1088,12 @@ mod tests {
     }
 
     #[test]
-    fn every_engine_has_a_core_metric_and_queue_depth() {
+    fn every_engine_has_a_core_metric_and_load() {
         for p in all_profiles() {
             assert!(p.core_metric.as_deref().is_some_and(|m| !m.is_empty()));
             assert!(
-                p.source(Role::Waiting).is_some(),
-                "{} lacks a waiting series",
+                p.source(Role::Waiting).is_some() || p.source(Role::Running).is_some(),
+                "{} has neither waiting nor running requests",
                 p.title
             );
         }

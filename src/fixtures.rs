@@ -216,6 +216,15 @@ pub fn engine_page(profile: &EngineProfile, tick: u64) -> String {
     {
         add_source(&mut page, source, &base, tick);
     }
+    if let Some(view) = &extras.per_worker {
+        for worker in ["1", "2"] {
+            let mut labels = base.clone();
+            labels.insert(view.label.to_string(), worker.to_string());
+            for series in &view.series {
+                add_source(&mut page, &series.source, &labels, tick);
+            }
+        }
+    }
     if let Some((source, worker_label)) = &extras.worker_requests {
         for (index, worker) in ["worker-0", "worker-1"].into_iter().enumerate() {
             let mut labels = base.clone();

@@ -117,7 +117,16 @@ fn allowed_names(name: &str) -> BTreeSet<String> {
         .find(|p| p.engine.as_str() == name)
     {
         allowed.extend(p.core_metric.iter().map(ToString::to_string));
-        for (_, source) in &p.roles {
+        if p.extras.gpu_panels {
+            allowed.extend(generate::DCGM_METRICS.map(String::from));
+        }
+        let per_worker = p
+            .extras
+            .per_worker
+            .iter()
+            .flat_map(|v| &v.series)
+            .map(|s| &s.source);
+        for source in p.roles.iter().map(|(_, s)| s).chain(per_worker) {
             match source {
                 Source::Histogram { name, .. } | Source::HistogramSum { name } => {
                     for suffix in ["_bucket", "_sum", "_count"] {

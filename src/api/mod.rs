@@ -58,8 +58,8 @@ pub const KIND: &str = "InferenceMonitoring";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InferenceMonitoringSpec {
-    /// The inference engine the selected pods run. It picks the metrics port, path and metric
-    /// names. Default: `auto`, detected from the pods' images, commands and ports (the result is
+    /// The inference engine the selected pods run (`dynamorouter` for NVIDIA Dynamo's KV-router
+    /// metrics aggregator). It picks the metrics port, path and metric names. Default: `auto`, detected from the pods' images, commands and ports (the result is
     /// shown in `status.detectedEngine`). Use `custom` for any other Prometheus-native service
     /// and describe its endpoint in `spec.endpoint`.
     #[serde(default)]
@@ -145,6 +145,8 @@ pub enum Engine {
     Max,
     /// NVIDIA Dynamo frontend.
     Dynamo,
+    /// NVIDIA Dynamo's KV-router metrics aggregator (port 9091): slot and KV-block use per worker.
+    DynamoRouter,
     /// llama.cpp server (`llama-server`).
     Llamacpp,
     /// Any other Prometheus-native service, described by `spec.endpoint`.
@@ -153,7 +155,7 @@ pub enum Engine {
 
 impl Engine {
     /// Every engine, in declaration order.
-    pub const ALL: [Engine; 11] = [
+    pub const ALL: [Engine; 12] = [
         Engine::Auto,
         Engine::Vllm,
         Engine::Sglang,
@@ -163,6 +165,7 @@ impl Engine {
         Engine::Jetstream,
         Engine::Max,
         Engine::Dynamo,
+        Engine::DynamoRouter,
         Engine::Llamacpp,
         Engine::Custom,
     ];
@@ -179,6 +182,7 @@ impl Engine {
             Engine::Jetstream => "jetstream",
             Engine::Max => "max",
             Engine::Dynamo => "dynamo",
+            Engine::DynamoRouter => "dynamorouter",
             Engine::Llamacpp => "llamacpp",
             Engine::Custom => "custom",
         }

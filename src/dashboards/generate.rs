@@ -93,6 +93,9 @@ pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
         .filter_map(|spec| engine_panel(profile, spec, &scope))
         .collect();
     panels.extend(extra_panels(profile, &scope));
+    if profile.extras.gpu_panels {
+        panels.extend(gpu_device_panels(r#"namespace=~"$namespace",pod!="""#));
+    }
     let mut variables = vec![Variable {
         name: "namespace",
         label: "Namespace",
@@ -402,12 +405,15 @@ pub const DCGM_METRICS: [&str; 5] = [
     "DCGM_FI_DEV_FB_FREE",
 ];
 
-/// GPU use of the inference pods, from the DCGM exporter's per-pod labels.
-pub fn gpu() -> Dashboard {
-    let sel = r#"namespace=~"$namespace",pod=~"$pod",pod!="""#;
+/// How GPU series are attributed to pods, said in every GPU panel's description.
+const GPU_ATTRIBUTION: &str = "GPUs are attributed to pods by the DCGM exporter's pod label (needs DCGM_EXPORTER_KUBERNETES and honorLabels on the scrape).";
+
+/// Utilisation, framebuffer and power of the GPUs of the pods `sel` matches (DCGM series;
+/// `by` must include `pod`), one line per pod and GPU model.
+fn gpu_device_panels(sel: &str) -> Vec<Panel> {
     let by = "namespace, pod, modelName";
     let legend = "{{pod}} ({{modelName}})";
-    let attribution = "GPUs are attributed to pods by the DCGM exporter's pod label (needs DCGM_EXPORTER_KUBERNETES and honorLabels on the scrape).";
+    let attribution = GPU_ATTRIBUTION;
     let per_pod = |title: &str, what: &str, expr: String, unit: &'static str| Panel {
         title: title.into(),
         description: format!("{what} {attribution}"),
@@ -417,7 +423,7 @@ pub fn gpu() -> Dashboard {
             legend: legend.into(),
         }],
     };
-    let panels = vec![
+    vec![
         per_pod(
             "GPU utilisation",
             "Mean utilisation of the GPUs each pod uses.",
@@ -444,6 +450,15 @@ pub fn gpu() -> Dashboard {
             format!("sum by ({by}) (DCGM_FI_DEV_POWER_USAGE{{{sel}}})"),
             "watt",
         ),
+    ]
+}
+
+/// GPU use of the inference pods, from the DCGM exporter's per-pod labels.
+pub fn gpu() -> Dashboard {
+    let sel = r#"namespace=~"$namespace",pod=~"$pod",pod!="""#;
+    let attribution = GPU_ATTRIBUTION;
+    let mut panels = gpu_device_panels(sel);
+    panels.extend([
         Panel {
             title: "GPU utilisation by model".into(),
             description: format!(
@@ -487,7 +502,7 @@ pub fn gpu() -> Dashboard {
                 legend: "{{namespace}}/{{pod}}".into(),
             }],
         },
-    ];
+    ]);
     Dashboard {
         uid: "infmon-gpu".into(),
         title: "Inference / GPUs".into(),

@@ -150,7 +150,7 @@ spec:
 "#;
 
 /// Example names with a concrete engine (one per engine plus the variants).
-pub const ENGINE_EXAMPLES: [&str; 9] = [
+pub const ENGINE_EXAMPLES: [&str; 10] = [
     "vllm",
     "sglang",
     "tgi",
@@ -159,5 +159,6 @@ pub const ENGINE_EXAMPLES: [&str; 9] = [
     "jetstream",
     "max",
     "dynamo",
+    "dynamorouter",
     "llamacpp",
 ];
