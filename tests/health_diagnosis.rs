@@ -328,7 +328,7 @@ fn an_up_target_without_the_core_metric_is_core_metric_absent() {
     assert_eq!(report.observation.missing_core_metric, ["10.0.0.2:8000"]);
     assert!(
         report.diagnosis.message.starts_with(
-            "2/2 targets up, but 1 of them do not export vllm:num_requests_running (e.g. 10.0.0.2:8000): check that the target is vLLM"
+            "2/2 targets up, but 1 lack vllm:num_requests_running (e.g. 10.0.0.2:8000): check that the target is vLLM"
         ),
         "{}",
         report.diagnosis.message

@@ -312,7 +312,7 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
                     not_found.len(),
                     o.total,
                     target.path,
-                    where_(first),
+                    scrape_location(first),
                     target.title,
                     target.metrics_flag
                 ),
@@ -320,7 +320,7 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
         }
         let first = &o.failing[0];
         let detail = match &first.last_error {
-            Some(error) => format!("{}: {error}", where_(first)),
+            Some(error) => format!("{}: {error}", scrape_location(first)),
             None => format!(
                 "e.g. instance {} (up == 0; this query API has no targets endpoint, so the scrape error is not known)",
                 first.instance
@@ -350,7 +350,7 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
             status: ConditionStatus::False,
             reason: ConditionReason::CoreMetricAbsent,
             message: format!(
-                "{}/{} targets up, but {} of them do not export {metric} (e.g. {}): check that the target is {} on the right port ({})",
+                "{}/{} targets up, but {} lack {metric} (e.g. {}): check that the target is {} on the right port ({})",
                 o.up,
                 o.total,
                 o.missing_core_metric.len(),
@@ -452,7 +452,7 @@ fn is_http_404(error: &str) -> bool {
     error.contains("HTTP status 404")
 }
 
-fn where_(failing: &FailingTarget) -> &str {
+fn scrape_location(failing: &FailingTarget) -> &str {
     failing.scrape_url.as_deref().unwrap_or(&failing.instance)
 }
 
