@@ -635,3 +635,49 @@ async fn monitors_no_prometheus_selects_are_reported() {
     let (result, _) = h.reconcile(&obj, script).await;
     assert!(result.is_ok(), "{result:?}");
 }
+
+#[tokio::test]
+async fn an_unowned_object_with_a_generated_name_is_left_untouched_and_reported() {
+    let cluster = full_cluster();
+    let obj = resource(vllm_spec(), true);
+    let (_, children) = rendered(&obj, &cluster, &[("release", "kps")]);
+    let (taken, rest) = children
+        .split_first()
+        .expect("at least one child is rendered");
+    let mut h = Harness::new(cluster.clone());
+    let mut script = lists(&cluster, &BTreeMap::new());
+    script.push(Exchange::new(
+        "GET",
+        object_uri(taken.kind, &taken.namespace, &taken.name),
+        json!({"apiVersion": taken.kind.api_version(), "kind": taken.kind.kind(),
+               "metadata": {"name": taken.name, "namespace": taken.namespace, "uid": "users", "labels": {"team": "a"}}}),
+    ));
+    script.extend(creates(&obj, rest));
+    let display = taken.display_name();
+    let expected = display.clone();
+    let (patch, _) = status_patch(move |status| {
+        assert_condition(status, "ResourcesApplied", "False", "Conflict");
+        assert_condition(status, "Ready", "False", "Conflict");
+        let message = condition(status, "ResourcesApplied")["message"]
+            .as_str()
+            .unwrap();
+        assert!(message.contains(&expected), "{message}");
+    });
+    script.push(patch);
+    if !rest.is_empty() {
+        script.push(event("Normal", "Created", "created "));
+    }
+    script.push(event(
+        "Warning",
+        "Conflict",
+        "left untouched because infmon does not own them",
+    ));
+    let (result, seen) = h.reconcile(&obj, script).await;
+    assert!(result.is_ok(), "{result:?}");
+    let taken_path = object_uri(taken.kind, &taken.namespace, &taken.name);
+    assert!(
+        seen.iter()
+            .all(|r| r.method == "GET" || !r.uri.starts_with(&taken_path)),
+        "the user's {display} was written to"
+    );
+}
