@@ -51,8 +51,10 @@ const RESOURCES: usize = 1_000;
 /// An API server that keeps applied objects and statuses in memory.
 #[derive(Default)]
 struct Store {
-    /// (plural, namespace, name) → object.
-    objects: BTreeMap<(String, String, String), Value>,
+    /// (plural, owner name, namespace, name) → object: a list by owner is a range scan.
+    objects: BTreeMap<(String, String, String, String), Value>,
+    /// (plural, namespace, name) → owner name, for reads by name.
+    owners: BTreeMap<(String, String, String), String>,
     /// Resource name → status.
     statuses: BTreeMap<String, Value>,
     writes: usize,
@@ -91,14 +93,16 @@ fn answer(
     match (method, rest.as_slice()) {
         ("GET", [plural]) => {
             let owner = owner_of(query).unwrap_or_default();
+            let from = (
+                plural.to_string(),
+                owner.clone(),
+                String::new(),
+                String::new(),
+            );
             let items: Vec<Value> = store
                 .objects
-                .iter()
-                .filter(|((p, _, _), o)| {
-                    p == plural
-                        && o["metadata"]["labels"]["monitoring.inference.dev/owner-name"]
-                            == owner.as_str()
-                })
+                .range(from..)
+                .take_while(|((p, o, _, _), _)| p == plural && *o == owner)
                 .map(|(_, o)| {
                     if metadata_only {
                         json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": o["metadata"]})
@@ -113,10 +117,16 @@ fn answer(
             )
         }
         ("GET", ["namespaces", ns, plural, name]) => {
-            match store
-                .objects
-                .get(&(plural.to_string(), ns.to_string(), name.to_string()))
-            {
+            let by_name = (plural.to_string(), ns.to_string(), name.to_string());
+            let found = store.owners.get(&by_name).and_then(|owner| {
+                store.objects.get(&(
+                    plural.to_string(),
+                    owner.clone(),
+                    ns.to_string(),
+                    name.to_string(),
+                ))
+            });
+            match found {
                 Some(o) => (200, o.clone()),
                 None => (
                     404,
@@ -133,8 +143,16 @@ fn answer(
         }
         ("PATCH", ["namespaces", ns, plural, name]) => {
             store.writes += 1;
-            store.objects.insert(
+            let owner = body["metadata"]["labels"]["monitoring.inference.dev/owner-name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            store.owners.insert(
                 (plural.to_string(), ns.to_string(), name.to_string()),
+                owner.clone(),
+            );
+            store.objects.insert(
+                (plural.to_string(), owner, ns.to_string(), name.to_string()),
                 body.clone(),
             );
             (200, body)
@@ -288,7 +306,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("reconcile_1000");
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(20));
+        .measurement_time(Duration::from_secs(45));
     group.bench_function("steady_state", |b| {
         b.iter(|| runtime.block_on(reconcile_all(&ctx, &settled)))
     });
