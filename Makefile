@@ -2,7 +2,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build test lint fmt crds tools release
+.PHONY: all build test lint fmt crds golden dashboards tools release
 
 all: build
 
@@ -23,6 +23,14 @@ test: lint
 ## crds: regenerate the committed CRD from src/api
 crds:
 	$(CARGO) run --quiet -- crd > crds/monitoring.inference.dev_inferencemonitorings.yaml
+
+## golden: regenerate every generated artifact (crds/, dashboards/*.json, tests/promtool/*.rules.yml,
+##         tests/golden/ of `infmon render`); review the diff before committing
+golden: crds
+	INFMON_UPDATE_GOLDEN=1 $(CARGO) test --test dashboards --test rules --test render_golden --test metrics_overrides
+
+## dashboards: same as golden (named in the dashboards' drift message)
+dashboards: golden
 
 ## fmt: format the code
 fmt:

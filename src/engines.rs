@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use crate::api::{Engine, Scheme};
+use crate::api::{Engine, MetricMapping, MetricType, MetricUnit, MetricsSpec, Scheme};
 
 /// How a series' values are scaled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,16 +28,22 @@ pub enum Unit {
     Count,
     /// Tokens per second (llama.cpp's mean decode speed).
     TokensPerSecond,
+    /// Megabytes (2^20 bytes).
+    Megabytes,
+    /// Bytes.
+    Bytes,
 }
 
 impl Unit {
-    /// The factor that turns a value in this unit into seconds (durations) or a 0–1 ratio.
+    /// The factor that turns a value in this unit into the base unit: seconds for durations,
+    /// a 0–1 ratio for shares, bytes for memory.
     pub fn to_base_factor(self) -> f64 {
         match self {
             Unit::Milliseconds => 1e-3,
             Unit::Microseconds => 1e-6,
             Unit::Percent => 1e-2,
-            Unit::Seconds | Unit::Ratio | Unit::Count | Unit::TokensPerSecond => 1.0,
+            Unit::Megabytes => 1_048_576.0,
+            Unit::Seconds | Unit::Ratio | Unit::Count | Unit::TokensPerSecond | Unit::Bytes => 1.0,
         }
     }
 }
@@ -170,6 +176,19 @@ impl Role {
         }
     }
 
+    /// Whether the role is a duration (its unit defaults to seconds).
+    pub fn is_latency(self) -> bool {
+        matches!(
+            self,
+            Role::Ttft | Role::InterTokenLatency | Role::E2eLatency
+        )
+    }
+
+    /// Whether the role counts tokens (a histogram of it contributes its `_sum`).
+    pub fn is_token_count(self) -> bool {
+        matches!(self, Role::PromptTokens | Role::GenerationTokens)
+    }
+
     /// A human title for panels and tables.
     pub fn title(self) -> &'static str {
         match self {
@@ -216,14 +235,87 @@ pub struct EngineProfile {
     /// `None` only for a custom service whose mapping names none.
     pub core_metric: Option<Cow<'static, str>>,
     /// The label that names the model, if the engine has one.
-    pub model_label: Option<&'static str>,
+    pub model_label: Option<Cow<'static, str>>,
     /// Series per role; roles the engine does not report are missing.
     pub roles: Vec<(Role, Source)>,
     /// How to recognise the engine's pods.
     pub detection: Detection,
+    /// Series beyond the roles, used by the generic service dashboard.
+    pub extras: Extras,
+}
+
+/// A source with a display name (a latency stage, a queue).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Named {
+    /// Display name, e.g. `tokenization`.
+    pub name: String,
+    /// The series.
+    pub source: Source,
+}
+
+/// Series beyond the roles: request stages, queues, workers and service-reported GPU gauges.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Extras {
+    /// Latency stages of a request (histograms).
+    pub stages: Vec<Named>,
+    /// Queue-size gauges.
+    pub queues: Vec<Named>,
+    /// A per-worker request counter and the label naming the worker.
+    pub worker_requests: Option<(Source, String)>,
+    /// GPU memory used, as the service reports it.
+    pub gpu_memory: Option<Source>,
+    /// GPU utilisation, as the service reports it.
+    pub gpu_utilization: Option<Source>,
+    /// Series with one line per worker (a router's view of its workers).
+    pub per_worker: Option<WorkerView>,
+    /// Show the DCGM GPU panels of the namespace's pods beside the engine's.
+    pub gpu_panels: bool,
+}
+
+/// Series a component reports about each worker, told apart by one label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerView {
+    /// The label naming the worker, e.g. `worker_id`.
+    pub label: &'static str,
+    /// One panel each.
+    pub series: Vec<WorkerSeries>,
+}
+
+/// One per-worker series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerSeries {
+    /// Panel title.
+    pub title: &'static str,
+    /// What it shows.
+    pub description: &'static str,
+    /// A 0–1 share (shown as a percentage) rather than a plain number.
+    pub ratio: bool,
+    /// The series (grouped by the worker label as well).
+    pub source: Source,
 }
 
 impl EngineProfile {
+    /// The entry of a `custom` service before its `spec.metrics` mapping is applied: the
+    /// endpoint comes from the spec, the series from the mapping.
+    pub fn custom() -> Self {
+        Self {
+            engine: Engine::Custom,
+            title: "Custom service",
+            port: 0,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "make the service serve Prometheus metrics on spec.endpoint.port and spec.endpoint.path",
+            core_metric: None,
+            model_label: None,
+            roles: Vec::new(),
+            detection: Detection {
+                images: &[],
+                commands: &[],
+            },
+            extras: Extras::default(),
+        }
+    }
+
     /// The source of a role, if the engine reports it.
     pub fn source(&self, role: Role) -> Option<&Source> {
         self.roles.iter().find(|(r, _)| *r == role).map(|(_, s)| s)
@@ -303,7 +395,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
             scheme: Scheme::Http,
             metrics_flag: "metrics are on by default; do not start vLLM with --disable-log-stats",
             core_metric: Some(b("vllm:num_requests_running")),
-            model_label: Some("model_name"),
+            model_label: Some(b("model_name")),
             roles: vec![
                 (Requests, counter("vllm:request_success_total")),
                 (
@@ -326,6 +418,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
                 (KvCacheUsage, gauge("vllm:kv_cache_usage_perc", Ratio)),
                 (BatchSize, histogram("vllm:iteration_tokens_total", Count)),
             ],
+            extras: Extras::default(),
             detection: Detection {
                 images: &["vllm/vllm-openai", "vllm-openai", "/vllm:", "vllm"],
                 commands: &["vllm serve", "vllm.entrypoints"],
@@ -339,7 +432,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
             scheme: Scheme::Http,
             metrics_flag: "start SGLang with --enable-metrics",
             core_metric: Some(b("sglang:num_running_reqs")),
-            model_label: Some("model_name"),
+            model_label: Some(b("model_name")),
             roles: vec![
                 (Requests, counter("sglang:num_requests_total")),
                 (Waiting, gauge("sglang:num_queue_reqs", Count)),
@@ -360,6 +453,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
                 (GenerationTokens, counter("sglang:generation_tokens_total")),
                 (KvCacheUsage, gauge("sglang:token_usage", Ratio)),
             ],
+            extras: Extras::default(),
             detection: Detection {
                 images: &["lmsysorg/sglang", "sglang"],
                 commands: &["sglang.launch_server", "sglang serve"],
@@ -398,6 +492,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
                 ),
                 (BatchSize, gauge("tgi_batch_current_size", Count)),
             ],
+            extras: Extras::default(),
             detection: Detection {
                 images: &["text-generation-inference"],
                 commands: &["text-generation-launcher", "text-generation-router"],
@@ -411,7 +506,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
             scheme: Scheme::Http,
             metrics_flag: "metrics are on by default on port 8002; time to first token needs --metrics-config histogram_latencies=true",
             core_metric: Some(b("nv_inference_request_success")),
-            model_label: Some("model"),
+            model_label: Some(b("model")),
             roles: vec![
                 (Requests, counter("nv_inference_request_success")),
                 (Errors, counter("nv_inference_request_failure")),
@@ -454,6 +549,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
                     ),
                 ),
             ],
+            extras: Extras::default(),
             detection: Detection {
                 images: &["tritonserver"],
                 commands: &["tritonserver"],
@@ -467,7 +563,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
             scheme: Scheme::Http,
             metrics_flag: "trtllm-serve serves Prometheus metrics at /prometheus/metrics (/metrics is JSON); iteration gauges need perf stats enabled",
             core_metric: Some(b("trtllm_num_requests_running")),
-            model_label: Some("model_name"),
+            model_label: Some(b("model_name")),
             roles: vec![
                 (Requests, counter("trtllm_request_success_total")),
                 (Errors, counter("trtllm_request_error_total")),
@@ -490,6 +586,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
                 (KvCacheUsage, gauge("trtllm_kv_cache_utilization", Ratio)),
                 (BatchSize, gauge("trtllm_scheduled_batch_size", Count)),
             ],
+            extras: Extras::default(),
             detection: Detection {
                 images: &["tensorrt-llm", "tensorrt_llm", "trtllm"],
                 commands: &["trtllm-serve"],
@@ -503,7 +600,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
             scheme: Scheme::Http,
             metrics_flag: "start JetStream with --prometheus_port (default 9988)",
             core_metric: Some(b("jetstream_prefill_backlog_size")),
-            model_label: Some("model_name"),
+            model_label: Some(b("model_name")),
             roles: vec![
                 (Requests, counter("jetstream_request_success_count")),
                 (Waiting, gauge("jetstream_prefill_backlog_size", Count)),
@@ -526,6 +623,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
                     gauge("jetstream_slots_used_percentage", Ratio),
                 ),
             ],
+            extras: Extras::default(),
             detection: Detection {
                 images: &["jetstream", "maxengine"],
                 commands: &["jetstream", "maxengine_server"],
@@ -539,7 +637,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
             scheme: Scheme::Http,
             metrics_flag: "MAX Serve serves metrics on port 8001 (MAX_SERVE_METRICS_ENDPOINT_PORT); set MAX_SERVE_METRIC_LEVEL=BASIC or DETAILED",
             core_metric: Some(b("maxserve_num_requests_running")),
-            model_label: Some("model"),
+            model_label: Some(b("model")),
             roles: vec![
                 (Requests, counter("maxserve_request_count_total")),
                 (
@@ -571,6 +669,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
                 ),
                 (BatchSize, histogram("maxserve_batch_size", Count)),
             ],
+            extras: Extras::default(),
             detection: Detection {
                 images: &["modular/max", "max-openai-api", "max-nvidia", "max-amd"],
                 commands: &["max serve", "max.entrypoints"],
@@ -584,7 +683,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
             scheme: Scheme::Http,
             metrics_flag: "the frontend serves metrics on its HTTP port; workers need DYN_SYSTEM_ENABLED=true and DYN_SYSTEM_PORT",
             core_metric: Some(b("dynamo_frontend_inflight_requests")),
-            model_label: Some("model"),
+            model_label: Some(b("model")),
             roles: vec![
                 (Requests, counter("dynamo_frontend_requests_total")),
                 (Waiting, gauge("dynamo_frontend_queued_requests", Count)),
@@ -614,9 +713,79 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
                     gauge("dynamo_component_kvstats_gpu_cache_usage_percent", Ratio),
                 ),
             ],
+            extras: Extras::default(),
             detection: Detection {
                 images: &["ai-dynamo", "dynamo"],
                 commands: &["dynamo.frontend", "dynamo serve", "dynamo-run"],
+            },
+        },
+        Engine::DynamoRouter => EngineProfile {
+            engine,
+            title: "NVIDIA Dynamo KV router",
+            port: 9091,
+            path: "/metrics",
+            scheme: Scheme::Http,
+            metrics_flag: "the KV-router metrics aggregator serves metrics on port 9091; run it beside the router (one per Dynamo namespace)",
+            core_metric: Some(b("llm_kv_blocks_total")),
+            model_label: None,
+            roles: vec![
+                (Running, gauge("llm_requests_active_slots", Count)),
+                (
+                    KvCacheUsage,
+                    approximation(
+                        "sum by ({by}) (llm_kv_blocks_active{{sel}}) / sum by ({by}) (llm_kv_blocks_total{{sel}})",
+                        "KV blocks in use over KV blocks available, across the router's workers.",
+                    ),
+                ),
+            ],
+            extras: Extras {
+                per_worker: Some(WorkerView {
+                    label: "worker_id",
+                    series: vec![
+                        WorkerSeries {
+                            title: "Request slot utilisation per worker",
+                            description: "Active request slots over total slots on each worker.",
+                            ratio: true,
+                            source: approximation(
+                                "sum by ({by}) (llm_requests_active_slots{{sel}}) / sum by ({by}) (llm_requests_total_slots{{sel}})",
+                                "Active over total request slots.",
+                            ),
+                        },
+                        WorkerSeries {
+                            title: "KV-block utilisation per worker",
+                            description: "KV-cache blocks in use over blocks available on each worker.",
+                            ratio: true,
+                            source: approximation(
+                                "sum by ({by}) (llm_kv_blocks_active{{sel}}) / sum by ({by}) (llm_kv_blocks_total{{sel}})",
+                                "Active over total KV blocks.",
+                            ),
+                        },
+                        WorkerSeries {
+                            title: "KV-cache hit rate per worker",
+                            description: "Share of prompt blocks the router found cached on each worker.",
+                            ratio: true,
+                            source: gauge("llm_kv_hit_rate_percent", Percent),
+                        },
+                        WorkerSeries {
+                            title: "Load balance: average load",
+                            description: "Average load the router sees across workers; compare with the standard deviation.",
+                            ratio: false,
+                            source: gauge("llm_load_avg", Count),
+                        },
+                        WorkerSeries {
+                            title: "Load balance: standard deviation",
+                            description: "Standard deviation of load across workers: high means the router balances poorly.",
+                            ratio: false,
+                            source: gauge("llm_load_std", Count),
+                        },
+                    ],
+                }),
+                gpu_panels: true,
+                ..Extras::default()
+            },
+            detection: Detection {
+                images: &[],
+                commands: &["dynamo-metrics", "components/metrics"],
             },
         },
         Engine::Llamacpp => EngineProfile {
@@ -642,6 +811,7 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
                 (GenerationTokens, counter("llamacpp:tokens_predicted_total")),
                 (BatchSize, gauge("llamacpp:n_busy_slots_per_decode", Count)),
             ],
+            extras: Extras::default(),
             detection: Detection {
                 images: &["llama.cpp", "llama-cpp", "llama-server"],
                 commands: &["llama-server"],
@@ -649,6 +819,109 @@ pub fn profile(engine: Engine) -> Option<EngineProfile> {
         },
     };
     Some(p)
+}
+
+/// Applies `spec.metrics`: each mapped role replaces the preset's source, the rest stay; stages,
+/// queues, workers and GPU gauges go to [`Extras`]; the core metric and model label follow
+/// the mapping (for a custom service the core metric defaults to its `requests` series).
+pub fn with_overrides(mut profile: EngineProfile, metrics: &MetricsSpec) -> EngineProfile {
+    let roles = [
+        (Role::Requests, &metrics.requests),
+        (Role::Errors, &metrics.errors),
+        (Role::Waiting, &metrics.waiting),
+        (Role::Running, &metrics.running),
+        (Role::Ttft, &metrics.ttft),
+        (Role::InterTokenLatency, &metrics.inter_token_latency),
+        (Role::E2eLatency, &metrics.e2e_latency),
+        (Role::PromptTokens, &metrics.prompt_tokens),
+        (Role::GenerationTokens, &metrics.generation_tokens),
+        (Role::KvCacheUsage, &metrics.kv_cache_usage),
+        (Role::BatchSize, &metrics.batch_size),
+    ];
+    for (role, mapping) in roles {
+        let Some(mapping) = mapping else { continue };
+        let source = mapped_source(mapping, role.is_latency(), role.is_token_count());
+        match profile.roles.iter_mut().find(|(r, _)| *r == role) {
+            Some((_, existing)) => *existing = source,
+            None => profile.roles.push((role, source)),
+        }
+    }
+    profile.roles.sort_by_key(|(role, _)| *role);
+
+    let named = |m: &MetricMapping, latency: bool| Named {
+        name: m.title.clone().unwrap_or_else(|| m.name.clone()),
+        source: mapped_source(m, latency, false),
+    };
+    profile
+        .extras
+        .stages
+        .extend(metrics.stages.iter().map(|m| named(m, true)));
+    profile
+        .extras
+        .queues
+        .extend(metrics.queues.iter().map(|m| named(m, false)));
+    if let Some(m) = &metrics.worker_requests {
+        let label = m.worker_label.clone().unwrap_or_else(|| "worker_id".into());
+        profile.extras.worker_requests = Some((mapped_source(m, false, false), label));
+    }
+    if let Some(m) = &metrics.gpu_memory {
+        profile.extras.gpu_memory = Some(mapped_source(m, false, false));
+    }
+    if let Some(m) = &metrics.gpu_utilization {
+        profile.extras.gpu_utilization = Some(mapped_source(m, false, false));
+    }
+
+    if let Some(core) = &metrics.core_metric {
+        profile.core_metric = Some(Cow::Owned(core.clone()));
+    } else if profile.core_metric.is_none() {
+        profile.core_metric = metrics
+            .requests
+            .as_ref()
+            .map(|m| Cow::Owned(m.name.clone()));
+    }
+    if let Some(label) = &metrics.model_label {
+        profile.model_label = Some(Cow::Owned(label.clone()));
+    }
+    profile
+}
+
+fn mapped_source(mapping: &MetricMapping, latency: bool, token_count: bool) -> Source {
+    let unit = match mapping.unit {
+        Some(unit) => Unit::from(unit),
+        None if latency => Unit::Seconds,
+        None => Unit::Count,
+    };
+    let name = Cow::Owned(mapping.name.clone());
+    let matchers = Cow::Owned(mapping.matchers.clone().unwrap_or_default());
+    match mapping.r#type {
+        MetricType::Counter => Source::Counter { name, matchers },
+        MetricType::Gauge => Source::Gauge {
+            name,
+            matchers,
+            unit,
+        },
+        MetricType::Histogram if token_count => Source::HistogramSum { name },
+        MetricType::Histogram => Source::Histogram {
+            name,
+            matchers,
+            unit,
+        },
+    }
+}
+
+impl From<MetricUnit> for Unit {
+    fn from(unit: MetricUnit) -> Self {
+        match unit {
+            MetricUnit::Seconds => Unit::Seconds,
+            MetricUnit::Milliseconds => Unit::Milliseconds,
+            MetricUnit::Microseconds => Unit::Microseconds,
+            MetricUnit::Ratio => Unit::Ratio,
+            MetricUnit::Percent => Unit::Percent,
+            MetricUnit::Count => Unit::Count,
+            MetricUnit::Megabytes => Unit::Megabytes,
+            MetricUnit::Bytes => Unit::Bytes,
+        }
+    }
 }
 
 /// Profiles of every concrete engine, in declaration order.
@@ -662,7 +935,7 @@ mod tests {
 
     #[test]
     fn every_concrete_engine_has_a_profile_and_auto_custom_do_not() {
-        assert_eq!(all_profiles().len(), 9);
+        assert_eq!(all_profiles().len(), 10);
         assert!(profile(Engine::Auto).is_none());
         assert!(profile(Engine::Custom).is_none());
         for p in all_profiles() {
@@ -730,13 +1003,97 @@ mod tests {
         }
     }
 
+    fn mapping(name: &str, r#type: MetricType, unit: Option<MetricUnit>) -> MetricMapping {
+        MetricMapping {
+            name: name.into(),
+            r#type,
+            unit,
+            matchers: None,
+            title: None,
+            worker_label: None,
+        }
+    }
+
     #[test]
-    fn every_engine_has_a_core_metric_and_queue_depth() {
+    fn an_override_replaces_exactly_one_role() {
+        let preset = profile(Engine::Vllm).unwrap();
+        let metrics = MetricsSpec {
+            kv_cache_usage: Some(mapping(
+                "vllm:gpu_cache_usage_perc",
+                MetricType::Gauge,
+                Some(MetricUnit::Ratio),
+            )),
+            ..Default::default()
+        };
+        let merged = with_overrides(preset.clone(), &metrics);
+        for role in Role::ALL {
+            if role == Role::KvCacheUsage {
+                assert_eq!(
+                    merged.source(role).unwrap().series_names(),
+                    ["vllm:gpu_cache_usage_perc"]
+                );
+            } else {
+                assert_eq!(merged.source(role), preset.source(role), "{role:?} changed");
+            }
+        }
+        assert_eq!(merged.core_metric, preset.core_metric);
+    }
+
+    #[test]
+    fn a_custom_service_is_described_by_its_mapping() {
+        let custom = EngineProfile::custom();
+        let metrics = MetricsSpec {
+            requests: Some(mapping("request_count_total", MetricType::Counter, None)),
+            e2e_latency: Some(mapping(
+                "request_latency_ms",
+                MetricType::Histogram,
+                Some(MetricUnit::Milliseconds),
+            )),
+            stages: vec![MetricMapping {
+                title: Some("tokenization".into()),
+                ..mapping("tokenization_latency_seconds", MetricType::Histogram, None)
+            }],
+            gpu_memory: Some(mapping(
+                "gpu_memory_mb",
+                MetricType::Gauge,
+                Some(MetricUnit::Megabytes),
+            )),
+            ..Default::default()
+        };
+        let merged = with_overrides(custom, &metrics);
+        assert_eq!(merged.core_metric.as_deref(), Some("request_count_total"));
+        assert!(matches!(
+            merged.source(Role::E2eLatency),
+            Some(Source::Histogram {
+                unit: Unit::Milliseconds,
+                ..
+            })
+        ));
+        assert_eq!(merged.extras.stages[0].name, "tokenization");
+        assert!(matches!(
+            merged.extras.stages[0].source,
+            Source::Histogram {
+                unit: Unit::Seconds,
+                ..
+            }
+        ));
+        assert!(matches!(
+            merged.extras.gpu_memory,
+            Some(Source::Gauge {
+                unit: Unit::Megabytes,
+                ..
+            })
+        ));
+        assert_eq!(Unit::Megabytes.to_base_factor(), 1_048_576.0);
+    }
+
+    #[test]
+    fn every_engine_has_a_core_metric_and_load() {
         for p in all_profiles() {
             assert!(p.core_metric.as_deref().is_some_and(|m| !m.is_empty()));
             assert!(
-                p.source(Role::Waiting).is_some(),
-                "{} lacks a waiting series",
+                p.source(Role::Waiting).is_some() || p.source(Role::Running).is_some(),
+                "{} has neither waiting nor running requests",
                 p.title
             );
         }

@@ -16,8 +16,7 @@ pub const FIXTURE_GPU_MODEL: &str = "NVIDIA H100 80GB HBM3";
 
 const HELP: &str = "infmon fixture generated from the engine catalog.";
 
-/// Latency bucket bounds in seconds, and the share of each tick's observations that fall
-/// at or below each bound (cumulative, in tenths).
+/// Latency bucket bounds in seconds.
 const LATENCY_BOUNDS: [f64; 7] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 /// Count bucket bounds (tokens, sequences).
 const COUNT_BOUNDS: [f64; 7] = [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0];
@@ -158,6 +157,8 @@ fn gauge_value(unit: Unit, tick: u64) -> f64 {
     match unit {
         Unit::Ratio => 0.4 + wobble / 100.0,
         Unit::Percent => 40.0 + wobble,
+        Unit::Megabytes => 20_000.0 + wobble,
+        Unit::Bytes => 2e10 + wobble,
         _ => 2.0 + wobble,
     }
 }
@@ -196,48 +197,39 @@ fn template_series(source: &Source) -> Vec<(String, Labels, bool)> {
 /// reads, labelled with its model label (when it has one) set to [`FIXTURE_MODEL`].
 pub fn engine_page(profile: &EngineProfile, tick: u64) -> String {
     let mut base = Labels::new();
-    if let Some(label) = profile.model_label {
+    if let Some(label) = profile.model_label.as_deref() {
         base.insert(label.to_string(), FIXTURE_MODEL.to_string());
     }
-    let with = |matchers: &str| {
-        let mut labels = base.clone();
-        labels.extend(matcher_labels(matchers));
-        labels
-    };
     let mut page = Page::default();
     for (_, source) in &profile.roles {
-        match source {
-            Source::Counter { name, matchers } => {
-                // Matched subsets (errors) advance slower than the whole.
-                let step = if matchers.is_empty() { 7 } else { 1 };
-                page.counter(name, &with(matchers), (tick * step) as f64);
+        add_source(&mut page, source, &base, tick);
+    }
+    let extras = &profile.extras;
+    let named = extras
+        .stages
+        .iter()
+        .chain(&extras.queues)
+        .map(|n| &n.source);
+    for source in named
+        .chain(&extras.gpu_memory)
+        .chain(&extras.gpu_utilization)
+    {
+        add_source(&mut page, source, &base, tick);
+    }
+    if let Some(view) = &extras.per_worker {
+        for worker in ["1", "2"] {
+            let mut labels = base.clone();
+            labels.insert(view.label.to_string(), worker.to_string());
+            for series in &view.series {
+                add_source(&mut page, &series.source, &labels, tick);
             }
-            Source::Gauge {
-                name,
-                matchers,
-                unit,
-            } => page.gauge(name, &with(matchers), gauge_value(*unit, tick)),
-            Source::Histogram {
-                name,
-                matchers,
-                unit,
-            } => page.histogram(name, &with(matchers), &bounds(*unit), tick),
-            Source::HistogramSum { name } => page.histogram(name, &base, &COUNT_BOUNDS, tick),
-            Source::DurationCounter { name, count, unit } => {
-                let mean = 0.3 / unit.to_base_factor();
-                page.counter(count, &base, (tick * 7) as f64);
-                page.counter(name, &base, (tick * 7) as f64 * mean);
-            }
-            Source::Approximation { .. } => {
-                for (name, labels, ranged) in template_series(source) {
-                    let labels = with_labels(&base, labels);
-                    match name.strip_suffix("_bucket") {
-                        Some(family) => page.histogram(family, &labels, &LATENCY_BOUNDS, tick),
-                        None if ranged => page.counter(&name, &labels, (tick * 5) as f64),
-                        None => page.gauge(&name, &labels, 20.0 + (tick % 5) as f64),
-                    }
-                }
-            }
+        }
+    }
+    if let Some((source, worker_label)) = &extras.worker_requests {
+        for (index, worker) in ["worker-0", "worker-1"].into_iter().enumerate() {
+            let mut labels = base.clone();
+            labels.insert(worker_label.clone(), worker.to_string());
+            add_source(&mut page, source, &labels, tick * (index as u64 + 1));
         }
     }
     if let Some(core) = &profile.core_metric
@@ -246,6 +238,48 @@ pub fn engine_page(profile: &EngineProfile, tick: u64) -> String {
         page.counter(core, &base, (tick * 7) as f64);
     }
     page.render()
+}
+
+/// Adds the series one source reads, in its unit, advancing with `tick`.
+fn add_source(page: &mut Page, source: &Source, base: &Labels, tick: u64) {
+    let with = |matchers: &str| {
+        let mut labels = base.clone();
+        labels.extend(matcher_labels(matchers));
+        labels
+    };
+    match source {
+        Source::Counter { name, matchers } => {
+            // Matched subsets (errors) advance slower than the whole.
+            let step = if matchers.is_empty() { 7 } else { 1 };
+            page.counter(name, &with(matchers), (tick * step) as f64);
+        }
+        Source::Gauge {
+            name,
+            matchers,
+            unit,
+        } => page.gauge(name, &with(matchers), gauge_value(*unit, tick)),
+        Source::Histogram {
+            name,
+            matchers,
+            unit,
+        } => page.histogram(name, &with(matchers), &bounds(*unit), tick),
+        Source::HistogramSum { name } => page.histogram(name, base, &COUNT_BOUNDS, tick),
+        Source::DurationCounter { name, count, unit } => {
+            let mean = 0.3 / unit.to_base_factor();
+            page.counter(count, base, (tick * 7) as f64);
+            page.counter(name, base, (tick * 7) as f64 * mean);
+        }
+        Source::Approximation { .. } => {
+            for (name, labels, ranged) in template_series(source) {
+                let labels = with_labels(base, labels);
+                match name.strip_suffix("_bucket") {
+                    Some(family) => page.histogram(family, &labels, &LATENCY_BOUNDS, tick),
+                    None if ranged => page.counter(&name, &labels, (tick * 5) as f64),
+                    None => page.gauge(&name, &labels, 20.0 + (tick % 5) as f64),
+                }
+            }
+        }
+    }
 }
 
 fn with_labels(base: &Labels, extra: Labels) -> Labels {

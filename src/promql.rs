@@ -26,6 +26,28 @@ pub fn has_quantiles(source: &Source) -> bool {
     }
 }
 
+/// Seconds spent per second in a duration histogram (the rate of its `_sum`, converted),
+/// summed by `scope.by`; `None` for other sources. Dividing one stage's by the total of all
+/// stages gives its share of request time.
+pub fn time_spent(source: &Source, scope: &Scope) -> Option<String> {
+    let Source::Histogram {
+        name,
+        matchers,
+        unit,
+    } = source
+    else {
+        return None;
+    };
+    let Scope { sel, by, window } = *scope;
+    Some(scaled(
+        format!(
+            "sum by ({by}) (rate({}[{window}]))",
+            series(&format!("{name}_sum"), sel, matchers)
+        ),
+        *unit,
+    ))
+}
+
 /// The expression for a source, in seconds, ratios or plain counts per second:
 ///
 /// - counters and token histograms: the per-second rate, summed;
@@ -129,6 +151,8 @@ fn unit_name(unit: Unit) -> &'static str {
         Unit::Percent => "a percentage",
         Unit::Count => "a count",
         Unit::TokensPerSecond => "tokens per second",
+        Unit::Megabytes => "megabytes",
+        Unit::Bytes => "bytes",
     }
 }
 

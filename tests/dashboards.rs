@@ -10,9 +10,8 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use infmon::api::Engine;
 use infmon::dashboards::{EMBEDDED, generate, generate_all};
-use infmon::engines::{Role, Source, all_profiles, profile};
+use infmon::engines::{Role, Source, all_profiles};
 use infmon::render::ChildKind;
 use infmon::rules::records;
 use serde_json::Value;
@@ -118,7 +117,16 @@ fn allowed_names(name: &str) -> BTreeSet<String> {
         .find(|p| p.engine.as_str() == name)
     {
         allowed.extend(p.core_metric.iter().map(ToString::to_string));
-        for (_, source) in &p.roles {
+        if p.extras.gpu_panels {
+            allowed.extend(generate::DCGM_METRICS.map(String::from));
+        }
+        let per_worker = p
+            .extras
+            .per_worker
+            .iter()
+            .flat_map(|v| &v.series)
+            .map(|s| &s.source);
+        for source in p.roles.iter().map(|(_, s)| s).chain(per_worker) {
             match source {
                 Source::Histogram { name, .. } | Source::HistogramSum { name } => {
                     for suffix in ["_bucket", "_sum", "_count"] {
@@ -343,5 +351,22 @@ fn grafana_dashboards_match_the_upstream_crd() {
         support::upstream::validate_against_crd(&child.object)
             .unwrap_or_else(|e| panic!("{}: {e:?}", child.display_name()));
     }
-    assert!(profile(Engine::Sglang).is_some());
+}
+
+#[test]
+fn the_readme_shows_which_panels_exist_for_which_engine() {
+    let table = generate::panel_table(&all_profiles());
+    let readme = std::fs::read_to_string(support::repo_path("README.md")).unwrap();
+    assert!(
+        readme.contains(&table),
+        "README.md's panel table is stale; replace it with:\n{table}"
+    );
+}
+
+#[test]
+fn render_all_includes_the_dashboards_and_the_rules() {
+    let children = infmon::render::render_all(&lint::example("kitchen-sink")).unwrap();
+    let count = |kind| children.iter().filter(|c| c.kind == kind).count();
+    assert_eq!(count(ChildKind::ConfigMap), 3);
+    assert_eq!(count(ChildKind::PrometheusRule), 1);
 }

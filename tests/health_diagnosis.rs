@@ -86,7 +86,11 @@ spec:
 
 fn target(key: &str, instance: &str, health: ScrapeHealth, error: &str) -> Target {
     Target {
-        labels: labels(&[("inference_monitoring", key), ("instance", instance)]),
+        labels: labels(&[
+            ("inference_monitoring", key),
+            ("inference_engine", "vllm"),
+            ("instance", instance),
+        ]),
         scrape_url: format!("http://{instance}/metrics"),
         health,
         last_error: error.into(),
@@ -98,6 +102,7 @@ fn up(key: &str, instance: &str, value: f64) -> Sample {
         labels: labels(&[
             ("__name__", "up"),
             ("inference_monitoring", key),
+            ("inference_engine", "vllm"),
             ("instance", instance),
         ]),
         value,
@@ -154,6 +159,37 @@ fn all_targets_up_with_the_core_metric_is_healthy() {
     assert_eq!(status.summary, "2/2");
     assert_eq!(status.last_error, None);
     assert_eq!(status.last_checked, Some(at()));
+}
+
+#[test]
+fn gpu_exporter_targets_of_the_resource_are_not_inference_targets() {
+    let key = "llm/chat";
+    // The DCGM exporter carries the owner label but no engine label.
+    let dcgm = Target {
+        labels: labels(&[("inference_monitoring", key), ("instance", "10.0.9.9:9400")]),
+        scrape_url: "http://10.0.9.9:9400/metrics".into(),
+        health: ScrapeHealth::Down,
+        last_error: "connection refused".into(),
+    };
+    let mut dcgm_up = up(key, "10.0.9.9:9400", 0.0);
+    dcgm_up.labels.remove("inference_engine");
+    for targets in [
+        Some(vec![
+            target(key, "10.0.0.1:8000", ScrapeHealth::Up, ""),
+            dcgm,
+        ]),
+        None,
+    ] {
+        let backend = FakeBackend {
+            up: vec![up(key, "10.0.0.1:8000", 1.0), dcgm_up.clone()],
+            targets,
+            core: vec![core(key, "10.0.0.1:8000", "vllm:num_requests_running")],
+            ..Default::default()
+        };
+        let report = check_one(&backend, resource(VLLM_STATIC));
+        assert_eq!(report.diagnosis.reason, ConditionReason::Healthy);
+        assert_eq!(report.observation.total, 1);
+    }
 }
 
 #[test]
@@ -292,7 +328,7 @@ fn an_up_target_without_the_core_metric_is_core_metric_absent() {
     assert_eq!(report.observation.missing_core_metric, ["10.0.0.2:8000"]);
     assert!(
         report.diagnosis.message.starts_with(
-            "2/2 targets up, but 1 of them do not export vllm:num_requests_running (e.g. 10.0.0.2:8000): check that the target is vLLM"
+            "2/2 targets up, but 1 lack vllm:num_requests_running (e.g. 10.0.0.2:8000): check that the target is vLLM"
         ),
         "{}",
         report.diagnosis.message
@@ -376,14 +412,14 @@ fn an_unreachable_backend_is_unknown_for_every_resource() {
 
 #[test]
 fn one_cycle_makes_three_requests_whatever_the_number_of_resources() {
-    let many: Vec<HealthTarget> = (0..200)
+    let many: Vec<HealthTarget> = (0..200u32)
         .map(|i| {
             resource(
                 &VLLM_STATIC
                     .replace("name: chat", &format!("name: chat-{i}"))
                     .replace(
                         "engine: vllm",
-                        if i % 2 == 0 {
+                        if i.is_multiple_of(2) {
                             "engine: vllm"
                         } else {
                             "engine: tgi"

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use health_common::{Proxy, health_target, prometheus_config, resource_yaml, tgi_page, vllm_page};
 use infmon::api::ConditionReason;
 use infmon::health::{
-    ConditionStatus, Credentials, DEFAULT_TIMEOUT, HealthReport, HealthTarget, PrometheusBackend,
-    Secret, check_all,
+    BasicCredentials, ConditionStatus, Credentials, DEFAULT_TIMEOUT, HealthReport, HealthTarget,
+    PrometheusBackend, Secret, check_all,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -139,7 +139,11 @@ fn works_behind_a_bearer_token_proxy_under_a_path_prefix() {
     let exporter = Exporter::start(vllm_page);
     let chat = resource_yaml("chat", "vllm", &[exporter.addr()]);
     let prometheus = Prometheus::start(&prometheus_config(&[&chat]));
-    let proxy = Proxy::start(&prometheus.url(), "/prometheus", Some("s3cret-token"));
+    let proxy = Proxy::start(
+        &prometheus.url(),
+        "/prometheus",
+        Some("Bearer s3cret-token"),
+    );
     let targets = [health_target(&chat)];
 
     let with_token = Credentials {
@@ -175,6 +179,29 @@ fn works_behind_a_bearer_token_proxy_under_a_path_prefix() {
 }
 
 #[test]
+fn works_with_basic_auth() {
+    let exporter = Exporter::start(vllm_page);
+    let chat = resource_yaml("chat", "vllm", &[exporter.addr()]);
+    let prometheus = Prometheus::start(&prometheus_config(&[&chat]));
+    // admin:hunter2, base64-encoded.
+    let proxy = Proxy::start(&prometheus.url(), "", Some("Basic YWRtaW46aHVudGVyMg=="));
+    let credentials = Credentials {
+        basic_auth: Some(BasicCredentials {
+            username: "admin".into(),
+            password: Secret::new("hunter2"),
+        }),
+        ..Credentials::default()
+    };
+    let targets = [health_target(&chat)];
+    wait_for(
+        &backend(&proxy.url(), &credentials),
+        &targets,
+        "healthy with basic auth",
+        |r| reason(r, "demo/chat") == ConditionReason::Healthy,
+    );
+}
+
+#[test]
 fn requests_per_cycle_do_not_grow_with_the_number_of_resources() {
     let exporter = Exporter::start(vllm_page);
     let chat = resource_yaml("chat", "vllm", &[exporter.addr()]);
@@ -183,9 +210,9 @@ fn requests_per_cycle_do_not_grow_with_the_number_of_resources() {
     let backend = backend(&proxy.url(), &Credentials::default());
 
     let one = [health_target(&chat)];
-    let many: Vec<HealthTarget> = (0..200)
+    let many: Vec<HealthTarget> = (0..200u32)
         .map(|i| {
-            let engine = if i % 2 == 0 { "vllm" } else { "tgi" };
+            let engine = if i.is_multiple_of(2) { "vllm" } else { "tgi" };
             health_target(&resource_yaml(
                 &format!("r{i}"),
                 engine,

@@ -8,9 +8,11 @@
 
 mod conditions;
 mod durations;
+mod metrics;
 
 pub use conditions::{ConditionReason, ConditionType, Conditions};
 pub use durations::{DURATION_PATTERN, parse_duration};
+pub use metrics::{MetricMapping, MetricType, MetricUnit, MetricsSpec};
 
 use std::collections::BTreeMap;
 
@@ -50,12 +52,14 @@ pub const KIND: &str = "InferenceMonitoring";
 #[x_kube(
     validation = Rule::new("has(self.selector) != has(self.staticTargets)").message("exactly one of spec.selector and spec.staticTargets must be set").reason(Reason::FieldValueRequired),
     validation = Rule::new("self.engine != 'custom' || (has(self.endpoint) && has(self.endpoint.port) && has(self.endpoint.path))").message("spec.endpoint.port and spec.endpoint.path are required when spec.engine is custom").reason(Reason::FieldValueRequired),
+    validation = Rule::new("!has(self.selector) || !has(self.selector.matchExpressions) || self.selector.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])").message("spec.selector.matchExpressions: operator must be In, NotIn, Exists or DoesNotExist"),
+    validation = Rule::new("!has(self.selector) || !has(self.selector.matchExpressions) || self.selector.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? (has(e.values) && size(e.values) > 0) : (!has(e.values) || size(e.values) == 0))").message("spec.selector.matchExpressions: In and NotIn need values; Exists and DoesNotExist take none"),
     validation = Rule::new("!has(self.staticTargets) || !has(self.namespaceSelector)").message("spec.namespaceSelector applies to spec.selector only; remove it when spec.staticTargets is set"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InferenceMonitoringSpec {
-    /// The inference engine the selected pods run. It picks the metrics port, path and metric
-    /// names. Default: `auto`, detected from the pods' images, commands and ports (the result is
+    /// The inference engine the selected pods run (`dynamorouter` for NVIDIA Dynamo's KV-router
+    /// metrics aggregator). It picks the metrics port, path and metric names. Default: `auto`, detected from the pods' images, commands and ports (the result is
     /// shown in `status.detectedEngine`). Use `custom` for any other Prometheus-native service
     /// and describe its endpoint in `spec.endpoint`.
     #[serde(default)]
@@ -97,6 +101,12 @@ pub struct InferenceMonitoringSpec {
     /// SLO alerts and the engine-neutral recording rules they are built on.
     #[serde(default)]
     pub alerts: AlertsSpec,
+
+    /// Metric names per role, for `engine: custom` (any Prometheus-native service) or to
+    /// override single roles of a known engine, e.g. a series an engine version renamed.
+    /// Default: the engine's catalog entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSpec>,
 }
 
 /// The inference engine a service runs.
@@ -135,6 +145,8 @@ pub enum Engine {
     Max,
     /// NVIDIA Dynamo frontend.
     Dynamo,
+    /// NVIDIA Dynamo's KV-router metrics aggregator (port 9091): slot and KV-block use per worker.
+    DynamoRouter,
     /// llama.cpp server (`llama-server`).
     Llamacpp,
     /// Any other Prometheus-native service, described by `spec.endpoint`.
@@ -143,7 +155,7 @@ pub enum Engine {
 
 impl Engine {
     /// Every engine, in declaration order.
-    pub const ALL: [Engine; 11] = [
+    pub const ALL: [Engine; 12] = [
         Engine::Auto,
         Engine::Vllm,
         Engine::Sglang,
@@ -153,6 +165,7 @@ impl Engine {
         Engine::Jetstream,
         Engine::Max,
         Engine::Dynamo,
+        Engine::DynamoRouter,
         Engine::Llamacpp,
         Engine::Custom,
     ];
@@ -169,6 +182,7 @@ impl Engine {
             Engine::Jetstream => "jetstream",
             Engine::Max => "max",
             Engine::Dynamo => "dynamo",
+            Engine::DynamoRouter => "dynamorouter",
             Engine::Llamacpp => "llamacpp",
             Engine::Custom => "custom",
         }
@@ -594,7 +608,8 @@ impl Default for DcgmExporterSpec {
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertsSpec {
-    /// Generate recording rules and alerts. Default: true.
+    /// Generate the SLO alerts. Default: true. The engine-neutral recording rules are generated
+    /// whenever alerts or dashboards are on (the overview dashboard reads them).
     #[serde(default = "default_true")]
     pub enabled: bool,
 

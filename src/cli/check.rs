@@ -58,13 +58,10 @@ fn parse_wait(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_engine(text: &str) -> Result<Engine, String> {
-    Engine::ALL
-        .into_iter()
-        .find(|e| *e != Engine::Auto && e.as_str() == text)
-        .ok_or_else(|| {
-            let names: Vec<&str> = Engine::ALL[1..].iter().map(|e| e.as_str()).collect();
-            format!("unknown engine {text:?}; one of {}", names.join(", "))
-        })
+    match text.parse::<Engine>()? {
+        Engine::Auto => Err("--engine must name an engine, not auto".into()),
+        engine => Ok(engine),
+    }
 }
 
 /// Runs the check; see the module documentation for exit codes.

@@ -3,28 +3,31 @@
 
 use serde_json::{Value, json};
 
-use super::{GPU, OVERVIEW, embedded};
+use super::{GPU, OVERVIEW, embedded, generate};
 use crate::api::DashboardTarget;
+use crate::engines;
 use crate::render::{Child, ChildKind, RenderError, child_name, standard_labels};
 use crate::validate::{Dashboards, DcgmPlan, Validated};
 
 /// The size limit of a Kubernetes object; a dashboard above it is never emitted.
 pub const MAX_OBJECT_BYTES: usize = 1024 * 1024;
 
-/// The dashboards of a resource, or none when dashboards are disabled.
+/// The dashboards of a resource (its engine's, none for `custom`; the overview; GPU when the
+/// DCGM exporter is on), or none when dashboards are disabled.
 pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     let Some(dashboards) = &resource.dashboards else {
         return Ok(Vec::new());
     };
-    let mut names = vec![resource.engine.as_str(), OVERVIEW];
+    let mut sources: Vec<(&str, String)> =
+        vec![(resource.engine.as_str(), engine_dashboard_json(resource))];
+    sources.push((OVERVIEW, embedded(OVERVIEW).unwrap_or_default().to_string()));
     if resource.dcgm != DcgmPlan::Disabled {
-        names.push(GPU);
+        sources.push((GPU, embedded(GPU).unwrap_or_default().to_string()));
     }
-    names
+    sources
         .into_iter()
-        .filter_map(|name| embedded(name).map(|json| (name, json)))
         .map(|(name, json)| {
-            let json = minified(name, json)?;
+            let json = minified(name, &json)?;
             Ok(match dashboards.target {
                 DashboardTarget::ConfigMap => config_map(resource, dashboards, name, json),
                 DashboardTarget::GrafanaDashboard => {
@@ -33,6 +36,16 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
             })
         })
         .collect()
+}
+
+/// The engine dashboard of a resource: the embedded one when its catalog entry is the
+/// engine's preset, else one generated from its merged entry (`spec.metrics`, custom services).
+fn engine_dashboard_json(resource: &Validated) -> String {
+    let preset = engines::profile(resource.engine);
+    match embedded(resource.engine.as_str()) {
+        Some(json) if preset.as_ref() == Some(&resource.profile) => json.to_string(),
+        _ => generate::resource_dashboard(resource).to_json().to_string(),
+    }
 }
 
 /// The dashboard JSON without whitespace; an error when it exceeds [`MAX_OBJECT_BYTES`].

@@ -2,9 +2,10 @@
 //! for every engine dashboard (engines differ only in the catalog's data), an engine-neutral
 //! overview on the recording rules, and a GPU dashboard joining DCGM series to inference pods.
 
-use crate::engines::{EngineProfile, Role};
+use crate::engines::{EngineProfile, Role, Source};
 use crate::promql::{self, Scope};
 use crate::rules::records;
+use crate::validate::Validated;
 
 use super::model::{Dashboard, Panel, Target, Variable};
 
@@ -87,17 +88,21 @@ pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
         by: "namespace, pod",
         window: "$__rate_interval",
     };
-    let panels = ENGINE_PANELS
+    let mut panels: Vec<Panel> = ENGINE_PANELS
         .iter()
         .filter_map(|spec| engine_panel(profile, spec, &scope))
         .collect();
+    panels.extend(extra_panels(profile, &scope));
+    if profile.extras.gpu_panels {
+        panels.extend(gpu_device_panels(r#"namespace=~"$namespace",pod!="""#));
+    }
     let mut variables = vec![Variable {
         name: "namespace",
         label: "Namespace",
         query: format!("label_values({core}, namespace)"),
     }];
     let mut pod_sel = r#"namespace=~"$namespace""#.to_string();
-    if let Some(label) = profile.model_label {
+    if let Some(label) = profile.model_label.as_deref() {
         variables.push(Variable {
             name: "model",
             label: "Model",
@@ -122,6 +127,128 @@ pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
         variables,
         panels,
     }
+}
+
+/// The dashboard of one resource whose catalog entry differs from its engine's preset
+/// (`spec.metrics` overrides, or a custom service): generated from the merged entry, with a
+/// uid and title of its own so it never replaces the shared engine dashboard.
+pub fn resource_dashboard(resource: &Validated) -> Dashboard {
+    let mut dashboard = engine_dashboard(&resource.profile);
+    let key = resource.key();
+    dashboard.uid = format!("infmon-{}-{}", resource.engine, short_hash(&key));
+    dashboard.title = format!("Inference / {} ({key})", resource.profile.title);
+    dashboard.description = format!(
+        "{} metrics of {key} as scraped by infmon, per pod, with the metric names from its spec.metrics.",
+        resource.profile.title
+    );
+    dashboard
+}
+
+fn short_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Panels for the series beyond the roles (`spec.metrics` stages, queues, workers and GPU
+/// gauges), each only when mapped.
+fn extra_panels(profile: &EngineProfile, scope: &Scope) -> Vec<Panel> {
+    let extras = &profile.extras;
+    let mut panels = Vec::new();
+    if !extras.stages.is_empty() {
+        panels.push(Panel {
+            title: "Latency by stage (p95)".into(),
+            description: "95th-percentile time each request spends in each stage.".into(),
+            unit: "s",
+            targets: extras
+                .stages
+                .iter()
+                .map(|stage| Target {
+                    expr: promql::expr(&stage.source, 0.95, scope),
+                    legend: format!("{{{{pod}}}} {}", stage.name),
+                })
+                .collect(),
+        });
+        let spent: Vec<String> = extras
+            .stages
+            .iter()
+            .filter_map(|stage| promql::time_spent(&stage.source, scope))
+            .collect();
+        let total = spent.join(" + ");
+        panels.push(Panel {
+            title: "Share of request time by stage".into(),
+            description: "Each stage's share of the time requests spend in all stages.".into(),
+            unit: "percentunit",
+            targets: extras
+                .stages
+                .iter()
+                .zip(&spent)
+                .map(|(stage, part)| Target {
+                    expr: format!("{part} / ({total})"),
+                    legend: format!("{{{{pod}}}} {}", stage.name),
+                })
+                .collect(),
+        });
+    }
+    if !extras.queues.is_empty() {
+        panels.push(Panel {
+            title: "Queue sizes".into(),
+            description: "Items waiting in each of the service's queues.".into(),
+            unit: "short",
+            targets: extras
+                .queues
+                .iter()
+                .map(|queue| Target {
+                    expr: promql::expr(&queue.source, 0.5, scope),
+                    legend: format!("{{{{pod}}}} {}", queue.name),
+                })
+                .collect(),
+        });
+    }
+    if let Some((source, worker_label)) = &extras.worker_requests {
+        let by = format!("namespace, {worker_label}");
+        let per_worker = Scope { by: &by, ..*scope };
+        panels.push(Panel {
+            title: "Requests per worker".into(),
+            description: format!("Requests per second handled by each worker ({worker_label})."),
+            unit: "reqps",
+            targets: vec![Target {
+                expr: promql::expr(source, 0.5, &per_worker),
+                legend: format!("{{{{{worker_label}}}}}"),
+            }],
+        });
+    }
+    let gauges = [
+        (
+            &extras.gpu_memory,
+            "GPU memory used",
+            "bytes",
+            "GPU memory the service reports in use.",
+        ),
+        (
+            &extras.gpu_utilization,
+            "GPU utilisation",
+            "percentunit",
+            "GPU utilisation the service reports.",
+        ),
+    ];
+    for (source, title, unit, description) in gauges {
+        if let Some(source) = source {
+            panels.push(Panel {
+                title: title.into(),
+                description: description.into(),
+                unit,
+                targets: vec![Target {
+                    expr: promql::expr(source, 0.5, scope),
+                    legend: "{{pod}}".into(),
+                }],
+            });
+        }
+    }
+    panels
 }
 
 fn engine_panel(profile: &EngineProfile, spec: &PanelSpec, scope: &Scope) -> Option<Panel> {
@@ -278,12 +405,15 @@ pub const DCGM_METRICS: [&str; 5] = [
     "DCGM_FI_DEV_FB_FREE",
 ];
 
-/// GPU use of the inference pods, from the DCGM exporter's per-pod labels.
-pub fn gpu() -> Dashboard {
-    let sel = r#"namespace=~"$namespace",pod=~"$pod",pod!="""#;
+/// How GPU series are attributed to pods, said in every GPU panel's description.
+const GPU_ATTRIBUTION: &str = "GPUs are attributed to pods by the DCGM exporter's pod label (needs DCGM_EXPORTER_KUBERNETES and honorLabels on the scrape).";
+
+/// Utilisation, framebuffer and power of the GPUs of the pods `sel` matches (DCGM series;
+/// `by` must include `pod`), one line per pod and GPU model.
+fn gpu_device_panels(sel: &str) -> Vec<Panel> {
     let by = "namespace, pod, modelName";
     let legend = "{{pod}} ({{modelName}})";
-    let attribution = "GPUs are attributed to pods by the DCGM exporter's pod label (needs DCGM_EXPORTER_KUBERNETES and honorLabels on the scrape).";
+    let attribution = GPU_ATTRIBUTION;
     let per_pod = |title: &str, what: &str, expr: String, unit: &'static str| Panel {
         title: title.into(),
         description: format!("{what} {attribution}"),
@@ -293,7 +423,7 @@ pub fn gpu() -> Dashboard {
             legend: legend.into(),
         }],
     };
-    let panels = vec![
+    vec![
         per_pod(
             "GPU utilisation",
             "Mean utilisation of the GPUs each pod uses.",
@@ -320,6 +450,30 @@ pub fn gpu() -> Dashboard {
             format!("sum by ({by}) (DCGM_FI_DEV_POWER_USAGE{{{sel}}})"),
             "watt",
         ),
+    ]
+}
+
+/// GPU use of the inference pods, from the DCGM exporter's per-pod labels.
+pub fn gpu() -> Dashboard {
+    let sel = r#"namespace=~"$namespace",pod=~"$pod",pod!="""#;
+    let attribution = GPU_ATTRIBUTION;
+    let mut panels = gpu_device_panels(sel);
+    panels.extend([
+        Panel {
+            title: "GPU utilisation by model".into(),
+            description: format!(
+                "Mean utilisation of the GPUs serving each model: pods are matched to models through infmon's recording rules ({}); a pod serving several models counts for one of them. {attribution}",
+                records::WAITING
+            ),
+            unit: "percentunit",
+            targets: vec![Target {
+                expr: format!(
+                    r#"avg by (namespace, model) (avg by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{{{sel}}}) / 100 * on (namespace, pod) group_left (model) topk by (namespace, pod) (1, 0 * {}{{namespace=~"$namespace"}} + 1))"#,
+                    records::WAITING
+                ),
+                legend: "{{namespace}} {{model}}".into(),
+            }],
+        },
         Panel {
             title: "GPU temperature".into(),
             description: format!(
@@ -348,7 +502,7 @@ pub fn gpu() -> Dashboard {
                 legend: "{{namespace}}/{{pod}}".into(),
             }],
         },
-    ];
+    ]);
     Dashboard {
         uid: "infmon-gpu".into(),
         title: "Inference / GPUs".into(),
@@ -368,4 +522,39 @@ pub fn gpu() -> Dashboard {
         ],
         panels,
     }
+}
+
+/// The Markdown table of which engine-dashboard panels exist for which engine, as the README
+/// shows it: ✓ native series, ≈ approximated or a mean standing in for quantiles, — no panel.
+pub fn panel_table(profiles: &[EngineProfile]) -> String {
+    let mut table = String::from("| Panel |");
+    for p in profiles {
+        table.push_str(&format!(" {} |", p.engine.as_str()));
+    }
+    table.push_str("\n|---|");
+    table.push_str(&"---|".repeat(profiles.len()));
+    for spec in &ENGINE_PANELS {
+        table.push_str(&format!("\n| {} |", spec.title));
+        for p in profiles {
+            let sources: Vec<_> = spec
+                .roles
+                .iter()
+                .filter_map(|(r, _)| p.source(*r))
+                .collect();
+            let approximate = sources.iter().any(|s| {
+                matches!(
+                    s,
+                    Source::Approximation { .. } | Source::DurationCounter { .. }
+                )
+            });
+            let cell = match (sources.is_empty(), approximate) {
+                (true, _) => "—",
+                (false, true) => "≈",
+                (false, false) => "✓",
+            };
+            table.push_str(&format!(" {cell} |"));
+        }
+    }
+    table.push('\n');
+    table
 }

@@ -15,7 +15,7 @@ use crate::engines;
 
 /// Every dashboard infmon ships: its name (`dashboards/<name>.json`, uid `infmon-<name>`)
 /// and the committed JSON embedded at build time.
-pub const EMBEDDED: [(&str, &str); 11] = [
+pub const EMBEDDED: [(&str, &str); 12] = [
     ("vllm", include_str!("../../dashboards/vllm.json")),
     ("sglang", include_str!("../../dashboards/sglang.json")),
     ("tgi", include_str!("../../dashboards/tgi.json")),
@@ -24,6 +24,10 @@ pub const EMBEDDED: [(&str, &str); 11] = [
     ("jetstream", include_str!("../../dashboards/jetstream.json")),
     ("max", include_str!("../../dashboards/max.json")),
     ("dynamo", include_str!("../../dashboards/dynamo.json")),
+    (
+        "dynamorouter",
+        include_str!("../../dashboards/dynamorouter.json"),
+    ),
     ("llamacpp", include_str!("../../dashboards/llamacpp.json")),
     ("overview", include_str!("../../dashboards/overview.json")),
     ("gpu", include_str!("../../dashboards/gpu.json")),

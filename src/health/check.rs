@@ -8,12 +8,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::backend::{BackendError, MetricsBackend};
 use super::diagnose::{
-    HealthReport, HealthTarget, Observation, RESOURCE_LABEL, Snapshot, diagnose, unreachable,
+    ENGINE_LABEL, HealthReport, HealthTarget, Observation, RESOURCE_LABEL, Snapshot, diagnose,
+    diagnose_unreachable,
 };
 
-/// The query for every generated target's `up` series.
+/// The query for every generated inference target's `up` series (GPU exporters, which carry
+/// no engine label, are left out).
 pub fn up_query() -> String {
-    format!("up{{{RESOURCE_LABEL}!=\"\"}}")
+    format!("up{{{RESOURCE_LABEL}!=\"\", {ENGINE_LABEL}!=\"\"}}")
 }
 
 /// The query that tells, per resource and instance, which core metrics are present; `None`
@@ -73,7 +75,7 @@ pub async fn check_all(
                     let diagnosis = diagnose(target, &observation);
                     (observation, diagnosis)
                 }
-                Err(error) => (Observation::default(), unreachable(error)),
+                Err(error) => (Observation::default(), diagnose_unreachable(error)),
             };
             HealthReport {
                 key: target.key.clone(),

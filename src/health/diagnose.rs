@@ -8,11 +8,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, T
 
 use super::backend::{Sample, ScrapeHealth, Target};
 use crate::api::{ConditionReason, ConditionType, Conditions, Engine, TargetsStatus};
+use crate::render::relabel::{INFERENCE_ENGINE_LABEL, INFERENCE_MONITORING_LABEL};
 use crate::validate::{Namespaces, Output, Targets, Validated};
 
 /// The target label that names the resource (`namespace/name`) on every generated scrape
-/// target; the checks group by it.
-pub const RESOURCE_LABEL: &str = "inference_monitoring";
+/// target (the DCGM exporter's too); the checks group by it.
+pub const RESOURCE_LABEL: &str = INFERENCE_MONITORING_LABEL;
+/// The target label only inference targets carry (not the DCGM exporter's); the checks
+/// count only targets that have it.
+pub const ENGINE_LABEL: &str = INFERENCE_ENGINE_LABEL;
 
 /// A resource to check: what the diagnosis needs to know about it.
 #[derive(Clone, Debug, PartialEq)]
@@ -160,10 +164,13 @@ pub struct Snapshot {
 impl Snapshot {
     /// Groups the answers: `up` samples, the active targets (`None` without a targets API),
     /// and core-metric presence samples labelled `inference_monitoring`, `instance` and
-    /// `__name__`.
+    /// `__name__`. Targets without [`ENGINE_LABEL`] (GPU exporters) are left out.
     pub fn new(up: Vec<Sample>, targets: Option<Vec<Target>>, core: Vec<Sample>) -> Self {
         let mut snapshot = Snapshot::default();
         for mut sample in up {
+            if !sample.labels.contains_key(ENGINE_LABEL) {
+                continue;
+            }
             if let Some(key) = sample.labels.remove(RESOURCE_LABEL) {
                 let instance = sample.labels.remove("instance").unwrap_or_default();
                 snapshot
@@ -176,7 +183,10 @@ impl Snapshot {
         snapshot.targets = targets.map(|targets| {
             let mut grouped: HashMap<String, Vec<Target>> = HashMap::new();
             for target in targets {
-                if let Some(key) = target.labels.get(RESOURCE_LABEL) {
+                if let (Some(key), Some(_)) = (
+                    target.labels.get(RESOURCE_LABEL),
+                    target.labels.get(ENGINE_LABEL),
+                ) {
                     grouped.entry(key.clone()).or_default().push(target);
                 }
             }
@@ -302,7 +312,7 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
                     not_found.len(),
                     o.total,
                     target.path,
-                    where_(first),
+                    scrape_location(first),
                     target.title,
                     target.metrics_flag
                 ),
@@ -310,7 +320,7 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
         }
         let first = &o.failing[0];
         let detail = match &first.last_error {
-            Some(error) => format!("{}: {error}", where_(first)),
+            Some(error) => format!("{}: {error}", scrape_location(first)),
             None => format!(
                 "e.g. instance {} (up == 0; this query API has no targets endpoint, so the scrape error is not known)",
                 first.instance
@@ -340,7 +350,7 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
             status: ConditionStatus::False,
             reason: ConditionReason::CoreMetricAbsent,
             message: format!(
-                "{}/{} targets up, but {} of them do not export {metric} (e.g. {}): check that the target is {} on the right port ({})",
+                "{}/{} targets up, but {} lack {metric} (e.g. {}): check that the target is {} on the right port ({})",
                 o.up,
                 o.total,
                 o.missing_core_metric.len(),
@@ -362,7 +372,7 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
 }
 
 /// The diagnosis when the query API cannot be asked: status `Unknown`.
-pub fn unreachable(error: &super::BackendError) -> Diagnosis {
+pub fn diagnose_unreachable(error: &super::BackendError) -> Diagnosis {
     Diagnosis {
         status: ConditionStatus::Unknown,
         reason: ConditionReason::PrometheusUnreachable,
@@ -442,7 +452,7 @@ fn is_http_404(error: &str) -> bool {
     error.contains("HTTP status 404")
 }
 
-fn where_(failing: &FailingTarget) -> &str {
+fn scrape_location(failing: &FailingTarget) -> &str {
     failing.scrape_url.as_deref().unwrap_or(&failing.instance)
 }
 

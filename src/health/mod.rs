@@ -12,7 +12,7 @@ mod prometheus;
 pub use backend::{BackendError, MetricsBackend, Sample, ScrapeHealth, Target};
 pub use check::{check_all, core_metric_query, fetch_snapshot, up_query};
 pub use diagnose::{
-    ConditionStatus, Diagnosis, Discovery, FailingTarget, HealthReport, HealthTarget, Observation,
-    RESOURCE_LABEL, Snapshot, diagnose, unreachable,
+    ConditionStatus, Diagnosis, Discovery, ENGINE_LABEL, FailingTarget, HealthReport, HealthTarget,
+    Observation, RESOURCE_LABEL, Snapshot, diagnose, diagnose_unreachable,
 };
 pub use prometheus::{BasicCredentials, Credentials, DEFAULT_TIMEOUT, PrometheusBackend, Secret};

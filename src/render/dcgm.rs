@@ -248,12 +248,12 @@ pub fn service_monitor(resource: &Validated, exporter: &DcgmExporter) -> Child {
 
 /// The exporter's plain scrape job for a raw scrape config, when one is deployed and the
 /// output is raw (other outputs use [`service_monitor`]).
-pub fn plain_job(resource: &Validated) -> Option<Value> {
+pub fn plain_job(resource: &Validated) -> Result<Option<Value>, RenderError> {
     let DcgmPlan::Deploy(exporter) = &resource.dcgm else {
-        return None;
+        return Ok(None);
     };
     if resource.output != Output::RawScrapeConfig {
-        return None;
+        return Ok(None);
     }
     let namespaces = Namespaces::Names(vec![exporter.namespace.clone()]);
     let selector = LabelSelector {
@@ -264,10 +264,10 @@ pub fn plain_job(resource: &Validated) -> Option<Value> {
         &selector,
         &namespaces,
         &PortRef::Name(DCGM_PORT_NAME.into()),
-    );
+    )?;
     rules.extend(pod_labels());
     rules.push(owner_label(resource));
-    Some(json!({
+    Ok(Some(json!({
         "job_name": format!("{}/{DCGM_COMPONENT}", resource.key()),
         "scrape_interval": exporter.interval,
         "scrape_timeout": scrape_timeout(&exporter.interval),
@@ -276,5 +276,154 @@ pub fn plain_job(resource: &Validated) -> Option<Value> {
         "honor_labels": true,
         "kubernetes_sd_configs": super::scrape::kubernetes_sd(&namespaces),
         "relabel_configs": rules.iter().map(to_prometheus).collect::<Vec<_>>(),
-    }))
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::validated_from_yaml;
+    use super::*;
+
+    fn resource(output: &str, dcgm: &str) -> Validated {
+        validated_from_yaml(&format!(
+            r#"
+apiVersion: monitoring.inference.dev/v1alpha1
+kind: InferenceMonitoring
+metadata: {{name: chat, namespace: llm}}
+spec:
+  engine: vllm
+  selector: {{matchLabels: {{app: chat}}}}
+  prometheus: {{output: {output}, monitorLabels: {{release: kps}}}}
+  gpu: {{dcgmExporter: {dcgm}}}
+"#
+        ))
+    }
+
+    fn kinds(children: &[Child]) -> Vec<ChildKind> {
+        children.iter().map(|c| c.kind).collect()
+    }
+
+    #[test]
+    fn nothing_unless_deploying() {
+        assert!(
+            children(&resource("podMonitor", "{enabled: false}"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn daemon_set_follows_the_upstream_manifest() {
+        let all = children(&resource("podMonitor", "{enabled: true}")).unwrap();
+        assert_eq!(
+            kinds(&all),
+            [
+                ChildKind::DaemonSet,
+                ChildKind::Service,
+                ChildKind::ServiceMonitor
+            ]
+        );
+        let ds = &all[0].object;
+        assert_eq!(all[0].name, "chat-dcgm-exporter");
+        let pod = &ds["spec"]["template"]["spec"];
+        assert_eq!(pod["priorityClassName"], "system-node-critical");
+        let container = &pod["containers"][0];
+        assert_eq!(
+            container["ports"],
+            json!([{"name": "metrics", "containerPort": 9400, "protocol": "TCP"}])
+        );
+        assert_eq!(
+            container["env"],
+            json!([
+                {"name": "DCGM_EXPORTER_LISTEN", "value": ":9400"},
+                {"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"},
+                {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            ])
+        );
+        assert_eq!(
+            container["securityContext"],
+            json!({
+                "privileged": false,
+                "allowPrivilegeEscalation": false,
+                "runAsUser": 0,
+                "capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]},
+            })
+        );
+        assert_eq!(
+            container["volumeMounts"],
+            json!([{"name": "pod-resources", "mountPath": POD_RESOURCES_PATH, "readOnly": true}])
+        );
+        assert_eq!(pod["volumes"][0]["hostPath"]["path"], POD_RESOURCES_PATH);
+        assert_eq!(
+            container["resources"],
+            json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}})
+        );
+        // The default toleration from resolution, no runtime class unless asked.
+        assert_eq!(pod["tolerations"][0]["key"], "nvidia.com/gpu");
+        assert!(pod.get("runtimeClassName").is_none());
+        assert_eq!(
+            ds["spec"]["selector"]["matchLabels"],
+            ds["spec"]["template"]["metadata"]["labels"]
+        );
+    }
+
+    #[test]
+    fn spec_settings_are_applied() {
+        let all = children(&resource(
+            "podMonitor",
+            "{enabled: true, namespace: gpu, runtimeClassName: nvidia, nodeSelector: {gpu: 'yes'}, resources: {limits: {memory: 1Gi}}}",
+        ))
+        .unwrap();
+        let pod = &all[0].object["spec"]["template"]["spec"];
+        assert_eq!(all[0].namespace, "gpu");
+        assert_eq!(pod["runtimeClassName"], "nvidia");
+        assert_eq!(pod["nodeSelector"], json!({"gpu": "yes"}));
+        assert_eq!(
+            pod["containers"][0]["resources"],
+            json!({"limits": {"memory": "1Gi"}})
+        );
+    }
+
+    #[test]
+    fn service_and_monitor_keep_the_workload_labels() {
+        let all = children(&resource("podMonitor", "{enabled: true, interval: 5s}")).unwrap();
+        let service = &all[1].object["spec"];
+        assert_eq!(
+            service["ports"],
+            json!([{"name": "metrics", "port": 9400, "targetPort": "metrics", "protocol": "TCP"}])
+        );
+        let monitor = &all[2].object;
+        assert_eq!(monitor["metadata"]["labels"]["release"], "kps");
+        assert_eq!(
+            monitor["spec"]["selector"]["matchLabels"],
+            service["selector"]
+        );
+        let ep = &monitor["spec"]["endpoints"][0];
+        assert_eq!(ep["port"], "metrics");
+        assert_eq!(ep["honorLabels"], true);
+        assert_eq!(ep["interval"], "5s");
+        assert_eq!(ep["scrapeTimeout"], "5s");
+        assert_eq!(
+            ep["relabelings"].as_array().unwrap().last().unwrap(),
+            &json!({"action": "replace", "targetLabel": "inference_monitoring", "replacement": "llm/chat"})
+        );
+    }
+
+    #[test]
+    fn raw_output_scrapes_through_the_secret_instead_of_a_monitor() {
+        let resource = resource("rawScrapeConfig", "{enabled: true}");
+        assert_eq!(
+            kinds(&children(&resource).unwrap()),
+            [ChildKind::DaemonSet, ChildKind::Service]
+        );
+        let job = plain_job(&resource).unwrap().expect("a DCGM job");
+        assert_eq!(job["scrape_timeout"], "10s");
+        assert!(
+            plain_job(&self::resource("podMonitor", "{enabled: true}"))
+                .unwrap()
+                .is_none()
+        );
+    }
 }

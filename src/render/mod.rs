@@ -66,6 +66,14 @@ pub enum RenderError {
         /// `namespace/name` of the resource.
         resource: String,
     },
+    /// A label selector requirement Kubernetes would reject.
+    #[error("spec.selector.matchExpressions: key {key:?}: {reason}")]
+    InvalidSelector {
+        /// The requirement's label key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A `prometheus.yml` was asked for pods, which only Kubernetes discovery can find.
     #[error(
         "{resource}: selects pods with spec.selector, which needs Kubernetes service discovery; a prometheus.yml can only scrape spec.staticTargets (use --format kubernetes)"
@@ -153,4 +161,14 @@ pub fn render_all(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     children.extend(crate::rules::children(resource)?);
     sort_children(&mut children);
     Ok(children)
+}
+
+/// Test fixture: resolves a YAML resource with the offline cluster facts.
+#[cfg(test)]
+pub(crate) fn validated_from_yaml(yaml: &str) -> Validated {
+    let value: Value = serde_yaml::from_str(yaml).expect("fixture YAML");
+    let resource = crate::validate::validate_document(&value)
+        .unwrap_or_else(|errors| panic!("fixture invalid: {errors:?}"));
+    crate::validate::resolve(&resource, &crate::validate::ClusterFacts::assumed_offline())
+        .expect("fixture resolves")
 }

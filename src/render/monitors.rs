@@ -83,46 +83,122 @@ fn monitor(
     )
 }
 
-/// A `PodMonitor` for the selected pods: `port` for a container port name, `portNumber`
-/// for a number.
-pub fn pod_monitor(
+/// A `PodMonitor` or `ServiceMonitor` for the selected pods or Services. The kinds differ
+/// only in how they spell their endpoints and a numbered port: a PodMonitor names a container
+/// port with `port` or gives `portNumber`; a ServiceMonitor names a Service port with `port`
+/// or matches the pods' port number with `targetPort`.
+pub fn monitor_for(
+    kind: ChildKind,
     resource: &Validated,
     selector: &LabelSelector,
     namespaces: &Namespaces,
 ) -> Child {
+    let (endpoints_key, number_key) = match kind {
+        ChildKind::ServiceMonitor => ("endpoints", "targetPort"),
+        _ => ("podMetricsEndpoints", "portNumber"),
+    };
     let mut endpoint = endpoint_fields(resource);
     match &resource.endpoint.port {
         PortRef::Name(name) => endpoint.insert("port".into(), json!(name)),
-        PortRef::Number(number) => endpoint.insert("portNumber".into(), json!(number)),
+        PortRef::Number(number) => endpoint.insert(number_key.into(), json!(number)),
     };
     monitor(
         resource,
-        ChildKind::PodMonitor,
+        kind,
         selector,
         namespaces,
-        "podMetricsEndpoints",
+        endpoints_key,
         endpoint,
     )
 }
 
-/// A `ServiceMonitor` for the Services carrying the selector's labels: `port` for a Service
-/// port name, `targetPort` for a pod port number.
-pub fn service_monitor(
-    resource: &Validated,
-    selector: &LabelSelector,
-    namespaces: &Namespaces,
-) -> Child {
-    let mut endpoint = endpoint_fields(resource);
-    match &resource.endpoint.port {
-        PortRef::Name(name) => endpoint.insert("port".into(), json!(name)),
-        PortRef::Number(number) => endpoint.insert("targetPort".into(), json!(number)),
-    };
-    monitor(
-        resource,
-        ChildKind::ServiceMonitor,
-        selector,
-        namespaces,
-        "endpoints",
-        endpoint,
-    )
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::validated_from_yaml;
+    use super::*;
+    use crate::render::scrape::children;
+
+    fn resource(output: &str, port: &str) -> Validated {
+        validated_from_yaml(&format!(
+            r#"
+apiVersion: monitoring.inference.dev/v1alpha1
+kind: InferenceMonitoring
+metadata: {{name: chat, namespace: llm}}
+spec:
+  engine: vllm
+  selector: {{matchLabels: {{app: chat}}}}
+  endpoint: {{port: {port}}}
+  prometheus:
+    output: {output}
+    monitorLabels: {{release: kps}}
+"#
+        ))
+    }
+
+    fn endpoint(child: &Child, key: &str) -> Value {
+        child.object["spec"][key][0].clone()
+    }
+
+    #[test]
+    fn pod_monitor_names_or_numbers_the_container_port() {
+        let named = &children(&resource("podMonitor", "http")).unwrap()[0];
+        assert_eq!(named.kind, ChildKind::PodMonitor);
+        let ep = endpoint(named, "podMetricsEndpoints");
+        assert_eq!(ep["port"], "http");
+        assert!(ep.get("portNumber").is_none() && ep.get("targetPort").is_none());
+
+        let numbered = &children(&resource("podMonitor", "8000")).unwrap()[0];
+        let ep = endpoint(numbered, "podMetricsEndpoints");
+        assert_eq!(ep["portNumber"], 8000);
+        assert!(ep.get("port").is_none() && ep.get("targetPort").is_none());
+    }
+
+    #[test]
+    fn service_monitor_names_the_service_port_or_targets_the_pod_port_number() {
+        let named = &children(&resource("serviceMonitor", "http")).unwrap()[0];
+        assert_eq!(named.kind, ChildKind::ServiceMonitor);
+        let ep = endpoint(named, "endpoints");
+        assert_eq!(ep["port"], "http");
+        assert!(ep.get("targetPort").is_none());
+
+        let numbered = &children(&resource("serviceMonitor", "8000")).unwrap()[0];
+        let ep = endpoint(numbered, "endpoints");
+        assert_eq!(ep["targetPort"], 8000);
+        assert!(ep.get("port").is_none() && ep.get("portNumber").is_none());
+    }
+
+    #[test]
+    fn monitors_carry_monitor_labels_and_target_labels() {
+        let monitor = &children(&resource("podMonitor", "http")).unwrap()[0];
+        assert_eq!(monitor.name, "chat");
+        assert_eq!(monitor.namespace, "llm");
+        let labels = &monitor.object["metadata"]["labels"];
+        assert_eq!(labels["release"], "kps");
+        assert_eq!(labels["app.kubernetes.io/component"], "scrape");
+        assert_eq!(labels["monitoring.inference.dev/owner-name"], "chat");
+        let spec = &monitor.object["spec"];
+        assert_eq!(spec["selector"], json!({"matchLabels": {"app": "chat"}}));
+        assert_eq!(spec["namespaceSelector"], json!({"matchNames": ["llm"]}));
+        let ep = &spec["podMetricsEndpoints"][0];
+        assert_eq!(ep["path"], "/metrics");
+        assert_eq!(ep["interval"], "15s");
+        assert_eq!(ep["scrapeTimeout"], "10s");
+        assert_eq!(
+            ep["relabelings"],
+            json!([
+                {"action": "replace", "sourceLabels": ["__meta_kubernetes_namespace"], "targetLabel": "namespace"},
+                {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_name"], "targetLabel": "pod"},
+                {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_container_name"], "targetLabel": "container"},
+                {"action": "replace", "targetLabel": "inference_monitoring", "replacement": "llm/chat"},
+                {"action": "replace", "targetLabel": "inference_engine", "replacement": "vllm"},
+            ])
+        );
+    }
+
+    #[test]
+    fn any_namespace_is_the_operator_any_flag() {
+        assert_eq!(namespace_selector(&Namespaces::Any), json!({"any": true}));
+    }
 }

@@ -8,6 +8,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use serde_json::{Map, Value};
 
+use super::RenderError;
 use crate::api::{RelabelAction, RelabelConfig};
 use crate::validate::{Namespaces, PortRef, Validated};
 
@@ -124,25 +125,26 @@ pub fn pod_selection(
     selector: &LabelSelector,
     namespaces: &Namespaces,
     port: &PortRef,
-) -> Vec<RelabelConfig> {
+) -> Result<Vec<RelabelConfig>, RenderError> {
     let mut rules = Vec::new();
     if let Namespaces::Names(names) = namespaces {
         rules.push(keep(META_NAMESPACE, alternatives(names)));
     }
     rules.push(keep(META_PHASE, "Running".into()));
     rules.push(drop(&[META_CONTAINER_INIT], "true".into()));
-    rules.extend(selector_rules(selector));
+    rules.extend(selector_rules(selector)?);
     rules.push(match port {
         PortRef::Name(name) => keep(META_PORT_NAME, escape_regex(name)),
         PortRef::Number(number) => keep(META_PORT_NUMBER, number.to_string()),
     });
-    rules
+    Ok(rules)
 }
 
 /// A label selector as relabel rules over `__meta_kubernetes_pod_label_*` and
 /// `__meta_kubernetes_pod_labelpresent_*`: `matchLabels` and each `matchExpressions` entry
-/// must all hold (In, NotIn, Exists, DoesNotExist).
-pub fn selector_rules(selector: &LabelSelector) -> Vec<RelabelConfig> {
+/// must all hold (In, NotIn, Exists, DoesNotExist). Fails on a requirement Kubernetes would
+/// reject (unknown operator, In/NotIn without values, Exists/DoesNotExist with values).
+pub fn selector_rules(selector: &LabelSelector) -> Result<Vec<RelabelConfig>, RenderError> {
     let mut requirements: Vec<LabelSelectorRequirement> = selector
         .match_labels
         .iter()
@@ -154,27 +156,45 @@ pub fn selector_rules(selector: &LabelSelector) -> Vec<RelabelConfig> {
         })
         .collect();
     requirements.extend(selector.match_expressions.iter().flatten().cloned());
-    requirements.iter().flat_map(requirement_rules).collect()
+    let mut rules = Vec::new();
+    for requirement in &requirements {
+        rules.extend(requirement_rules(requirement)?);
+    }
+    Ok(rules)
 }
 
-fn requirement_rules(requirement: &LabelSelectorRequirement) -> Vec<RelabelConfig> {
+fn requirement_rules(
+    requirement: &LabelSelectorRequirement,
+) -> Result<Vec<RelabelConfig>, RenderError> {
     let name = sanitize_label_name(&requirement.key);
     let value = format!("{META_LABEL}{name}");
     let present = format!("{META_LABEL_PRESENT}{name}");
     let values = requirement.values.clone().unwrap_or_default();
-    match requirement.operator.as_str() {
-        "In" => vec![
+    let invalid = |reason: &str| RenderError::InvalidSelector {
+        key: requirement.key.clone(),
+        reason: reason.to_string(),
+    };
+    Ok(match (requirement.operator.as_str(), values.is_empty()) {
+        ("In", false) => vec![
             keep(&present, "true".into()),
             keep(&value, alternatives(&values)),
         ],
-        "NotIn" => vec![drop(
+        ("NotIn", false) => vec![drop(
             &[&present, &value],
             format!("true;{}", alternatives(&values)),
         )],
-        "Exists" => vec![keep(&present, "true".into())],
-        // DoesNotExist; validation rejects any other operator.
-        _ => vec![drop(&[&present], "true".into())],
-    }
+        ("Exists", true) => vec![keep(&present, "true".into())],
+        ("DoesNotExist", true) => vec![drop(&[&present], "true".into())],
+        ("In" | "NotIn", true) => return Err(invalid("operator In and NotIn need values")),
+        ("Exists" | "DoesNotExist", false) => {
+            return Err(invalid("operator Exists and DoesNotExist take no values"));
+        }
+        (other, _) => {
+            return Err(invalid(&format!(
+                "unknown operator {other:?}; use In, NotIn, Exists or DoesNotExist"
+            )));
+        }
+    })
 }
 
 /// A rule in plain Prometheus' snake_case form (`relabel_configs`, `metric_relabel_configs`).
@@ -231,6 +251,7 @@ mod tests {
             ]),
         };
         let rules: Vec<Value> = selector_rules(&selector)
+            .unwrap()
             .iter()
             .map(to_prometheus)
             .collect();
@@ -249,7 +270,8 @@ mod tests {
     #[test]
     fn port_by_name_or_number() {
         let selector = LabelSelector::default();
-        let named = pod_selection(&selector, &Namespaces::Any, &PortRef::Name("http".into()));
+        let named =
+            pod_selection(&selector, &Namespaces::Any, &PortRef::Name("http".into())).unwrap();
         assert_eq!(
             to_prometheus(named.last().unwrap()),
             json!({"action": "keep", "source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "http"})
@@ -258,7 +280,8 @@ mod tests {
             &selector,
             &Namespaces::Names(vec!["a".into(), "b".into()]),
             &PortRef::Number(8000),
-        );
+        )
+        .unwrap();
         assert_eq!(
             to_prometheus(numbered.last().unwrap()),
             json!({"action": "keep", "source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": "8000"})
@@ -269,6 +292,37 @@ mod tests {
         );
         // Any namespace: no namespace rule, the phase rule comes first.
         assert_eq!(named[0].source_labels, Some(vec![META_PHASE.to_string()]));
+    }
+
+    #[test]
+    fn selectors_kubernetes_rejects_are_errors() {
+        let requirement = |operator: &str, values: Option<Vec<String>>| LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: operator.into(),
+                values,
+            }]),
+            ..Default::default()
+        };
+        for (operator, values, reason) in [
+            (
+                "Foo",
+                Some(vec!["a".to_string()]),
+                "unknown operator \"Foo\"",
+            ),
+            ("In", None, "need values"),
+            ("NotIn", Some(vec![]), "need values"),
+            ("Exists", Some(vec!["a".to_string()]), "take no values"),
+        ] {
+            let err = selector_rules(&requirement(operator, values)).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.contains("spec.selector")
+                    && message.contains("tier")
+                    && message.contains(reason),
+                "{message}"
+            );
+        }
     }
 
     #[test]

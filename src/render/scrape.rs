@@ -10,9 +10,10 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Map, Value, json};
 
 use super::endpoint::{operator_security, plain_security};
-use super::monitors::{SCRAPE_COMPONENT, monitor_meta, pod_monitor, service_monitor};
+use super::monitors::{SCRAPE_COMPONENT, monitor_for, monitor_meta};
 use super::relabel::{
-    identity_labels, pod_labels, pod_selection, static_target_labels, to_operator, to_prometheus,
+    identity_labels, pod_labels, pod_selection, selector_rules, static_target_labels, to_operator,
+    to_prometheus,
 };
 use super::{Child, ChildKind, RenderError, child_name, dcgm, object_meta};
 use crate::api::RelabelConfig;
@@ -26,53 +27,50 @@ pub const RAW_SCRAPE_CONFIG_KEY: &str = "additional-scrape-configs.yaml";
 pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     Ok(match (resource.output, &resource.targets) {
         (
-            Output::PodMonitor,
+            output @ (Output::PodMonitor | Output::ServiceMonitor),
             Targets::Pods {
                 selector,
                 namespaces,
             },
         ) => {
-            vec![pod_monitor(resource, selector, namespaces)]
-        }
-        (
-            Output::ServiceMonitor,
-            Targets::Pods {
-                selector,
-                namespaces,
-            },
-        ) => {
-            vec![service_monitor(resource, selector, namespaces)]
+            selector_rules(selector)?;
+            let kind = if output == Output::PodMonitor {
+                ChildKind::PodMonitor
+            } else {
+                ChildKind::ServiceMonitor
+            };
+            vec![monitor_for(kind, resource, selector, namespaces)]
         }
         (Output::PodMonitor | Output::ServiceMonitor, Targets::Static(_)) => {
             return Err(RenderError::StaticTargets {
                 resource: resource.key(),
             });
         }
-        (Output::ScrapeConfig, _) => vec![scrape_config(resource)],
+        (Output::ScrapeConfig, _) => vec![scrape_config(resource)?],
         (Output::RawScrapeConfig, _) => vec![raw_scrape_config_secret(resource)?],
     })
 }
 
 /// The relabel rules of the resource's own scrape job (selection for pods, then labels).
-fn job_relabelings(resource: &Validated) -> Vec<RelabelConfig> {
+fn job_relabelings(resource: &Validated) -> Result<Vec<RelabelConfig>, RenderError> {
     let mut rules = match &resource.targets {
         Targets::Pods {
             selector,
             namespaces,
         } => {
-            let mut rules = pod_selection(selector, namespaces, &resource.endpoint.port);
+            let mut rules = pod_selection(selector, namespaces, &resource.endpoint.port)?;
             rules.extend(pod_labels());
             rules
         }
         Targets::Static(_) => static_target_labels(resource),
     };
     rules.extend(identity_labels(resource));
-    rules
+    Ok(rules)
 }
 
 /// A `ScrapeConfig`: Kubernetes pod discovery (plus relabel selection) for a selector,
 /// `staticConfigs` for static targets.
-pub fn scrape_config(resource: &Validated) -> Child {
+pub fn scrape_config(resource: &Validated) -> Result<Child, RenderError> {
     let endpoint = &resource.endpoint;
     let mut spec = Map::new();
     match &resource.targets {
@@ -94,7 +92,7 @@ pub fn scrape_config(resource: &Validated) -> Child {
     spec.insert("honorLabels".into(), json!(endpoint.honor_labels));
     spec.insert(
         "relabelings".into(),
-        to_operator(&job_relabelings(resource)),
+        to_operator(&job_relabelings(resource)?),
     );
     operator_security(endpoint, &mut spec);
     let meta = monitor_meta(
@@ -103,10 +101,10 @@ pub fn scrape_config(resource: &Validated) -> Child {
         child_name(&resource.name, ""),
         SCRAPE_COMPONENT,
     );
-    Child::from_value(
+    Ok(Child::from_value(
         ChildKind::ScrapeConfig,
         json!({"metadata": meta, "spec": spec}),
-    )
+    ))
 }
 
 /// The `job_name` of the resource's plain scrape job: `<namespace>/<name>`, like a
@@ -115,8 +113,20 @@ pub fn job_name(resource: &Validated) -> String {
     resource.key()
 }
 
+/// The `scrapePool` under which Prometheus' `/api/v1/targets` lists the resource's inference
+/// targets (what the health checks filter by), per output kind.
+pub fn scrape_pool(resource: &Validated) -> String {
+    let (namespace, name) = (&resource.namespace, child_name(&resource.name, ""));
+    match resource.output {
+        Output::PodMonitor => format!("podMonitor/{namespace}/{name}/0"),
+        Output::ServiceMonitor => format!("serviceMonitor/{namespace}/{name}/0"),
+        Output::ScrapeConfig => format!("scrapeConfig/{namespace}/{name}"),
+        Output::RawScrapeConfig => job_name(resource),
+    }
+}
+
 /// The resource's own plain Prometheus `scrape_config` entry.
-pub fn plain_job(resource: &Validated) -> Value {
+pub fn plain_job(resource: &Validated) -> Result<Value, RenderError> {
     let endpoint = &resource.endpoint;
     let mut job = Map::new();
     job.insert("job_name".into(), json!(job_name(resource)));
@@ -135,13 +145,13 @@ pub fn plain_job(resource: &Validated) -> Value {
     }
     job.insert(
         "relabel_configs".into(),
-        job_relabelings(resource)
+        job_relabelings(resource)?
             .iter()
             .map(to_prometheus)
             .collect(),
     );
     plain_security(endpoint, &mut job);
-    Value::Object(job)
+    Ok(Value::Object(job))
 }
 
 /// Plain `kubernetes_sd_configs` with role `pod`, restricted to the given namespaces.
@@ -156,16 +166,16 @@ pub fn kubernetes_sd(namespaces: &Namespaces) -> Value {
 
 /// The `scrape_configs` list of a raw scrape config: the resource's job, plus the DCGM
 /// exporter's when one is deployed.
-pub fn raw_scrape_configs(resource: &Validated) -> Vec<Value> {
-    let mut jobs = vec![plain_job(resource)];
-    jobs.extend(dcgm::plain_job(resource));
-    jobs
+pub fn raw_scrape_configs(resource: &Validated) -> Result<Vec<Value>, RenderError> {
+    let mut jobs = vec![plain_job(resource)?];
+    jobs.extend(dcgm::plain_job(resource)?);
+    Ok(jobs)
 }
 
 /// The Secret holding the raw `scrape_configs` list under [`RAW_SCRAPE_CONFIG_KEY`].
 pub fn raw_scrape_config_secret(resource: &Validated) -> Result<Child, RenderError> {
     let name = child_name(&resource.name, "scrape-config");
-    let yaml = serde_yaml::to_string(&raw_scrape_configs(resource)).map_err(|source| {
+    let yaml = serde_yaml::to_string(&raw_scrape_configs(resource)?).map_err(|source| {
         RenderError::Yaml {
             name: name.clone(),
             source,
@@ -188,7 +198,7 @@ pub fn raw_scrape_config_secret(resource: &Validated) -> Result<Child, RenderErr
 /// other jobs can be appended by the caller before [`prometheus_yml`].
 pub fn prometheus_scrape_configs(resource: &Validated) -> Result<Vec<Value>, RenderError> {
     match resource.targets {
-        Targets::Static(_) => Ok(vec![plain_job(resource)]),
+        Targets::Static(_) => Ok(vec![plain_job(resource)?]),
         Targets::Pods { .. } => Err(RenderError::NeedsKubernetes {
             resource: resource.key(),
         }),
@@ -204,4 +214,178 @@ pub fn prometheus_yml(scrape_configs: Vec<Value>) -> Value {
         },
         "scrape_configs": scrape_configs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::validated_from_yaml;
+    use super::*;
+
+    const PODS: &str = r#"
+apiVersion: monitoring.inference.dev/v1alpha1
+kind: InferenceMonitoring
+metadata: {name: chat, namespace: llm}
+spec:
+  engine: sglang
+  selector: {matchLabels: {app: chat}}
+  namespaceSelector: {matchNames: [llm, llm-b]}
+  endpoint:
+    port: metrics
+    scheme: https
+    tls: {ca: {name: ca, key: ca.crt}, serverName: chat.llm.svc}
+    authorization: {credentials: {name: token, key: t}}
+  prometheus: {output: OUTPUT}
+  gpu: {dcgmExporter: {enabled: true, namespace: gpu}}
+"#;
+
+    const STATIC: &str = r#"
+apiVersion: monitoring.inference.dev/v1alpha1
+kind: InferenceMonitoring
+metadata: {name: compose, namespace: default}
+spec:
+  engine: vllm
+  staticTargets: [10.0.0.1:8000]
+  prometheus: {output: OUTPUT}
+"#;
+
+    fn resource(template: &str, output: &str) -> Validated {
+        validated_from_yaml(&template.replace("OUTPUT", output))
+    }
+
+    fn raw_jobs(child: &Child) -> Vec<Value> {
+        let encoded = child.object["data"][RAW_SCRAPE_CONFIG_KEY]
+            .as_str()
+            .expect("secret data");
+        let bytes: ByteString = serde_json::from_value(json!(encoded)).expect("base64");
+        serde_yaml::from_slice(&bytes.0).expect("a YAML list")
+    }
+
+    #[test]
+    fn scrape_config_discovers_pods_in_the_selected_namespaces() {
+        let child = scrape_config(&resource(PODS, "scrapeConfig")).unwrap();
+        assert_eq!(child.kind, ChildKind::ScrapeConfig);
+        let spec = &child.object["spec"];
+        assert_eq!(
+            spec["kubernetesSDConfigs"],
+            json!([{"role": "Pod", "namespaces": {"names": ["llm", "llm-b"]}}])
+        );
+        assert_eq!(spec["metricsPath"], "/metrics");
+        assert_eq!(spec["scheme"], "https");
+        assert_eq!(spec["scrapeInterval"], "15s");
+        assert_eq!(
+            spec["tlsConfig"],
+            json!({"ca": {"secret": {"name": "ca", "key": "ca.crt"}}, "serverName": "chat.llm.svc"})
+        );
+        assert_eq!(
+            spec["authorization"],
+            json!({"credentials": {"name": "token", "key": "t"}})
+        );
+        let relabelings = spec["relabelings"].as_array().unwrap();
+        assert_eq!(
+            relabelings[0],
+            json!({"action": "keep", "sourceLabels": ["__meta_kubernetes_namespace"], "regex": "(llm|llm-b)"})
+        );
+        assert!(relabelings.contains(&json!({"action": "keep", "sourceLabels": ["__meta_kubernetes_pod_container_port_name"], "regex": "metrics"})));
+        assert_eq!(
+            relabelings.last().unwrap(),
+            &json!({"action": "replace", "targetLabel": "inference_engine", "replacement": "sglang"})
+        );
+    }
+
+    #[test]
+    fn scrape_config_lists_static_targets() {
+        let child = scrape_config(&resource(STATIC, "scrapeConfig")).unwrap();
+        let spec = &child.object["spec"];
+        assert_eq!(
+            spec["staticConfigs"],
+            json!([{"targets": ["10.0.0.1:8000"]}])
+        );
+        assert!(spec.get("kubernetesSDConfigs").is_none());
+        assert_eq!(
+            spec["relabelings"][1],
+            json!({"action": "replace", "sourceLabels": ["__address__"], "targetLabel": "pod"})
+        );
+    }
+
+    #[test]
+    fn raw_secret_holds_a_scrape_configs_list_with_the_dcgm_job() {
+        let resource = resource(PODS, "rawScrapeConfig");
+        let all = children(&resource).unwrap();
+        assert_eq!(all.len(), 1);
+        let secret = &all[0];
+        assert_eq!(secret.kind, ChildKind::Secret);
+        assert_eq!(secret.name, "chat-scrape-config");
+        let jobs = raw_jobs(secret);
+        assert_eq!(jobs.len(), 2);
+        let job = &jobs[0];
+        assert_eq!(job["job_name"], "llm/chat");
+        assert_eq!(
+            job["kubernetes_sd_configs"],
+            json!([{"role": "pod", "namespaces": {"names": ["llm", "llm-b"]}}])
+        );
+        assert_eq!(
+            job["tls_config"],
+            json!({"ca_file": "/etc/prometheus/secrets/ca/ca.crt", "server_name": "chat.llm.svc"})
+        );
+        assert_eq!(
+            job["authorization"],
+            json!({"credentials_file": "/etc/prometheus/secrets/token/t"})
+        );
+        assert_eq!(
+            job["relabel_configs"][1],
+            json!({"action": "keep", "source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running"})
+        );
+        let dcgm = &jobs[1];
+        assert_eq!(dcgm["job_name"], "llm/chat/dcgm-exporter");
+        assert_eq!(dcgm["honor_labels"], true);
+        assert_eq!(
+            dcgm["kubernetes_sd_configs"],
+            json!([{"role": "pod", "namespaces": {"names": ["gpu"]}}])
+        );
+    }
+
+    #[test]
+    fn prometheus_yml_only_for_static_targets() {
+        let jobs = prometheus_scrape_configs(&resource(STATIC, "auto")).unwrap();
+        assert_eq!(
+            jobs[0]["static_configs"],
+            json!([{"targets": ["10.0.0.1:8000"]}])
+        );
+        let config = prometheus_yml(jobs);
+        assert_eq!(config["global"]["scrape_interval"], "15s");
+        assert_eq!(config["scrape_configs"][0]["job_name"], "default/compose");
+        let err = prometheus_scrape_configs(&resource(PODS, "podMonitor")).unwrap_err();
+        assert!(
+            matches!(err, RenderError::NeedsKubernetes { ref resource } if resource == "llm/chat")
+        );
+    }
+
+    #[test]
+    fn scrape_pools_follow_the_operator_naming() {
+        assert_eq!(
+            scrape_pool(&resource(PODS, "podMonitor")),
+            "podMonitor/llm/chat/0"
+        );
+        assert_eq!(
+            scrape_pool(&resource(PODS, "serviceMonitor")),
+            "serviceMonitor/llm/chat/0"
+        );
+        assert_eq!(
+            scrape_pool(&resource(PODS, "scrapeConfig")),
+            "scrapeConfig/llm/chat"
+        );
+        assert_eq!(scrape_pool(&resource(PODS, "rawScrapeConfig")), "llm/chat");
+    }
+
+    #[test]
+    fn monitors_reject_static_targets_built_by_hand() {
+        let mut resource = resource(STATIC, "scrapeConfig");
+        resource.output = Output::PodMonitor;
+        assert!(matches!(
+            children(&resource),
+            Err(RenderError::StaticTargets { .. })
+        ));
+    }
 }

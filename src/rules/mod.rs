@@ -11,25 +11,30 @@ use serde_json::{Value, json};
 use crate::render::{Child, ChildKind, RenderError, child_name, standard_labels};
 use crate::validate::Validated;
 
-/// The rule groups (`spec.groups` of a PrometheusRule), or `None` when alerts are disabled.
-/// Every rule reads only this resource's targets (`inference_monitoring="<ns>/<name>"`).
+/// The rule groups (`spec.groups` of a PrometheusRule): the recording rules whenever alerts or
+/// dashboards are on (the overview dashboard reads them), the alerts when alerts are on;
+/// `None` when both are off. Every rule reads only this resource's targets
+/// (`inference_monitoring="<ns>/<name>"`).
 pub fn groups(resource: &Validated) -> Option<Value> {
-    let spec = resource.alerts.as_ref()?;
+    if resource.alerts.is_none() && resource.dashboards.is_none() {
+        return None;
+    }
     let selector = format!(r#"inference_monitoring="{}""#, resource.key());
     let key = resource.key();
-    Some(json!([
-        {
-            "name": format!("infmon:{key}:recording"),
-            "rules": records::recording_rules(&resource.profile, &selector),
-        },
-        {
+    let mut groups = vec![json!({
+        "name": format!("infmon:{key}:recording"),
+        "rules": records::recording_rules(&resource.profile, &selector),
+    })];
+    if let Some(spec) = &resource.alerts {
+        groups.push(json!({
             "name": format!("infmon:{key}:alerts"),
             "rules": alerts::alerting_rules(&resource.profile, spec, &selector),
-        }
-    ]))
+        }));
+    }
+    Some(Value::Array(groups))
 }
 
-/// A Prometheus rule file (`groups: ...`) for `rule_files`, or `None` when alerts are disabled.
+/// A Prometheus rule file (`groups: ...`) for `rule_files`, or `None` when no rules apply.
 pub fn rule_file(resource: &Validated) -> Option<String> {
     let groups = groups(resource)?;
     Some(

@@ -66,7 +66,7 @@ pub fn recording_rules(profile: &EngineProfile, selector: &str) -> Vec<Value> {
         if pod {
             labels.push("pod");
         }
-        labels.extend(profile.model_label);
+        labels.extend(profile.model_label.as_deref());
         labels.join(", ")
     };
     let mut rules: Vec<Value> = RECORDS
@@ -113,7 +113,7 @@ fn rule(record: &str, expr: String) -> Value {
 
 /// Copies the engine's model label to `model`, the shared name.
 fn with_model(profile: &EngineProfile, expr: String) -> String {
-    match profile.model_label {
+    match profile.model_label.as_deref() {
         Some(label) if label != "model" => {
             format!(r#"label_replace({expr}, "model", "$1", "{label}", "(.*)")"#)
         }

@@ -101,7 +101,11 @@ fn schema_validator() -> &'static jsonschema::Validator {
         schema["properties"]["metadata"] = serde_json::json!({"type": "object"});
         schema["properties"]["apiVersion"] = serde_json::json!({"type": "string"});
         schema["properties"]["kind"] = serde_json::json!({"type": "string"});
-        jsonschema::draft7::new(&schema).expect("the derived CRD schema compiles")
+        // RE2 syntax, as the API server's Go regexes.
+        jsonschema::draft7::options()
+            .with_pattern_options(jsonschema::PatternOptions::regex())
+            .build(&schema)
+            .expect("the derived CRD schema compiles")
     })
 }
 

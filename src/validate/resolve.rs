@@ -14,7 +14,7 @@ use crate::api::{
     AlertsSpec, AuthorizationSpec, DashboardTarget, Engine, InferenceMonitoring, OutputMode,
     PrometheusAuth, RelabelConfig, Scheme, TlsSpec, parse_duration,
 };
-use crate::engines::{self, Detection, EngineProfile};
+use crate::engines::{self, EngineProfile};
 
 /// Default scrape interval.
 pub const DEFAULT_INTERVAL: &str = "15s";
@@ -305,7 +305,11 @@ pub fn resolve(
             })?,
         engine => engine,
     };
-    let profile = engines::profile(engine).unwrap_or_else(|| custom_profile(engine));
+    let preset = engines::profile(engine).unwrap_or_else(EngineProfile::custom);
+    let profile = match &spec.metrics {
+        Some(metrics) => engines::with_overrides(preset, metrics),
+        None => preset,
+    };
 
     let targets = match (&spec.selector, &spec.static_targets) {
         (_, Some(hosts)) => Targets::Static(hosts.clone()),
@@ -413,25 +417,6 @@ pub fn resolve(
         alerts: spec.alerts.enabled.then(|| spec.alerts.clone()),
         health,
     })
-}
-
-/// The profile of a `custom` engine: everything comes from the spec.
-fn custom_profile(engine: Engine) -> EngineProfile {
-    EngineProfile {
-        engine,
-        title: "Custom service",
-        port: 0,
-        path: "/metrics",
-        scheme: Scheme::Http,
-        metrics_flag: "make the service serve Prometheus metrics on spec.endpoint.port and spec.endpoint.path",
-        core_metric: None,
-        model_label: None,
-        roles: Vec::new(),
-        detection: Detection {
-            images: &[],
-            commands: &[],
-        },
-    }
 }
 
 fn resolve_endpoint(

@@ -1,6 +1,6 @@
 //! Helpers shared by the health and `infmon check` tests: resources from YAML, a
 //! prometheus.yml rendered from them by infmon itself, metric pages, and a loopback proxy in
-//! front of Prometheus that counts requests and may demand a bearer token or a path prefix.
+//! front of Prometheus that counts requests and may demand credentials or a path prefix.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -88,16 +88,16 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Forwards `GET <prefix><path>` to `upstream<path>`; with a token, answers 401 to
-    /// requests without `Authorization: Bearer <token>`.
-    pub fn start(upstream: &str, prefix: &str, token: Option<&str>) -> Proxy {
+    /// Forwards `GET <prefix><path>` to `upstream<path>`; with `authorization` (e.g.
+    /// `Bearer <token>`), answers 401 to requests without exactly that header.
+    pub fn start(upstream: &str, prefix: &str, authorization: Option<&str>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&requests);
         let upstream = upstream.to_string();
         let prefix_owned = prefix.to_string();
-        let token = token.map(|t| format!("Bearer {t}"));
+        let token = authorization.map(str::to_string);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 counter.fetch_add(1, Ordering::SeqCst);

@@ -116,13 +116,41 @@ pub fn variable_selectors(dashboard: &Value) -> Vec<(String, String)> {
 pub fn example(name: &str) -> Validated {
     let path = format!("{}/examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let value: Value = serde_yaml::from_str(&text).expect("example YAML");
-    let resource = validate_document(&value).unwrap_or_else(|e| panic!("{path}: {e:?}"));
-    resolve(&resource, &ClusterFacts::assumed_offline()).expect("example resolves")
+    resource(&path, &text)
 }
 
+/// A resource from YAML text (`what` names it in panics), validated and resolved offline.
+pub fn resource(what: &str, yaml: &str) -> Validated {
+    let value: Value = serde_yaml::from_str(yaml).expect("resource YAML");
+    let resource = validate_document(&value).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    resolve(&resource, &ClusterFacts::assumed_offline()).expect("resource resolves")
+}
+
+/// Examples whose catalog entry comes from `spec.metrics` (a custom service; a vLLM role
+/// override): their engine dashboards are generated per resource.
+pub const MAPPED_EXAMPLES: [&str; 2] = ["custom-service", "vllm-older-version"];
+
+/// A custom service that reports its latencies in milliseconds: its recording rules and
+/// panels must still be in seconds.
+pub const CUSTOM_MILLISECONDS: &str = r#"
+apiVersion: monitoring.inference.dev/v1alpha1
+kind: InferenceMonitoring
+metadata: {name: embedder, namespace: search}
+spec:
+  engine: custom
+  selector: {matchLabels: {app: embedder}}
+  endpoint: {port: metrics, path: /metrics}
+  metrics:
+    requests: {name: embed_requests_total, type: counter}
+    ttft: {name: embed_first_result_ms, type: histogram, unit: milliseconds}
+    e2eLatency: {name: embed_latency_ms, type: histogram, unit: milliseconds}
+    stages:
+      - {title: tokenize, name: embed_tokenize_ms, type: histogram, unit: milliseconds}
+      - {title: forward, name: embed_forward_ms, type: histogram, unit: milliseconds}
+"#;
+
 /// Example names with a concrete engine (one per engine plus the variants).
-pub const ENGINE_EXAMPLES: [&str; 9] = [
+pub const ENGINE_EXAMPLES: [&str; 10] = [
     "vllm",
     "sglang",
     "tgi",
@@ -131,5 +159,6 @@ pub const ENGINE_EXAMPLES: [&str; 9] = [
     "jetstream",
     "max",
     "dynamo",
+    "dynamorouter",
     "llamacpp",
 ];

@@ -86,7 +86,38 @@ pub fn crd_schema(api_version: &str, kind: &str) -> Option<Value> {
         properties.insert("metadata".into(), json!({"type": "object"}));
     }
     infmon::validate::strict_structural_schema(&mut schema);
+    expand_case_insensitive_patterns(&mut schema);
     Some(schema)
+}
+
+/// Rewrites `(?i)` patterns (RE2 inline flag, e.g. PrometheusRule's
+/// `^(?i)(abort|warn)?$`) into explicit case classes (`[aA][bB]…`), because the JSON-schema
+/// crate checks every `pattern` against ECMA syntax, which has no inline flags. Patterns with
+/// classes or escapes are left alone (none upstream has both).
+fn expand_case_insensitive_patterns(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::String(pattern)) = map.get_mut("pattern")
+                && pattern.contains("(?i)")
+                && !pattern.contains(['[', '\\'])
+            {
+                *pattern = pattern
+                    .replace("(?i)", "")
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphabetic() {
+                            format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect();
+            }
+            map.values_mut().for_each(expand_case_insensitive_patterns);
+        }
+        Value::Array(items) => items.iter_mut().for_each(expand_case_insensitive_patterns),
+        _ => {}
+    }
 }
 
 /// The `(apiVersion, kind)` pairs the upstream CRDs define, sorted.
@@ -107,9 +138,13 @@ fn validator(api_version: &str, kind: &str) -> Option<Arc<jsonschema::Validator>
         return Some(Arc::clone(validator));
     }
     let schema = crd_schema(api_version, kind)?;
-    let validator = jsonschema::draft7::new(&schema).unwrap_or_else(|err| {
-        panic!("the upstream schema for {api_version} {kind} does not compile: {err}")
-    });
+    // The API server evaluates `pattern` with Go's RE2; the `regex` crate has its syntax.
+    let validator = jsonschema::draft7::options()
+        .with_pattern_options(jsonschema::PatternOptions::regex())
+        .build(&schema)
+        .unwrap_or_else(|err| {
+            panic!("the upstream schema for {api_version} {kind} does not compile: {err}")
+        });
     let validator = Arc::new(validator);
     cache.insert(key, Arc::clone(&validator));
     Some(validator)
