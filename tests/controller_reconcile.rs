@@ -681,3 +681,56 @@ async fn an_unowned_object_with_a_generated_name_is_left_untouched_and_reported(
         "the user's {display} was written to"
     );
 }
+
+/// Collects what a JSON subscriber writes.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn json_log_lines_name_the_resource() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let cluster = full_cluster();
+    let obj = resource(json!({"selector": {"matchLabels": {"app": "vllm"}}}), true);
+    let mut h = Harness::new(cluster);
+    let mut script = vec![Exchange::new(
+        "GET",
+        format!(
+            "/api/v1/namespaces/ai/pods?&labelSelector={}",
+            encode("app=vllm")
+        ),
+        list("Pod", vec![]),
+    )];
+    let (patch, _) = status_patch(|_| {});
+    script.push(patch);
+    script.push(event("Warning", "EngineUndetermined", "no pod matches"));
+    let (result, _) = h.reconcile(&obj, script).await;
+    assert!(result.is_ok(), "{result:?}");
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("spec cannot be applied"))
+        .unwrap_or_else(|| panic!("no reconcile log line in {text}"));
+    let parsed: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(parsed["span"]["resource"], "ai/llm", "{line}");
+    assert_eq!(parsed["level"], "INFO");
+}
