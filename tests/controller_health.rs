@@ -36,6 +36,7 @@ impl MetricsBackend for Healthy {
             .to_string();
         let mut labels = BTreeMap::from([
             ("inference_monitoring".to_string(), "ai/llm".to_string()),
+            ("inference_engine".to_string(), "vllm".to_string()),
             ("instance".to_string(), "10.0.0.7:8000".to_string()),
         ]);
         if promql.starts_with("count by") {

@@ -635,3 +635,102 @@ async fn monitors_no_prometheus_selects_are_reported() {
     let (result, _) = h.reconcile(&obj, script).await;
     assert!(result.is_ok(), "{result:?}");
 }
+
+#[tokio::test]
+async fn an_unowned_object_with_a_generated_name_is_left_untouched_and_reported() {
+    let cluster = full_cluster();
+    let obj = resource(vllm_spec(), true);
+    let (_, children) = rendered(&obj, &cluster, &[("release", "kps")]);
+    let (taken, rest) = children
+        .split_first()
+        .expect("at least one child is rendered");
+    let mut h = Harness::new(cluster.clone());
+    let mut script = lists(&cluster, &BTreeMap::new());
+    script.push(Exchange::new(
+        "GET",
+        object_uri(taken.kind, &taken.namespace, &taken.name),
+        json!({"apiVersion": taken.kind.api_version(), "kind": taken.kind.kind(),
+               "metadata": {"name": taken.name, "namespace": taken.namespace, "uid": "users", "labels": {"team": "a"}}}),
+    ));
+    script.extend(creates(&obj, rest));
+    let display = taken.display_name();
+    let expected = display.clone();
+    let (patch, _) = status_patch(move |status| {
+        assert_condition(status, "ResourcesApplied", "False", "Conflict");
+        assert_condition(status, "Ready", "False", "Conflict");
+        let message = condition(status, "ResourcesApplied")["message"]
+            .as_str()
+            .unwrap();
+        assert!(message.contains(&expected), "{message}");
+    });
+    script.push(patch);
+    if !rest.is_empty() {
+        script.push(event("Normal", "Created", "created "));
+    }
+    script.push(event(
+        "Warning",
+        "Conflict",
+        "left untouched because infmon does not own them",
+    ));
+    let (result, seen) = h.reconcile(&obj, script).await;
+    assert!(result.is_ok(), "{result:?}");
+    let taken_path = object_uri(taken.kind, &taken.namespace, &taken.name);
+    assert!(
+        seen.iter()
+            .all(|r| r.method == "GET" || !r.uri.starts_with(&taken_path)),
+        "the user's {display} was written to"
+    );
+}
+
+/// Collects what a JSON subscriber writes.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn json_log_lines_name_the_resource() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let cluster = full_cluster();
+    let obj = resource(json!({"selector": {"matchLabels": {"app": "vllm"}}}), true);
+    let mut h = Harness::new(cluster);
+    let mut script = vec![Exchange::new(
+        "GET",
+        format!(
+            "/api/v1/namespaces/ai/pods?&labelSelector={}",
+            encode("app=vllm")
+        ),
+        list("Pod", vec![]),
+    )];
+    let (patch, _) = status_patch(|_| {});
+    script.push(patch);
+    script.push(event("Warning", "EngineUndetermined", "no pod matches"));
+    let (result, _) = h.reconcile(&obj, script).await;
+    assert!(result.is_ok(), "{result:?}");
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("spec cannot be applied"))
+        .unwrap_or_else(|| panic!("no reconcile log line in {text}"));
+    let parsed: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(parsed["span"]["resource"], "ai/llm", "{line}");
+    assert_eq!(parsed["level"], "INFO");
+}

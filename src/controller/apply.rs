@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
@@ -88,10 +89,10 @@ pub struct Outcome {
 
 type Key = (String, String);
 
-fn key_of(object: &DynamicObject) -> Key {
+fn key_of(meta: &ObjectMeta) -> Key {
     (
-        object.metadata.namespace.clone().unwrap_or_default(),
-        object.metadata.name.clone().unwrap_or_default(),
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
     )
 }
 
@@ -102,7 +103,7 @@ async fn list_owned(
     scope: &[String],
     owner: &Owner,
     kind: ChildKind,
-) -> Result<BTreeMap<Key, DynamicObject>, Error> {
+) -> Result<BTreeMap<Key, ObjectMeta>, Error> {
     let selector = owner_selector(&owner.namespace, &owner.name);
     let params = ListParams::default().labels(&selector);
     let apis: Vec<Api<DynamicObject>> = if scope.is_empty() {
@@ -112,7 +113,8 @@ async fn list_owned(
     };
     let mut owned = BTreeMap::new();
     for api in apis {
-        let list = api.list(&params).await.map_err(|e| {
+        // Metadata only: the labels, hash annotation and UID are all that is compared.
+        let list = api.list_metadata(&params).await.map_err(|e| {
             Error::kube(
                 format!(
                     "list {} owned by {}/{}",
@@ -123,7 +125,11 @@ async fn list_owned(
                 e,
             )
         })?;
-        owned.extend(list.items.into_iter().map(|o| (key_of(&o), o)));
+        owned.extend(
+            list.items
+                .into_iter()
+                .map(|o| (key_of(&o.metadata), o.metadata)),
+        );
     }
     Ok(owned)
 }
@@ -143,7 +149,7 @@ pub async fn sync(
     served: &BTreeSet<ChildKind>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut owned: BTreeMap<ChildKind, BTreeMap<Key, DynamicObject>> = BTreeMap::new();
+    let mut owned: BTreeMap<ChildKind, BTreeMap<Key, ObjectMeta>> = BTreeMap::new();
     for kind in ChildKind::ALL.into_iter().filter(|k| served.contains(k)) {
         match list_owned(client, scope, owner, kind).await {
             Ok(objects) => {
@@ -166,9 +172,8 @@ pub async fn sync(
         let api = api_for(client, child.kind, &child.namespace);
         let existing = live.get(&(child.namespace.clone(), child.name.clone()));
         match existing {
-            Some(object)
-                if object
-                    .metadata
+            Some(meta)
+                if meta
                     .annotations
                     .as_ref()
                     .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
@@ -232,10 +237,10 @@ pub async fn sync(
     outcome
 }
 
-async fn delete(client: &Client, kind: ChildKind, object: &DynamicObject) -> Result<(), Error> {
-    let (namespace, name) = key_of(object);
+async fn delete(client: &Client, kind: ChildKind, meta: &ObjectMeta) -> Result<(), Error> {
+    let (namespace, name) = key_of(meta);
     let params = DeleteParams {
-        preconditions: object.metadata.uid.clone().map(|uid| Preconditions {
+        preconditions: meta.uid.clone().map(|uid| Preconditions {
             uid: Some(uid),
             resource_version: None,
         }),

@@ -36,7 +36,7 @@ fn key(obj: &InferenceMonitoring) -> String {
 pub async fn reconcile(obj: Arc<InferenceMonitoring>, ctx: Arc<Context>) -> Result<Action, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    let span = info_span!("reconcile", namespace = %namespace, name = %name);
+    let span = info_span!("reconcile", resource = %format!("{namespace}/{name}"));
     async move {
         let start = Instant::now();
         ctx.metrics.reconciles.inc();

@@ -85,7 +85,7 @@ pub fn desired(
             false,
             R::Conflict,
             format!(
-                "{} already exist and are not managed by infmon, so they were left untouched; rename or delete them (infmon then creates its own)",
+                "objects with generated names exist but are not managed by infmon, so they were left untouched: {}; delete or rename them and infmon creates its own",
                 conflicts.join(", ")
             ),
         )
@@ -243,4 +243,130 @@ fn reason_from_str(text: &str) -> R {
         .into_iter()
         .find(|r| r.as_str() == text)
         .unwrap_or(R::Progressing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::InferenceMonitoring;
+    use crate::validate::{ClusterFacts, ResolveError, resolve};
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    fn validated(url: Option<&str>) -> Validated {
+        let mut spec = json!({"engine": "vllm", "selector": {}, "dashboards": {"enabled": false}});
+        if let Some(url) = url {
+            spec["prometheus"] = json!({"url": url});
+        }
+        let r: InferenceMonitoring = serde_json::from_value(json!({
+            "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
+            "metadata": {"name": "llm", "namespace": "ai", "generation": 2}, "spec": spec,
+        }))
+        .unwrap();
+        resolve(&r, &ClusterFacts::assumed_offline()).unwrap()
+    }
+
+    fn report<'a>(
+        resolved: Result<&'a Validated, &'a Error>,
+        outcome: Option<&'a Outcome>,
+    ) -> Report<'a> {
+        Report {
+            generation: Some(2),
+            resolved,
+            engine: Some(Engine::Vllm),
+            selection: None,
+            children: &[],
+            outcome,
+        }
+    }
+
+    fn get(status: &InferenceMonitoringStatus, t: T) -> (String, String, Time) {
+        let c = status.conditions.condition(t).unwrap();
+        (
+            c.status.clone(),
+            c.reason.clone(),
+            c.last_transition_time.clone(),
+        )
+    }
+
+    #[test]
+    fn fixing_the_spec_flips_the_conditions_and_their_transition_times() {
+        let err = Error::from(ResolveError::PortWithStaticTargets { port: "x".into() });
+        let broken = desired(None, &report(Err(&err), None), &at(10));
+        assert_eq!(
+            get(&broken, T::ResourcesApplied),
+            ("False".into(), "InvalidSpec".into(), at(10))
+        );
+        assert_eq!(
+            get(&broken, T::Ready),
+            ("False".into(), "InvalidSpec".into(), at(10))
+        );
+        assert_eq!(broken.observed_generation, Some(2));
+
+        let v = validated(None);
+        let outcome = Outcome::default();
+        let fixed = desired(Some(&broken), &report(Ok(&v), Some(&outcome)), &at(20));
+        assert_eq!(
+            get(&fixed, T::ResourcesApplied),
+            ("True".into(), "Applied".into(), at(20))
+        );
+        // Health is not verified without a URL, which does not hold Ready back.
+        assert_eq!(get(&fixed, T::TargetsHealthy).1, "HealthCheckDisabled");
+        assert_eq!(
+            get(&fixed, T::Ready),
+            ("True".into(), "Healthy".into(), at(20))
+        );
+        assert_eq!(get(&fixed, T::DashboardsReady).1, "Disabled");
+    }
+
+    #[test]
+    fn recomputing_an_unchanged_report_changes_nothing() {
+        let v = validated(None);
+        let outcome = Outcome::default();
+        let first = desired(None, &report(Ok(&v), Some(&outcome)), &at(10));
+        let again = desired(Some(&first), &report(Ok(&v), Some(&outcome)), &at(99));
+        assert_eq!(first, again);
+    }
+
+    #[test]
+    fn the_health_loops_verdict_is_kept_and_conflicts_block_ready() {
+        let v = validated(Some("http://prometheus:9090"));
+        let outcome = Outcome::default();
+        let mut current = desired(None, &report(Ok(&v), Some(&outcome)), &at(10));
+        assert_eq!(get(&current, T::TargetsHealthy).1, "Progressing");
+        current.conditions.set_condition(
+            T::TargetsHealthy,
+            false,
+            R::TargetsDown,
+            "1 of 1 targets down",
+            Some(2),
+            &at(15),
+        );
+        let conflicted = Outcome {
+            conflicts: vec!["Secret ai/llm-scrape-config".into()],
+            ..Outcome::default()
+        };
+        let next = desired(Some(&current), &report(Ok(&v), Some(&conflicted)), &at(20));
+        assert_eq!(
+            get(&next, T::TargetsHealthy),
+            ("False".into(), "TargetsDown".into(), at(15))
+        );
+        assert_eq!(get(&next, T::ResourcesApplied).1, "Conflict");
+        let message = &next
+            .conditions
+            .condition(T::ResourcesApplied)
+            .unwrap()
+            .message;
+        assert!(
+            message.ends_with(
+                "left untouched: Secret ai/llm-scrape-config; delete or rename them and infmon creates its own"
+            ),
+            "{message}"
+        );
+        assert_eq!(get(&next, T::Ready).1, "Conflict");
+    }
 }
