@@ -23,6 +23,7 @@ test: lint
 ## crds: regenerate the committed CRD from src/api
 crds:
 	$(CARGO) run --quiet -- crd > crds/monitoring.inference.dev_inferencemonitorings.yaml
+	cp crds/monitoring.inference.dev_inferencemonitorings.yaml charts/infmon/crds/
 
 ## golden: regenerate every generated artifact (crds/, dashboards/*.json, tests/promtool/*.rules.yml,
 ##         tests/golden/ of `infmon render`); review the diff before committing
@@ -48,3 +49,7 @@ tools:
 ## demo: Prometheus + demo stand-ins for GPU servers on loopback; shows infmon check turn healthy, then diagnose a stopped target
 demo:
 	scripts/demo.sh
+
+## e2e: end-to-end test on a real cluster (E2E_CREATE_CLUSTER=1 for a throw-away kind cluster; see e2e/README.md)
+e2e:
+	e2e/run.sh

@@ -1,0 +1,116 @@
+{{/* Full name of the release's objects, at most 63 characters. */}}
+{{- define "infmon.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels that select the operator's pods. */}}
+{{- define "infmon.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels on every object of the chart. */}}
+{{- define "infmon.labels" -}}
+{{ include "infmon.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: operator
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "infmon.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "infmon.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "infmon.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether the operator runs with leader election (more than one replica). */}}
+{{- define "infmon.leaderElection" -}}
+{{- if gt (int .Values.replicas) 1 }}true{{ end -}}
+{{- end -}}
+
+{{/*
+RBAC rules for the namespaced objects the operator reads and writes, one rule per resource
+with exactly the verbs of `infmon::rbac::permissions()` (tests/chart.rs checks that they
+agree). Cluster mode puts them in a ClusterRole; namespaced mode in a Role per watched
+namespace.
+*/}}
+{{- define "infmon.rules.namespaced" -}}
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [apps]
+  resources: [daemonsets]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [grafana.integreatly.org]
+  resources: [grafanadashboards]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [monitoring.coreos.com]
+  resources: [podmonitors]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheusrules]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [monitoring.coreos.com]
+  resources: [scrapeconfigs]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [monitoring.coreos.com]
+  resources: [servicemonitors]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [monitoring.inference.dev]
+  resources: [inferencemonitorings]
+  verbs: [list, patch, watch]
+- apiGroups: [monitoring.inference.dev]
+  resources: [inferencemonitorings/finalizers]
+  verbs: [update]
+- apiGroups: [monitoring.inference.dev]
+  resources: [inferencemonitorings/status]
+  verbs: [patch]
+{{- end -}}
+
+{{/*
+Cluster-wide reads in both modes: namespace labels (namespaces are cluster-scoped) for
+Prometheus namespace selectors, and the Prometheus Operator's `Prometheus` resources, which
+usually run in a monitoring namespace the operator does not watch.
+*/}}
+{{- define "infmon.rules.clusterReads" -}}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get]
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheuses]
+  verbs: [list, watch]
+{{- end -}}
+
+{{/* The leader-election Lease, in the release namespace only. */}}
+{{- define "infmon.rules.leases" -}}
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [create, get, update]
+{{- end -}}
