@@ -734,3 +734,57 @@ async fn json_log_lines_name_the_resource() {
     assert_eq!(parsed["span"]["resource"], "ai/llm", "{line}");
     assert_eq!(parsed["level"], "INFO");
 }
+
+#[tokio::test]
+async fn a_spec_change_updates_the_children_it_changes_in_place() {
+    let cluster = full_cluster();
+    let old = resource(vllm_spec(), true);
+    let (_, old_children) = rendered(&old, &cluster, &[("release", "kps")]);
+    let mut new = resource(
+        json!({"engine": "vllm", "selector": {"matchLabels": {"app": "vllm"}}, "endpoint": {"interval": "30s"}}),
+        true,
+    );
+    new.metadata.generation = Some(2);
+    let (_, new_children) = rendered(&new, &cluster, &[("release", "kps")]);
+    let live = live_children(&old, &old_children);
+    let mut script = lists(&cluster, &live);
+    let mut updated = 0;
+    for child in &new_children {
+        let before = old_children.iter().find(|c| {
+            (c.kind, &c.namespace, &c.name) == (child.kind, &child.namespace, &child.name)
+        });
+        let desired = prepare(child, &owner(&new));
+        let uri = object_uri(child.kind, &child.namespace, &child.name);
+        match before {
+            Some(b) if prepare(b, &owner(&old)) == desired => {}
+            Some(_) => {
+                updated += 1;
+                script.push(Exchange::echo(
+                    "PATCH",
+                    format!("{uri}?&force=true&fieldManager={FIELD_MANAGER}"),
+                    Expect::Body(desired),
+                ));
+            }
+            None => script.extend(creates(&new, std::slice::from_ref(child))),
+        }
+    }
+    assert!(
+        updated > 0,
+        "the scrape interval changes at least the monitor"
+    );
+    let (patch, _) = status_patch(|status| {
+        assert_eq!(status["observedGeneration"], 2);
+        assert_condition_generation(status, "ResourcesApplied", "True", 2);
+    });
+    script.push(patch);
+    script.push(event("Normal", "Updated", "updated "));
+    let mut h = Harness::new(cluster);
+    let (result, _) = h.reconcile(&new, script).await;
+    assert!(result.is_ok(), "{result:?}");
+}
+
+fn assert_condition_generation(status: &Value, type_: &str, state: &str, generation: i64) {
+    let c = condition(status, type_);
+    assert_eq!(c["status"], state, "{c}");
+    assert_eq!(c["observedGeneration"], generation, "{c}");
+}

@@ -166,11 +166,17 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
             );
         }
     }
-    // A custom service reporting milliseconds is recorded in seconds.
-    let recorded = prometheus.query_values(
-        r#"inference:e2e_latency_seconds:p95{inference_monitoring="search/embedder"}"#,
-    );
-    assert_eq!(recorded.len(), 1, "no e2e record for the custom service");
+    // A custom service reporting milliseconds is recorded in seconds. No panel reads this
+    // record, so wait for its first evaluation.
+    let mut recorded = Vec::new();
+    let evaluated = prometheus.wait_until(DATA_TIMEOUT, POLL, |p| {
+        recorded = p.query_values(
+            r#"inference:e2e_latency_seconds:p95{inference_monitoring="search/embedder"}"#,
+        );
+        !recorded.is_empty()
+    });
+    assert!(evaluated, "no e2e record for the custom service");
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
     assert!(
         recorded[0].1 > 0.01 && recorded[0].1 < 3.0,
         "custom service e2e p95 not in seconds: {recorded:?}"

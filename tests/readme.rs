@@ -23,7 +23,8 @@ fn engine_table() -> String {
 
 #[test]
 fn readme_engine_table_matches_the_catalog() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let table = engine_table();
     assert!(
         readme.contains(&table),

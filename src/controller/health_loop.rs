@@ -67,12 +67,9 @@ impl HealthLoop {
 
     /// One cycle over `resources`: those due are grouped by query API and credentials, each
     /// group is checked with one fixed set of requests, and changed statuses are patched.
-    /// Returns how many statuses were written.
-    pub async fn cycle(
-        &mut self,
-        ctx: &Context,
-        resources: &[Arc<InferenceMonitoring>],
-    ) -> Result<usize, Error> {
+    /// Returns how many statuses were written; a failure (reading credentials, writing one
+    /// status) is logged and skips only what it concerns.
+    pub async fn cycle(&mut self, ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> usize {
         let now = (ctx.clock)();
         let facts = ctx.facts();
         let mut groups: BTreeMap<(String, String), Vec<Due>> = BTreeMap::new();
@@ -95,7 +92,13 @@ impl HealthLoop {
         for ((url, _), group) in groups {
             let first = &group[0].validated;
             let credentials = match &first.health.auth {
-                Some(auth) => credentials(ctx, &first.namespace, auth).await?,
+                Some(auth) => match credentials(ctx, &first.namespace, auth).await {
+                    Ok(credentials) => credentials,
+                    Err(err) => {
+                        warn!(url = %url, error = %err, "cannot read the health-check credentials");
+                        continue;
+                    }
+                },
                 None => Credentials::default(),
             };
             let targets: Vec<HealthTarget> = group
@@ -141,17 +144,22 @@ impl HealthLoop {
                     "kind": InferenceMonitoring::kind(&()),
                     "status": status,
                 });
-                api.patch_status(
-                    &due.validated.name,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&body),
-                )
-                .await
-                .map_err(|e| Error::kube(format!("write health status of {key}"), e))?;
-                written += 1;
+                match api
+                    .patch_status(
+                        &due.validated.name,
+                        &PatchParams::apply(FIELD_MANAGER).force(),
+                        &Patch::Apply(&body),
+                    )
+                    .await
+                {
+                    Ok(_) => written += 1,
+                    Err(err) => {
+                        warn!(resource = %key, error = %err, "cannot write the health status")
+                    }
+                }
             }
         }
-        Ok(written)
+        written
     }
 
     /// The resource resolved, when its check is due: it was applied, the controller did not
@@ -270,8 +278,6 @@ pub async fn run(
     loop {
         tokio::time::sleep(tick).await;
         let resources = list();
-        if let Err(err) = health.cycle(&ctx, &resources).await {
-            warn!(error = %err, "health check cycle failed");
-        }
+        health.cycle(&ctx, &resources).await;
     }
 }

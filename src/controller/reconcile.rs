@@ -281,30 +281,15 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
     };
     let validated = match &findings.resolved {
         Ok(v) => v,
+        Err(err) => return wait_for_spec_change(obj, ctx, err, findings.detected).await,
+    };
+    let children = match render_all(validated) {
+        Ok(children) => children,
         Err(err) => {
-            let report = Report {
-                generation: obj.metadata.generation,
-                resolved: Err(err),
-                engine: findings.detected,
-                selection: None,
-                children: &[],
-                outcome: None,
-            };
-            if write_status(obj, ctx, &report).await? {
-                publish(
-                    ctx,
-                    obj,
-                    EventType::Warning,
-                    err.event_reason(),
-                    err.to_string(),
-                )
-                .await;
-            }
-            info!(error = %err, "spec cannot be applied; waiting for a change");
-            return Ok(Action::await_change());
+            let err = Error::from(err);
+            return wait_for_spec_change(obj, ctx, &err, findings.detected).await;
         }
     };
-    let children = render_all(validated)?;
     let outcome = apply::sync(
         &ctx.client,
         &ctx.config.namespaces,
@@ -329,6 +314,36 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
         Some(err) => Err(err),
         None => Ok(Action::requeue(ctx.config.resync)),
     }
+}
+
+/// A spec that cannot be turned into children: said in the status (and once as a Warning
+/// Event), then nothing until the resource changes, so it cannot hot-loop.
+async fn wait_for_spec_change(
+    obj: &InferenceMonitoring,
+    ctx: &Context,
+    err: &Error,
+    detected: Option<Engine>,
+) -> Result<Action, Error> {
+    let report = Report {
+        generation: obj.metadata.generation,
+        resolved: Err(err),
+        engine: detected,
+        selection: None,
+        children: &[],
+        outcome: None,
+    };
+    if write_status(obj, ctx, &report).await? {
+        publish(
+            ctx,
+            obj,
+            EventType::Warning,
+            err.event_reason(),
+            err.to_string(),
+        )
+        .await;
+    }
+    info!(error = %err, "spec cannot be applied; waiting for a change");
+    Ok(Action::await_change())
 }
 
 fn count(ctx: &Context, outcome: &Outcome) {

@@ -369,4 +369,22 @@ mod tests {
         );
         assert_eq!(get(&next, T::Ready).1, "Conflict");
     }
+
+    #[test]
+    fn an_existing_dcgm_exporter_is_reported_instead_of_deploying_one() {
+        let mut v = validated(None);
+        v.dcgm = DcgmPlan::SkippedExisting;
+        let outcome = Outcome::default();
+        let status = desired(None, &report(Ok(&v), Some(&outcome)), &at(10));
+        assert_eq!(
+            get(&status, T::GpuExporterReady),
+            ("True".into(), "ExistingExporter".into(), at(10))
+        );
+        let message = &status
+            .conditions
+            .condition(T::GpuExporterReady)
+            .unwrap()
+            .message;
+        assert!(message.contains("app=nvidia-dcgm-exporter"), "{message}");
+    }
 }

@@ -59,6 +59,7 @@ pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, k
         .filter(|k| k.is_optional_api())
         .map(|k| k.api_version().to_string())
         .collect();
+    group_versions.sort();
     group_versions.dedup();
     for group_version in group_versions {
         let plurals = match client.list_api_group_resources(&group_version).await {
