@@ -400,48 +400,37 @@ async fn events(ctx: &Context, obj: &InferenceMonitoring, outcome: &Outcome) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if !outcome.created.is_empty() {
-        publish(
-            ctx,
-            obj,
+    // (type, reason, what happened, the children it happened to)
+    let summaries = [
+        (
             EventType::Normal,
             "Created",
-            format!("created {}", names(&outcome.created)),
-        )
-        .await;
-    }
-    if !outcome.updated.is_empty() {
-        publish(
-            ctx,
-            obj,
+            "created",
+            names(&outcome.created),
+        ),
+        (
             EventType::Normal,
             "Updated",
-            format!("updated {}", names(&outcome.updated)),
-        )
-        .await;
-    }
-    if !outcome.pruned.is_empty() {
-        publish(
-            ctx,
-            obj,
+            "updated",
+            names(&outcome.updated),
+        ),
+        (
             EventType::Normal,
             "Deleted",
-            format!("deleted {}, no longer generated", names(&outcome.pruned)),
-        )
-        .await;
-    }
-    if !outcome.conflicts.is_empty() {
-        publish(
-            ctx,
-            obj,
+            "deleted, no longer generated:",
+            names(&outcome.pruned),
+        ),
+        (
             EventType::Warning,
             "Conflict",
-            format!(
-                "left untouched because infmon does not own them: {}",
-                outcome.conflicts.join(", ")
-            ),
-        )
-        .await;
+            "left untouched because infmon does not own them:",
+            outcome.conflicts.join(", "),
+        ),
+    ];
+    for (type_, reason, what, children) in summaries {
+        if !children.is_empty() {
+            publish(ctx, obj, type_, reason, format!("{what} {children}")).await;
+        }
     }
     for err in &outcome.failures {
         publish(
