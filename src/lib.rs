@@ -18,4 +18,5 @@ pub mod promql;
 pub mod rbac;
 pub mod render;
 pub mod rules;
+pub mod selector;
 pub mod validate;

@@ -9,7 +9,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::Error;
 use crate::api::ChildReference;
@@ -49,11 +48,7 @@ pub fn prepare(child: &Child, owner: &Owner) -> Value {
 /// SHA-256 (first 16 hex digits) of the object's canonical JSON (keys sorted).
 pub fn desired_hash(object: &Value) -> String {
     let text = serde_json::to_string(object).expect("a JSON value serializes");
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::render::hex_sha256(&text, 8)
 }
 
 /// A reference to a child, as `status.children` lists it.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kube::ResourceExt;
 
 use crate::api::InferenceMonitoring;
-use crate::discovery::selectors::matches;
+use crate::selector::matches;
 
 /// Whether `resource` selects a pod in `namespace` with `labels`.
 pub fn selects_pod(

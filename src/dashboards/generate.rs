@@ -4,6 +4,7 @@
 
 use crate::engines::{EngineProfile, Role, Source};
 use crate::promql::{self, Scope};
+use crate::render::short_hash;
 use crate::rules::records;
 use crate::validate::Validated;
 
@@ -142,15 +143,6 @@ pub fn resource_dashboard(resource: &Validated) -> Dashboard {
         resource.profile.title
     );
     dashboard
-}
-
-fn short_hash(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(4)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Panels for the series beyond the roles (`spec.metrics` stages, queues, workers and GPU

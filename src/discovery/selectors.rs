@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 
+use crate::selector::{self, matches};
 use crate::validate::Output;
 
 /// The selectors of one `Prometheus` resource.
@@ -122,7 +123,7 @@ impl PrometheusSelectors {
             format!(
                 "{}: spec.{field}Selector ({}) does not match the labels {}",
                 self.key,
-                describe(selector),
+                selector::describe(selector),
                 describe_labels(labels)
             )
         })
@@ -164,34 +165,6 @@ impl SelectedKind {
     }
 }
 
-/// Whether a label selector matches a set of labels (`matchLabels` and every
-/// `matchExpressions` requirement; an empty selector matches everything).
-pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_ok = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    labels_ok
-        && selector
-            .match_expressions
-            .iter()
-            .flatten()
-            .all(|req| requirement_matches(req, labels))
-}
-
-fn requirement_matches(req: &LabelSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
-    let value = labels.get(&req.key);
-    let values = req.values.as_deref().unwrap_or_default();
-    match req.operator.as_str() {
-        "In" => value.is_some_and(|v| values.contains(v)),
-        "NotIn" => value.is_none_or(|v| !values.contains(v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        _ => false,
-    }
-}
-
 /// Labels that, added to an object, make `selector` match it: `matchLabels`, plus the first
 /// value of each `In` requirement. `None` when labels alone cannot satisfy it (`Exists` asks
 /// for a value only the user can choose).
@@ -210,28 +183,6 @@ pub fn labels_satisfying(selector: &LabelSelector) -> Option<BTreeMap<String, St
         }
     }
     matches(selector, &labels).then_some(labels)
-}
-
-fn describe(selector: &LabelSelector) -> String {
-    let mut parts: Vec<String> = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    parts.extend(selector.match_expressions.iter().flatten().map(|r| {
-        format!(
-            "{} {} ({})",
-            r.key,
-            r.operator,
-            r.values.as_deref().unwrap_or_default().join(",")
-        )
-    }));
-    if parts.is_empty() {
-        "{}".into()
-    } else {
-        parts.join(", ")
-    }
 }
 
 fn describe_labels(labels: &BTreeMap<String, String>) -> String {

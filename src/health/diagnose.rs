@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::backend::{Sample, ScrapeHealth, Target};
 use crate::api::{ConditionReason, ConditionType, Conditions, Engine, TargetsStatus};
@@ -71,7 +71,10 @@ impl HealthTarget {
                 selector,
                 namespaces,
             } => Discovery::Pods {
-                selector: selector_text(selector),
+                selector: match crate::selector::describe(selector).as_str() {
+                    "{}" => "{} (every pod)".to_string(),
+                    text => text.to_string(),
+                },
                 namespaces: match namespaces {
                     Namespaces::Any => "any namespace".to_string(),
                     Namespaces::Names(names) if names.len() == 1 => {
@@ -514,27 +517,5 @@ fn not_selected_hint(output: Output, monitor_labels: &BTreeMap<String, String>) 
             "no Prometheus selects the generated {kind}; it is labelled {}, so a Prometheus' {selector} (and its namespace selector) must match those labels",
             labels.join(",")
         )
-    }
-}
-
-fn selector_text(selector: &LabelSelector) -> String {
-    let mut parts: Vec<String> = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for expression in selector.match_expressions.iter().flatten() {
-        let values = expression.values.clone().unwrap_or_default().join(",");
-        parts.push(match expression.operator.as_str() {
-            "Exists" => expression.key.clone(),
-            "DoesNotExist" => format!("!{}", expression.key),
-            operator => format!("{} {} ({values})", expression.key, operator.to_lowercase()),
-        });
-    }
-    if parts.is_empty() {
-        "{} (every pod)".to_string()
-    } else {
-        parts.join(",")
     }
 }

@@ -12,8 +12,8 @@ pub mod scrape;
 
 pub use kinds::ChildKind;
 pub use names::{
-    OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, child_name, label_value, owner_selector,
-    standard_labels,
+    OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, child_name, hex_sha256, label_value, owner_selector,
+    short_hash, standard_labels,
 };
 
 use serde::Serialize;

@@ -16,9 +16,19 @@ pub const MANAGER: &str = "infmon";
 
 const MAX_NAME: usize = 63;
 
-fn short_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+/// The first `bytes` bytes of the SHA-256 of `text`, in hex: stable short identifiers and
+/// change-detection hashes.
+pub fn hex_sha256(text: &str, bytes: usize) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(bytes)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An 8-hex-digit hash, for name and uid suffixes.
+pub fn short_hash(text: &str) -> String {
+    hex_sha256(text, 4)
 }
 
 /// `<owner>-<suffix>`, shortened to 63 characters with a stable hash when needed (DNS-1123
