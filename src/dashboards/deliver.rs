@@ -3,7 +3,10 @@
 
 use serde_json::{Value, json};
 
-use super::{GPU, OVERVIEW, embedded, generate};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use super::{EMBEDDED, GPU, OVERVIEW, embedded, generate};
 use crate::api::DashboardTarget;
 use crate::engines;
 use crate::render::{Child, ChildKind, RenderError, child_name, standard_labels};
@@ -18,16 +21,18 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     let Some(dashboards) = &resource.dashboards else {
         return Ok(Vec::new());
     };
-    let mut sources: Vec<(&str, String)> =
-        vec![(resource.engine.as_str(), engine_dashboard_json(resource))];
-    sources.push((OVERVIEW, embedded(OVERVIEW).unwrap_or_default().to_string()));
+    let mut names = vec![resource.engine.as_str(), OVERVIEW];
     if resource.dcgm != DcgmPlan::Disabled {
-        sources.push((GPU, embedded(GPU).unwrap_or_default().to_string()));
+        names.push(GPU);
     }
-    sources
+    names
         .into_iter()
-        .map(|(name, json)| {
-            let json = minified(name, &json)?;
+        .map(|name| {
+            let json = if name == resource.engine.as_str() {
+                engine_dashboard_json(resource)?
+            } else {
+                embedded_minified(name)?
+            };
             Ok(match dashboards.target {
                 DashboardTarget::ConfigMap => config_map(resource, dashboards, name, json),
                 DashboardTarget::GrafanaDashboard => {
@@ -38,13 +43,33 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
         .collect()
 }
 
-/// The engine dashboard of a resource: the embedded one when its catalog entry is the
-/// engine's preset, else one generated from its merged entry (`spec.metrics`, custom services).
-fn engine_dashboard_json(resource: &Validated) -> String {
-    let preset = engines::profile(resource.engine);
-    match embedded(resource.engine.as_str()) {
-        Some(json) if preset.as_ref() == Some(&resource.profile) => json.to_string(),
-        _ => generate::resource_dashboard(resource).to_json().to_string(),
+/// The engine dashboard of a resource, minified: the embedded one when its catalog entry is
+/// the engine's preset, else one generated from its merged entry (`spec.metrics`, custom
+/// services).
+fn engine_dashboard_json(resource: &Validated) -> Result<String, RenderError> {
+    let name = resource.engine.as_str();
+    if embedded(name).is_some()
+        && engines::profile(resource.engine).as_ref() == Some(&resource.profile)
+    {
+        return embedded_minified(name);
+    }
+    let text = generate::resource_dashboard(resource).to_json().to_string();
+    within_limit(name, text)
+}
+
+/// An embedded dashboard, minified once per process rather than on every reconcile.
+fn embedded_minified(name: &str) -> Result<String, RenderError> {
+    static MINIFIED: OnceLock<BTreeMap<&'static str, String>> = OnceLock::new();
+    let cache = MINIFIED.get_or_init(|| {
+        EMBEDDED
+            .iter()
+            .filter_map(|(name, json)| Some((*name, minified(name, json).ok()?)))
+            .collect()
+    });
+    match cache.get(name) {
+        Some(text) => Ok(text.clone()),
+        // Not embedded, or over the limit: say why.
+        None => minified(name, embedded(name).unwrap_or_default()),
     }
 }
 
@@ -55,7 +80,11 @@ pub fn minified(name: &str, json: &str) -> Result<String, RenderError> {
         name: name.to_string(),
         source,
     })?;
-    let text = value.to_string();
+    within_limit(name, value.to_string())
+}
+
+/// The text, or an error when it exceeds [`MAX_OBJECT_BYTES`].
+fn within_limit(name: &str, text: String) -> Result<String, RenderError> {
     if text.len() > MAX_OBJECT_BYTES {
         return Err(RenderError::TooLarge {
             name: name.to_string(),
