@@ -13,7 +13,6 @@ use infmon::health::{
     Credentials, DEFAULT_TIMEOUT, HealthReport, HealthTarget, PrometheusBackend, Secret, check_all,
 };
 use infmon::manifests::read_files;
-use infmon::validate::{ClusterFacts, resolve, validate_document};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
@@ -46,7 +45,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_wait)]
     wait: Option<Duration>,
     /// The engine to assume for resources with `engine: auto`.
-    #[arg(long, value_parser = parse_engine)]
+    #[arg(long, value_parser = super::parse_engine)]
     engine: Option<Engine>,
     /// A file holding a bearer token for the query API (never printed).
     #[arg(long)]
@@ -55,13 +54,6 @@ pub struct Args {
 
 fn parse_wait(text: &str) -> Result<Duration, String> {
     parse_duration(text).ok_or_else(|| format!("{text:?} is not a duration such as 30s or 2m"))
-}
-
-fn parse_engine(text: &str) -> Result<Engine, String> {
-    match text.parse::<Engine>()? {
-        Engine::Auto => Err("--engine must name an engine, not auto".into()),
-        engine => Ok(engine),
-    }
 }
 
 /// Runs the check; see the module documentation for exit codes.
@@ -126,23 +118,16 @@ fn load_targets(args: &Args) -> anyhow::Result<Vec<HealthTarget>> {
         !documents.is_empty(),
         "no documents found in the files given"
     );
-    let facts = ClusterFacts {
-        detected_engine: args.engine,
-        ..ClusterFacts::assumed_offline()
-    };
     documents
         .iter()
         .map(|document| {
-            let resource = validate_document(&document.value).map_err(|errors| {
-                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            let validated = super::resolve_offline(document, args.engine).map_err(|errors| {
                 anyhow::anyhow!(
                     "{}: invalid resource:\n  {}",
                     document.location(),
                     errors.join("\n  ")
                 )
             })?;
-            let validated = resolve(&resource, &facts)
-                .with_context(|| format!("{}: cannot resolve", document.location()))?;
             Ok(HealthTarget::from_validated(&validated, None))
         })
         .collect()

@@ -6,3 +6,36 @@ pub mod crd;
 pub mod render;
 pub mod run;
 pub mod validate;
+
+use infmon::api::Engine;
+use infmon::manifests::Document;
+use infmon::validate::{ClusterFacts, Validated, resolve, validate_document};
+
+/// Parses `--engine`: any engine but `auto` (offline, no pods can be inspected).
+pub fn parse_engine(text: &str) -> Result<Engine, String> {
+    match text.parse::<Engine>()? {
+        Engine::Auto => Err("--engine must name an engine, not auto".into()),
+        engine => Ok(engine),
+    }
+}
+
+/// Checks and resolves one document offline, `engine` standing in for detection. The errors
+/// name the fields to fix.
+pub fn resolve_offline(
+    document: &Document,
+    engine: Option<Engine>,
+) -> Result<Validated, Vec<String>> {
+    let facts = ClusterFacts {
+        detected_engine: engine,
+        ..ClusterFacts::assumed_offline()
+    };
+    let resource = validate_document(&document.value)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    resolve(&resource, &facts).map_err(|err| {
+        let mut message = err.to_string();
+        if resource.spec.engine == Engine::Auto && engine.is_none() {
+            message.push_str(" (offline, pass --engine ENGINE to choose one)");
+        }
+        vec![message]
+    })
+}

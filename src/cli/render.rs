@@ -9,7 +9,7 @@ use infmon::manifests::{Document, read_files};
 use infmon::render::scrape::{prometheus_scrape_configs, prometheus_yml};
 use infmon::render::{Child, render_all, sort_children};
 use infmon::rules;
-use infmon::validate::{ClusterFacts, Validated, resolve, validate_document};
+use infmon::validate::Validated;
 
 /// What to print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -34,15 +34,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     rules_file: Option<PathBuf>,
     /// Engine to assume for `engine: auto` resources (no pods can be inspected offline).
-    #[arg(long, value_parser = parse_engine)]
+    #[arg(long, value_parser = super::parse_engine)]
     engine: Option<Engine>,
-}
-
-fn parse_engine(text: &str) -> Result<Engine, String> {
-    match text.parse::<Engine>()? {
-        Engine::Auto => Err("--engine must name an engine, not auto".into()),
-        engine => Ok(engine),
-    }
 }
 
 /// Renders every document; exit 0 when all rendered, 1 when any is invalid or cannot be
@@ -60,14 +53,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let facts = ClusterFacts {
-        detected_engine: args.engine,
-        ..ClusterFacts::assumed_offline()
-    };
     let mut failed = false;
     let mut resources = Vec::new();
     for document in &documents {
-        match resolve_document(document, &facts) {
+        match super::resolve_offline(document, args.engine) {
             Ok(resource) => resources.push(resource),
             Err(errors) => {
                 failed = true;
@@ -106,18 +95,6 @@ fn describe(document: &Document) -> String {
         .and_then(|v| v.as_str())
         .unwrap_or("<unnamed>");
     format!("{}: {name}", document.location())
-}
-
-fn resolve_document(document: &Document, facts: &ClusterFacts) -> Result<Validated, Vec<String>> {
-    let resource = validate_document(&document.value)
-        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    resolve(&resource, facts).map_err(|err| {
-        let mut message = err.to_string();
-        if resource.spec.engine == Engine::Auto && facts.detected_engine.is_none() {
-            message.push_str(" (offline, pass --engine ENGINE to choose one)");
-        }
-        vec![message]
-    })
 }
 
 fn kubernetes(resources: &[Validated]) -> Result<String, Vec<String>> {
