@@ -23,7 +23,7 @@ use super::status::{self, Report};
 use crate::api::{Engine, InferenceMonitoring, InferenceMonitoringStatus};
 use crate::discovery::{self, Discovered, SelectedKind, Selection, engine, selectors};
 use crate::render::{ChildKind, render_all};
-use crate::validate::{ClusterFacts, ResolveError, Validated, resolve};
+use crate::validate::{ClusterFacts, Namespaces, ResolveError, Validated, pod_namespaces, resolve};
 
 /// The finalizer that guards cleanup of children outside the resource's namespace.
 pub const FINALIZER: &str = "inferencemonitorings.monitoring.inference.dev/cleanup";
@@ -110,16 +110,9 @@ async fn selected_pods(obj: &InferenceMonitoring, ctx: &Context) -> Result<Vec<P
         kube::core::Selector::try_from(selector).map_err(|e| Error::Selector(e.to_string()))?;
     let params = ListParams::default().labels_from(&selector);
     let own = obj.namespace().unwrap_or_default();
-    let namespaces = match &obj.spec.namespace_selector {
-        Some(ns) if ns.any == Some(true) => None,
-        Some(ns) if ns.match_names.as_ref().is_some_and(|n| !n.is_empty()) => {
-            ns.match_names.clone()
-        }
-        _ => Some(vec![own]),
-    };
     let mut pods = Vec::new();
-    match namespaces {
-        None => {
+    match pod_namespaces(obj.spec.namespace_selector.as_ref(), &own) {
+        Namespaces::Any => {
             let api: Api<Pod> = Api::all(ctx.client.clone());
             pods = api
                 .list(&params)
@@ -127,7 +120,7 @@ async fn selected_pods(obj: &InferenceMonitoring, ctx: &Context) -> Result<Vec<P
                 .map_err(|e| Error::kube("list selected pods", e))?
                 .items;
         }
-        Some(names) => {
+        Namespaces::Names(names) => {
             for ns in names {
                 let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
                 let list = api

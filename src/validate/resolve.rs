@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use crate::api::{
-    AlertsSpec, AuthorizationSpec, DashboardTarget, Engine, InferenceMonitoring, OutputMode,
-    PrometheusAuth, RelabelConfig, Scheme, TlsSpec, parse_duration,
+    AlertsSpec, AuthorizationSpec, DashboardTarget, Engine, InferenceMonitoring, NamespaceSelector,
+    OutputMode, PrometheusAuth, RelabelConfig, Scheme, TlsSpec, parse_duration,
 };
 use crate::engines::{self, EngineProfile};
 
@@ -315,16 +315,7 @@ pub fn resolve(
         (_, Some(hosts)) => Targets::Static(hosts.clone()),
         (selector, None) => Targets::Pods {
             selector: selector.clone().unwrap_or_default(),
-            namespaces: match &spec.namespace_selector {
-                Some(ns) if ns.any == Some(true) => Namespaces::Any,
-                Some(ns) if ns.match_names.as_ref().is_some_and(|n| !n.is_empty()) => {
-                    let mut names = ns.match_names.clone().unwrap_or_default();
-                    names.sort();
-                    names.dedup();
-                    Namespaces::Names(names)
-                }
-                _ => Namespaces::Names(vec![namespace.clone()]),
-            },
+            namespaces: pod_namespaces(spec.namespace_selector.as_ref(), &namespace),
         },
     };
 
@@ -505,6 +496,21 @@ fn resolve_output(
             api: "monitoring.coreos.com/v1alpha1 ScrapeConfig",
         }),
         _ => Ok(output),
+    }
+}
+
+/// Where `spec.selector` looks for pods: every namespace, the `matchNames` (sorted, without
+/// repeats), or by default the resource's own namespace.
+pub fn pod_namespaces(selector: Option<&NamespaceSelector>, own: &str) -> Namespaces {
+    match selector {
+        Some(ns) if ns.any == Some(true) => Namespaces::Any,
+        Some(ns) if ns.match_names.as_ref().is_some_and(|n| !n.is_empty()) => {
+            let mut names = ns.match_names.clone().unwrap_or_default();
+            names.sort();
+            names.dedup();
+            Namespaces::Names(names)
+        }
+        _ => Namespaces::Names(vec![own.to_string()]),
     }
 }
 
