@@ -1,18 +1,19 @@
-//! Writing children: server-side apply under one field manager, skipped when the live object
-//! already carries the hash of the desired one; objects of the same name that infmon does not
-//! own are left alone and reported; children a resource no longer wants are pruned.
+//! Writing children, in two halves: [`plan`] decides from the desired children and the
+//! cached ones what to create, update, re-apply after someone else's edit, leave alone,
+//! report as a conflict or prune (pure); [`execute`] does it with server-side apply under one
+//! field manager and deletes with a UID precondition.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
 use serde_json::Value;
 
 use super::Error;
+use super::cache::{LiveChild, fingerprint};
 use crate::api::ChildReference;
-use crate::render::{Child, ChildKind, owner_selector};
+use crate::render::{Child, ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, label_value};
 
 /// The field manager of every write.
 pub const FIELD_MANAGER: &str = "infmon";
@@ -68,6 +69,8 @@ pub struct Outcome {
     pub created: Vec<(ChildKind, String)>,
     /// Children updated (their hash differed).
     pub updated: Vec<(ChildKind, String)>,
+    /// Children applied again because another writer changed them.
+    pub reverted: Vec<(ChildKind, String)>,
     /// Children already as desired.
     pub unchanged: Vec<String>,
     /// Children deleted because no longer wanted.
@@ -82,129 +85,175 @@ pub struct Outcome {
     pub failures: Vec<Error>,
 }
 
-type Key = (String, String);
+/// A child's identity: kind, namespace, name.
+pub type ChildId = (ChildKind, String, String);
 
-fn key_of(meta: &ObjectMeta) -> Key {
-    (
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
-    )
+/// Fingerprints of one owner's children as infmon last wrote (or first saw) them, so an
+/// edit by another writer shows as a different fingerprint in the cache.
+pub type Applied = BTreeMap<ChildId, String>;
+
+fn id(child: &Child) -> ChildId {
+    (child.kind, child.namespace.clone(), child.name.clone())
 }
 
-/// The children of `owner` of one kind, found by the owner labels in every namespace of
-/// `scope` (empty: the whole cluster).
-async fn list_owned(
-    client: &Client,
-    scope: &[String],
-    owner: &Owner,
-    kind: ChildKind,
-) -> Result<BTreeMap<Key, ObjectMeta>, Error> {
-    let selector = owner_selector(&owner.namespace, &owner.name);
-    let params = ListParams::default().labels(&selector);
-    let apis: Vec<Api<DynamicObject>> = if scope.is_empty() {
-        vec![Api::all_with(client.clone(), &kind.api_resource())]
-    } else {
-        scope.iter().map(|ns| api_for(client, kind, ns)).collect()
-    };
-    let mut owned = BTreeMap::new();
-    for api in apis {
-        // Metadata only: the labels, hash annotation and UID are all that is compared.
-        let list = api.list_metadata(&params).await.map_err(|e| {
-            Error::kube(
-                format!(
-                    "list {} owned by {}/{}",
-                    kind.plural(),
-                    owner.namespace,
-                    owner.name
-                ),
-                e,
-            )
-        })?;
-        owned.extend(
-            list.items
-                .into_iter()
-                .map(|o| (key_of(&o.metadata), o.metadata)),
-        );
+impl Owner {
+    /// `namespace/name` as the owner labels carry it (long names are shortened).
+    pub fn label_key(&self) -> String {
+        format!("{}/{}", self.namespace, label_value(&self.name))
     }
-    Ok(owned)
+}
+
+/// What to do with one desired child.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Not in the cache: create it (unless an object infmon does not manage holds the name).
+    Create,
+    /// Its desired hash changed: apply.
+    Update,
+    /// Someone else changed it since infmon applied it: apply again.
+    Revert,
+    /// Already as desired; `baseline` is the fingerprint to remember when none was yet.
+    Unchanged {
+        /// The cached fingerprint, when infmon has none recorded for the child.
+        baseline: Option<String>,
+    },
+    /// Another resource's child holds the name: left alone.
+    Conflict,
+    /// The cluster does not serve the kind.
+    Unserved,
+}
+
+/// Everything one sync will do, computed from the desired children and the cached state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// One step per desired child, in the children's order.
+    pub steps: Vec<Step>,
+    /// Cached children of the owner that are no longer desired.
+    pub prune: Vec<LiveChild>,
+}
+
+impl Plan {
+    /// Whether carrying the plan out sends nothing to the API server.
+    pub fn is_quiet(&self) -> bool {
+        self.prune.is_empty()
+            && self
+                .steps
+                .iter()
+                .all(|s| matches!(s, Step::Unchanged { .. } | Step::Conflict | Step::Unserved))
+    }
+}
+
+/// Plans a sync: `live` holds the cached children at the desired names and those the owner
+/// owns; `applied` the fingerprints recorded for the owner. Pure.
+pub fn plan(
+    children: &[Child],
+    owner: &Owner,
+    served: &BTreeSet<ChildKind>,
+    live: &[LiveChild],
+    applied: &Applied,
+) -> Plan {
+    let by_id: BTreeMap<ChildId, &LiveChild> = live
+        .iter()
+        .map(|l| ((l.kind, l.namespace.clone(), l.name.clone()), l))
+        .collect();
+    let me = owner.label_key();
+    let steps = children
+        .iter()
+        .map(|child| {
+            if !served.contains(&child.kind) {
+                return Step::Unserved;
+            }
+            let Some(live) = by_id.get(&id(child)) else {
+                return Step::Create;
+            };
+            if live.owner.as_deref() != Some(me.as_str()) {
+                return Step::Conflict;
+            }
+            let desired = prepare(child, owner);
+            let hash = desired["metadata"]["annotations"][DESIRED_HASH_ANNOTATION].as_str();
+            if live.desired_hash.as_deref() != hash {
+                return Step::Update;
+            }
+            match applied.get(&id(child)) {
+                Some(recorded) if live.fingerprint.as_ref() != Some(recorded) => Step::Revert,
+                Some(_) => Step::Unchanged { baseline: None },
+                None => Step::Unchanged {
+                    baseline: live.fingerprint.clone(),
+                },
+            }
+        })
+        .collect();
+    let wanted: BTreeSet<ChildId> = children.iter().map(id).collect();
+    let prune = live
+        .iter()
+        .filter(|l| l.owner.as_deref() == Some(me.as_str()))
+        .filter(|l| !wanted.contains(&(l.kind, l.namespace.clone(), l.name.clone())))
+        .cloned()
+        .collect();
+    Plan { steps, prune }
 }
 
 fn api_for(client: &Client, kind: ChildKind, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
 }
 
-/// Applies `children` (already sorted) and prunes what `owner` owns beyond them, looking in
-/// the namespaces of `scope` (empty: the whole cluster). Kinds the cluster does not serve
-/// are neither listed nor written.
-pub async fn sync(
+/// Carries `plan` out for `children` (the children it was computed from), recording the
+/// fingerprint of every object written in `applied`.
+pub async fn execute(
     client: &Client,
-    scope: &[String],
     owner: &Owner,
     children: &[Child],
-    served: &BTreeSet<ChildKind>,
+    plan: &Plan,
+    applied: &mut Applied,
 ) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut owned: BTreeMap<ChildKind, BTreeMap<Key, ObjectMeta>> = BTreeMap::new();
-    for kind in ChildKind::ALL.into_iter().filter(|k| served.contains(k)) {
-        match list_owned(client, scope, owner, kind).await {
-            Ok(objects) => {
-                owned.insert(kind, objects);
+    for (child, step) in children.iter().zip(&plan.steps) {
+        let existed = match step {
+            Step::Unserved => {
+                outcome.unserved.push(child.display_name());
+                continue;
             }
-            Err(err) => outcome.failures.push(err),
-        }
-    }
-    for child in children {
-        if !served.contains(&child.kind) {
-            outcome.unserved.push(child.display_name());
-            continue;
-        }
-        let Some(live) = owned.get(&child.kind) else {
-            // Listing this kind failed (recorded above): its children cannot be checked.
-            continue;
-        };
-        let desired = prepare(child, owner);
-        let hash = &desired["metadata"]["annotations"][DESIRED_HASH_ANNOTATION];
-        let api = api_for(client, child.kind, &child.namespace);
-        let existing = live.get(&(child.namespace.clone(), child.name.clone()));
-        match existing {
-            Some(meta)
-                if meta
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
-                    .map(String::as_str)
-                    == hash.as_str() =>
-            {
+            Step::Conflict => {
+                outcome.conflicts.push(child.display_name());
+                continue;
+            }
+            Step::Unchanged { baseline } => {
+                if let Some(print) = baseline {
+                    applied.insert(id(child), print.clone());
+                }
                 outcome.unchanged.push(child.display_name());
                 outcome.present.push(reference(child));
                 continue;
             }
-            Some(_) => {}
-            None => match api.get_metadata_opt(&child.name).await {
-                Ok(None) => {}
-                Ok(Some(_)) => {
+            Step::Create => match find_unlisted(client, owner, child).await {
+                Ok(Unlisted::Missing) => false,
+                Ok(Unlisted::Mine) => true,
+                Ok(Unlisted::Foreign) => {
                     outcome.conflicts.push(child.display_name());
                     continue;
                 }
                 Err(err) => {
-                    outcome
-                        .failures
-                        .push(Error::kube(format!("read {}", child.display_name()), err));
+                    outcome.failures.push(err);
                     continue;
                 }
             },
-        }
+            Step::Update | Step::Revert => true,
+        };
+        let desired = prepare(child, owner);
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        match api
+        match api_for(client, child.kind, &child.namespace)
             .patch(&child.name, &params, &Patch::Apply(&desired))
             .await
         {
-            Ok(_) => {
+            Ok(stored) => {
+                if let Ok(value) = serde_json::to_value(&stored) {
+                    applied.insert(id(child), fingerprint(&value));
+                }
                 let entry = (child.kind, child.display_name());
-                if existing.is_some() {
-                    outcome.updated.push(entry);
-                } else {
-                    outcome.created.push(entry);
+                match (step, existed) {
+                    (Step::Revert, _) => outcome.reverted.push(entry),
+                    (_, true) => outcome.updated.push(entry),
+                    (_, false) => outcome.created.push(entry),
                 }
                 outcome.present.push(reference(child));
             }
@@ -213,64 +262,78 @@ pub async fn sync(
                 .push(Error::kube(format!("apply {}", child.display_name()), err)),
         }
     }
-    let wanted: BTreeSet<(ChildKind, Key)> = children
-        .iter()
-        .map(|c| (c.kind, (c.namespace.clone(), c.name.clone())))
-        .collect();
-    for (kind, objects) in &owned {
-        for (key, object) in objects {
-            if wanted.contains(&(*kind, key.clone())) {
-                continue;
+    for live in &plan.prune {
+        match delete(client, live).await {
+            Ok(()) => {
+                applied.remove(&(live.kind, live.namespace.clone(), live.name.clone()));
+                outcome.pruned.push((live.kind, display(live)));
             }
-            let display = format!("{} {}/{}", kind.kind(), key.0, key.1);
-            match delete(client, *kind, object).await {
-                Ok(()) => outcome.pruned.push((*kind, display)),
-                Err(err) => outcome.failures.push(err),
-            }
+            Err(err) => outcome.failures.push(err),
         }
     }
     outcome
 }
 
-async fn delete(client: &Client, kind: ChildKind, meta: &ObjectMeta) -> Result<(), Error> {
-    let (namespace, name) = key_of(meta);
+enum Unlisted {
+    Missing,
+    Mine,
+    Foreign,
+}
+
+/// A desired child absent from the cache: really missing, ours (created moments ago, the
+/// watch has not caught up), or an object infmon does not manage.
+async fn find_unlisted(client: &Client, owner: &Owner, child: &Child) -> Result<Unlisted, Error> {
+    let found = api_for(client, child.kind, &child.namespace)
+        .get_metadata_opt(&child.name)
+        .await
+        .map_err(|e| Error::kube(format!("read {}", child.display_name()), e))?;
+    let Some(found) = found else {
+        return Ok(Unlisted::Missing);
+    };
+    let labels = found.metadata.labels.unwrap_or_default();
+    let mine = labels.get(OWNER_NAMESPACE_LABEL) == Some(&owner.namespace)
+        && labels.get(OWNER_NAME_LABEL) == Some(&label_value(&owner.name));
+    Ok(if mine {
+        Unlisted::Mine
+    } else {
+        Unlisted::Foreign
+    })
+}
+
+fn display(live: &LiveChild) -> String {
+    format!("{} {}/{}", live.kind.kind(), live.namespace, live.name)
+}
+
+async fn delete(client: &Client, live: &LiveChild) -> Result<(), Error> {
     let params = DeleteParams {
-        preconditions: meta.uid.clone().map(|uid| Preconditions {
+        preconditions: live.uid.clone().map(|uid| Preconditions {
             uid: Some(uid),
             resource_version: None,
         }),
         ..DeleteParams::default()
     };
-    match api_for(client, kind, &namespace)
-        .delete(&name, &params)
+    match api_for(client, live.kind, &live.namespace)
+        .delete(&live.name, &params)
         .await
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
-        Err(err) => Err(Error::kube(
-            format!("delete {} {namespace}/{name}", kind.kind()),
-            err,
-        )),
+        Err(err) => Err(Error::kube(format!("delete {}", display(live)), err)),
     }
 }
 
-/// On deletion of the owner: deletes its children outside its namespace (owner references
-/// cannot cross namespaces; the garbage collector removes the rest). Returns what was deleted.
+/// On deletion of the owner: deletes its cached children outside its namespace (owner
+/// references cannot cross namespaces; the garbage collector removes the rest). Returns
+/// what was deleted.
 pub async fn cleanup(
     client: &Client,
-    scope: &[String],
     owner: &Owner,
-    served: &BTreeSet<ChildKind>,
+    owned: &[LiveChild],
 ) -> Result<Vec<(ChildKind, String)>, Error> {
     let mut deleted = Vec::new();
-    for kind in ChildKind::ALL.into_iter().filter(|k| served.contains(k)) {
-        for ((namespace, name), object) in list_owned(client, scope, owner, kind).await? {
-            if namespace == owner.namespace {
-                continue;
-            }
-            delete(client, kind, &object).await?;
-            deleted.push((kind, format!("{} {namespace}/{name}", kind.kind())));
-        }
+    for live in owned.iter().filter(|l| l.namespace != owner.namespace) {
+        delete(client, live).await?;
+        deleted.push((live.kind, display(live)));
     }
     Ok(deleted)
 }
@@ -317,5 +380,102 @@ mod tests {
             other["metadata"]["annotations"][DESIRED_HASH_ANNOTATION],
             hash
         );
+    }
+
+    fn live(child: &Child, owner: &str, hash: Option<String>, print: &str) -> LiveChild {
+        LiveChild {
+            kind: child.kind,
+            namespace: child.namespace.clone(),
+            name: child.name.clone(),
+            uid: Some("u".into()),
+            owner: Some(owner.into()),
+            desired_hash: hash,
+            fingerprint: Some(print.into()),
+        }
+    }
+
+    fn hash_of(child: &Child) -> Option<String> {
+        prepare(child, &owner())["metadata"]["annotations"][DESIRED_HASH_ANNOTATION]
+            .as_str()
+            .map(String::from)
+    }
+
+    fn all_served() -> BTreeSet<ChildKind> {
+        ChildKind::ALL.into_iter().collect()
+    }
+
+    #[test]
+    fn missing_children_are_created_and_unserved_kinds_skipped() {
+        let wanted = [child("ai")];
+        let plan = plan(&wanted, &owner(), &all_served(), &[], &Applied::new());
+        assert_eq!(plan.steps, [Step::Create]);
+        assert!(!plan.is_quiet());
+        let none = plan_for(&wanted, &BTreeSet::new(), &[], &Applied::new());
+        assert_eq!(none.steps, [Step::Unserved]);
+        assert!(none.is_quiet());
+    }
+
+    fn plan_for(
+        wanted: &[Child],
+        served: &BTreeSet<ChildKind>,
+        live: &[LiveChild],
+        applied: &Applied,
+    ) -> Plan {
+        plan(wanted, &owner(), served, live, applied)
+    }
+
+    #[test]
+    fn a_child_as_desired_is_left_alone_and_its_fingerprint_becomes_the_baseline() {
+        let wanted = [child("ai")];
+        let cached = [live(&wanted[0], "ai/llm", hash_of(&wanted[0]), "f1")];
+        let first = plan_for(&wanted, &all_served(), &cached, &Applied::new());
+        assert_eq!(
+            first.steps,
+            [Step::Unchanged {
+                baseline: Some("f1".into())
+            }]
+        );
+        assert!(first.is_quiet());
+        let recorded = Applied::from([(id(&wanted[0]), "f1".to_string())]);
+        let again = plan_for(&wanted, &all_served(), &cached, &recorded);
+        assert_eq!(again.steps, [Step::Unchanged { baseline: None }]);
+    }
+
+    #[test]
+    fn an_edit_by_someone_else_is_reverted_and_a_spec_change_updates() {
+        let wanted = [child("ai")];
+        let recorded = Applied::from([(id(&wanted[0]), "f1".to_string())]);
+        let edited = [live(&wanted[0], "ai/llm", hash_of(&wanted[0]), "f2")];
+        assert_eq!(
+            plan_for(&wanted, &all_served(), &edited, &recorded).steps,
+            [Step::Revert]
+        );
+        let old = [live(&wanted[0], "ai/llm", Some("0123".into()), "f1")];
+        assert_eq!(
+            plan_for(&wanted, &all_served(), &old, &recorded).steps,
+            [Step::Update]
+        );
+    }
+
+    #[test]
+    fn another_resources_child_is_a_conflict_and_unwanted_own_children_are_pruned() {
+        let wanted = [child("ai")];
+        let theirs = live(&wanted[0], "ai/other", hash_of(&wanted[0]), "f");
+        let stale = LiveChild {
+            name: "llm-old".into(),
+            ..live(&wanted[0], "ai/llm", None, "f")
+        };
+        let foreign_stale = LiveChild {
+            name: "other-old".into(),
+            ..live(&wanted[0], "ai/other", None, "f")
+        };
+        let plan = plan_for(
+            &wanted,
+            &all_served(),
+            &[theirs, stale.clone(), foreign_stale],
+            &Applied::new(),
+        );
+        assert_eq!(plan.steps, [Step::Conflict]);
+        assert_eq!(plan.prune, [stale]);
     }
 }

@@ -1,8 +1,10 @@
 //! The state every reconcile shares: the client, the Event recorder, the metrics, the
-//! operator's configuration, the discovered cluster facts and the clock.
+//! operator's configuration, the discovered cluster facts, the caches, the clock, and what is
+//! remembered per resource between passes (its resolution, its last health verdict, the
+//! fingerprints of its children, its failures). [`Context::forget`] drops all of it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -10,8 +12,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
-use super::metrics::Metrics;
+use super::apply::Applied;
+use super::cache::Caches;
+use super::dereference::Resolved;
+use super::metrics::{Metrics, ResourceLabels};
 use crate::discovery::Discovered;
+use crate::health::HealthReport;
 
 /// Operator-wide settings (from `infmon run` flags).
 #[derive(Clone, Debug, PartialEq)]
@@ -65,7 +71,17 @@ pub struct Context {
     pub discovered: Arc<RwLock<Discovered>>,
     /// Time source.
     pub clock: Clock,
+    /// The watched cluster state.
+    pub caches: Arc<Caches>,
     failures: Mutex<HashMap<String, u32>>,
+    resolved: RwLock<HashMap<String, Arc<Resolved>>>,
+    verdicts: Mutex<HashMap<String, HealthReport>>,
+    applied: Mutex<HashMap<String, Applied>>,
+    trigger: OnceLock<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Context {
@@ -88,7 +104,123 @@ impl Context {
             config,
             discovered,
             clock,
+            caches: Arc::new(Caches::new()),
             failures: Mutex::new(HashMap::new()),
+            resolved: RwLock::new(HashMap::new()),
+            verdicts: Mutex::new(HashMap::new()),
+            applied: Mutex::new(HashMap::new()),
+            trigger: OnceLock::new(),
+        }
+    }
+
+    /// The same context reading `caches`.
+    pub fn with_caches(mut self, caches: Arc<Caches>) -> Self {
+        self.caches = caches;
+        self
+    }
+
+    /// Where [`Context::reconcile_soon`] sends `(namespace, name)` (set once by the runner).
+    pub fn set_trigger(&self, sender: tokio::sync::mpsc::UnboundedSender<(String, String)>) {
+        let _ = self.trigger.set(sender);
+    }
+
+    /// Asks the controller to reconcile `namespace/name` (no-op without a controller).
+    pub fn reconcile_soon(&self, namespace: &str, name: &str) {
+        if let Some(sender) = self.trigger.get() {
+            let _ = sender.send((namespace.to_string(), name.to_string()));
+        }
+    }
+
+    /// Remembers the resolution of `key` (`namespace/name`) for the health loop.
+    pub fn remember(&self, key: &str, resolved: Resolved) {
+        self.resolved
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), Arc::new(resolved));
+    }
+
+    /// Forgets the resolution of `key` (its spec no longer resolves): no more health checks.
+    pub fn drop_resolution(&self, key: &str) {
+        self.resolved
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    /// Every remembered resolution, by key.
+    pub fn resolutions(&self) -> Vec<(String, Arc<Resolved>)> {
+        let mut all: Vec<(String, Arc<Resolved>)> = self
+            .resolved
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Records the health verdict of `key`; returns whether it differs from the last one
+    /// (beyond the time of the check).
+    pub fn record_verdict(&self, key: &str, report: HealthReport) -> bool {
+        let mut verdicts = lock(&self.verdicts);
+        let changed = verdicts.get(key).is_none_or(|old| {
+            old.diagnosis != report.diagnosis
+                || old.observation != report.observation
+                || old.engine != report.engine
+        });
+        verdicts.insert(key.to_string(), report);
+        changed
+    }
+
+    /// The last health verdict of `key`.
+    pub fn verdict(&self, key: &str) -> Option<HealthReport> {
+        lock(&self.verdicts).get(key).cloned()
+    }
+
+    /// The fingerprints recorded for the children of `key`, taken out for a sync (put back
+    /// with [`Context::put_applied`]).
+    pub fn take_applied(&self, key: &str) -> Applied {
+        lock(&self.applied).remove(key).unwrap_or_default()
+    }
+
+    /// Stores the fingerprints of the children of `key` after a sync.
+    pub fn put_applied(&self, key: &str, applied: Applied) {
+        lock(&self.applied).insert(key.to_string(), applied);
+    }
+
+    /// Keys of every resource something is remembered about.
+    pub fn remembered_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .resolved
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .chain(lock(&self.verdicts).keys().cloned())
+            .chain(lock(&self.applied).keys().cloned())
+            .chain(lock(&self.failures).keys().cloned())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Drops everything remembered about `key` (`namespace/name`), including its
+    /// `/metrics` series: the resource is gone.
+    pub fn forget(&self, key: &str) {
+        self.resolved
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        lock(&self.verdicts).remove(key);
+        lock(&self.applied).remove(key);
+        lock(&self.failures).remove(key);
+        if let Some((namespace, name)) = key.split_once('/') {
+            self.metrics.targets_up.remove(&ResourceLabels {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            });
         }
     }
 

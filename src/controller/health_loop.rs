@@ -1,34 +1,29 @@
 //! The periodic health check: asks each resource's Prometheus (through
-//! [`crate::health`]) whether its targets are scraped and export the engine's core metric,
-//! and writes `TargetsHealthy`, `status.targets` and `Ready`. The status is patched only when
-//! something besides the check time changed, so a healthy resource stays quiet.
+//! [`crate::health`]) whether its targets are scraped and export the engine's core metric.
+//! It checks the resolution the reconcile remembered (the same monitor labels and Prometheus
+//! selection the children were applied with) and records its verdict; when a verdict
+//! changes it asks for a reconcile, the only writer of the status. A healthy resource stays
+//! quiet.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Secret as KubeSecret, SecretKeySelector};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::SignedDuration;
-use kube::Resource;
-use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use kube::api::Api;
 use tracing::warn;
 
 use super::Error;
-use super::apply::FIELD_MANAGER;
 use super::context::Context;
+use super::dereference::Resolved;
 use super::metrics::ResourceLabels;
-use super::status::summarize;
-use crate::api::{
-    ConditionReason, ConditionType, Conditions, Engine, InferenceMonitoring, PrometheusAuth,
-};
+use crate::api::PrometheusAuth;
 use crate::health::{
     BackendError, BasicCredentials, Credentials, DEFAULT_TIMEOUT, HealthTarget, MetricsBackend,
     PrometheusBackend, Secret, check_all,
 };
-use crate::render::ChildKind;
-use crate::validate::{ClusterFacts, Validated, resolve};
 
 /// Builds the metrics backend for a query API URL and its credentials: the real
 /// [`PrometheusBackend`] in the operator, an in-memory fake in tests.
@@ -51,11 +46,6 @@ pub struct HealthLoop {
     last_checked: HashMap<String, Time>,
 }
 
-struct Due {
-    resource: Arc<InferenceMonitoring>,
-    validated: Validated,
-}
-
 impl HealthLoop {
     /// A loop using `factory` for its backends.
     pub fn new(factory: BackendFactory) -> Self {
@@ -65,30 +55,31 @@ impl HealthLoop {
         }
     }
 
-    /// One cycle over `resources`: those due are grouped by query API and credentials, each
-    /// group is checked with one fixed set of requests, and changed statuses are patched.
-    /// Returns how many statuses were written; a failure (reading credentials, writing one
-    /// status) is logged and skips only what it concerns.
-    pub async fn cycle(&mut self, ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> usize {
+    /// One cycle over the resolutions the reconcile remembered: those due are grouped by
+    /// query API and credentials, each group is checked with one fixed set of requests, and
+    /// each verdict is recorded; a resource whose verdict changed is reconciled, which writes
+    /// it into the status. Returns how many verdicts changed; a failure (reading credentials,
+    /// building a client) is logged and skips only its group.
+    pub async fn cycle(&mut self, ctx: &Context) -> usize {
         let now = (ctx.clock)();
-        let facts = ctx.facts();
-        let mut groups: BTreeMap<(String, String), Vec<Due>> = BTreeMap::new();
-        for resource in resources {
-            let Some(due) = self.due(ctx, resource, &facts, &now) else {
+        let mut groups: BTreeMap<(String, String), Vec<Arc<Resolved>>> = BTreeMap::new();
+        for (key, resolved) in ctx.resolutions() {
+            if !self.due(ctx, &key, &resolved, &now) {
                 continue;
-            };
-            let url = due.validated.health.url.clone().unwrap_or_default();
-            let auth = match &due.validated.health.auth {
+            }
+            let validated = &resolved.validated;
+            let url = validated.health.url.clone().unwrap_or_default();
+            let auth = match &validated.health.auth {
                 Some(auth) => format!(
                     "{}/{}",
-                    due.validated.namespace,
+                    validated.namespace,
                     serde_json::to_string(auth).unwrap_or_default()
                 ),
                 None => String::new(),
             };
-            groups.entry((url, auth)).or_default().push(due);
+            groups.entry((url, auth)).or_default().push(resolved);
         }
-        let mut written = 0;
+        let mut changed = 0;
         for ((url, _), group) in groups {
             let first = &group[0].validated;
             let credentials = match &first.health.auth {
@@ -103,7 +94,7 @@ impl HealthLoop {
             };
             let targets: Vec<HealthTarget> = group
                 .iter()
-                .map(|d| HealthTarget::from_validated(&d.validated, None))
+                .map(|r| HealthTarget::from_validated(&r.validated, None))
                 .collect();
             let reports = match (self.factory)(&url, &credentials) {
                 Ok(backend) => check_all(backend.as_ref(), &targets, now.clone()).await,
@@ -112,110 +103,61 @@ impl HealthLoop {
                     continue;
                 }
             };
-            for (due, report) in group.iter().zip(reports) {
-                let key = due.validated.key();
+            for (resolved, report) in group.iter().zip(reports) {
+                let validated = &resolved.validated;
+                let key = validated.key();
                 self.last_checked.insert(key.clone(), now.clone());
                 ctx.metrics
                     .targets_up
                     .get_or_create(&ResourceLabels {
-                        namespace: due.validated.namespace.clone(),
-                        name: due.validated.name.clone(),
+                        namespace: validated.namespace.clone(),
+                        name: validated.name.clone(),
                     })
                     .set(i64::from(report.observation.up));
-                let current = due.resource.status.clone().unwrap_or_default();
-                let mut status = current.clone();
-                let generation = due.resource.metadata.generation;
-                report.apply_condition(&mut status.conditions, generation);
-                status.targets = Some(report.targets_status());
-                summarize(&mut status, generation, &now);
-                let mut comparable = status.clone();
-                if let (Some(new), Some(old)) =
-                    (comparable.targets.as_mut(), current.targets.as_ref())
-                {
-                    new.last_checked = old.last_checked.clone();
-                }
-                if comparable == current {
-                    continue;
-                }
-                let api: Api<InferenceMonitoring> =
-                    Api::namespaced(ctx.client.clone(), &due.validated.namespace);
-                let body = json!({
-                    "apiVersion": InferenceMonitoring::api_version(&()),
-                    "kind": InferenceMonitoring::kind(&()),
-                    "status": status,
-                });
-                match api
-                    .patch_status(
-                        &due.validated.name,
-                        &PatchParams::apply(FIELD_MANAGER).force(),
-                        &Patch::Apply(&body),
-                    )
-                    .await
-                {
-                    Ok(_) => written += 1,
-                    Err(err) => {
-                        warn!(resource = %key, error = %err, "cannot write the health status")
-                    }
+                if ctx.record_verdict(&key, report) {
+                    changed += 1;
+                    ctx.reconcile_soon(&validated.namespace, &validated.name);
                 }
             }
         }
-        written
+        changed
     }
 
-    /// The resource resolved, when its check is due: it was applied, the controller did not
-    /// already explain why it cannot be healthy (not selected, no URL), and its interval passed.
-    fn due(
-        &self,
-        ctx: &Context,
-        resource: &Arc<InferenceMonitoring>,
-        facts: &crate::discovery::Discovered,
-        now: &Time,
-    ) -> Option<Due> {
-        if resource.metadata.deletion_timestamp.is_some() {
-            return None;
-        }
-        let status = resource.status.as_ref()?;
-        let applied = status
-            .conditions
-            .condition(ConditionType::ResourcesApplied)?;
-        if applied.status != "True" {
-            return None;
-        }
-        let owned_by_reconcile = status
-            .conditions
-            .condition(ConditionType::TargetsHealthy)
-            .is_some_and(|c| {
-                c.reason == ConditionReason::NotSelected.as_str()
-                    || c.reason == ConditionReason::HealthCheckDisabled.as_str()
-            });
-        if owned_by_reconcile {
-            return None;
-        }
-        let facts = ClusterFacts {
-            prometheus_operator: facts.serves(ChildKind::PodMonitor),
-            scrape_config_api: facts.serves(ChildKind::ScrapeConfig),
-            grafana_operator: facts.serves(ChildKind::GrafanaDashboard),
-            detected_engine: status
-                .detected_engine
-                .as_deref()
-                .and_then(|e| e.parse::<Engine>().ok()),
-            existing_dcgm_exporter: facts.existing_dcgm_exporter,
-            required_monitor_labels: BTreeMap::new(),
-            default_prometheus_url: ctx.config.default_prometheus_url.clone(),
-        };
-        let validated = resolve(resource, &facts).ok()?;
-        validated.health.url.as_ref()?;
-        let interval = validated.health.interval.max(ctx.config.health_interval);
-        if let Some(last) = self.last_checked.get(&validated.key()) {
-            let next = last.0 + SignedDuration::try_from(interval).ok()?;
-            if next > now.0 {
-                return None;
+    /// Forgets every resource not in `existing` (`namespace/name` keys of the watched
+    /// resources): its check time here, and everything the context remembers about it.
+    pub fn sweep(&mut self, ctx: &Context, existing: &HashSet<String>) {
+        self.last_checked.retain(|key, _| existing.contains(key));
+        for key in ctx.remembered_keys() {
+            if !existing.contains(&key) {
+                ctx.forget(&key);
             }
         }
-        Some(Due {
-            resource: resource.clone(),
-            validated,
-        })
+    }
+
+    /// Whether the resource's check is due: it has a query URL, a Prometheus selects its
+    /// monitors (or none has to), and its interval passed.
+    fn due(&self, ctx: &Context, key: &str, resolved: &Resolved, now: &Time) -> bool {
+        let validated = &resolved.validated;
+        if validated.health.url.is_none()
+            || resolved
+                .selection
+                .as_ref()
+                .is_some_and(|s| s.problem.is_some())
+        {
+            return false;
+        }
+        let interval = validated.health.interval.max(ctx.config.health_interval);
+        match self.last_checked.get(key) {
+            Some(last) => {
+                SignedDuration::try_from(interval).is_ok_and(|interval| last.0 + interval <= now.0)
+            }
+            None => true,
+        }
+    }
+
+    /// Resources with a recorded check time.
+    pub fn tracked(&self) -> usize {
+        self.last_checked.len()
     }
 }
 
@@ -266,18 +208,18 @@ async fn credentials(
     })
 }
 
-/// Runs [`HealthLoop::cycle`] every `tick` over the resources `list` returns, until the
-/// task is dropped.
+/// Every `tick`: forgets resources that are gone ([`HealthLoop::sweep`] with the keys
+/// `existing` returns), then runs [`HealthLoop::cycle`]; until the task is dropped.
 pub async fn run(
     ctx: Arc<Context>,
     factory: BackendFactory,
     tick: Duration,
-    list: impl Fn() -> Vec<Arc<InferenceMonitoring>> + Send,
+    existing: impl Fn() -> HashSet<String> + Send,
 ) {
     let mut health = HealthLoop::new(factory);
     loop {
         tokio::time::sleep(tick).await;
-        let resources = list();
-        health.cycle(&ctx, &resources).await;
+        health.sweep(&ctx, &existing());
+        health.cycle(&ctx).await;
     }
 }

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub children_pruned: Family<KindLabels, Counter>,
     /// Scrape targets up per resource, from the last health check.
     pub targets_up: Family<ResourceLabels, Gauge>,
+    /// Watched resources skipped because they could not be read.
+    pub malformed: Counter,
 }
 
 impl Default for Metrics {
@@ -58,6 +60,7 @@ impl Default for Metrics {
         let children_applied = Family::<KindLabels, Counter>::default();
         let children_pruned = Family::<KindLabels, Counter>::default();
         let targets_up = Family::<ResourceLabels, Gauge>::default();
+        let malformed = Counter::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -84,6 +87,11 @@ impl Default for Metrics {
             "Scrape targets up per InferenceMonitoring at the last health check",
             targets_up.clone(),
         );
+        registry.register(
+            "malformed_resources",
+            "InferenceMonitorings skipped because they could not be read (see the Warning Event)",
+            malformed.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -92,6 +100,7 @@ impl Default for Metrics {
             children_applied,
             children_pruned,
             targets_up,
+            malformed,
         }
     }
 }

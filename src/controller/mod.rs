@@ -1,8 +1,11 @@
-//! The operator: reconciles InferenceMonitorings (discover → resolve → render → apply →
-//! prune → status), elects a leader, and serves health and metrics.
+//! The operator: reconciles InferenceMonitorings from watched caches (dereference → resolve
+//! once → render → plan, apply and prune → status), elects a leader, and serves health and
+//! metrics.
 
 pub mod apply;
+pub mod cache;
 pub mod context;
+pub mod dereference;
 mod error;
 pub mod health_loop;
 pub mod leader;
@@ -15,4 +18,4 @@ mod watches;
 
 pub use context::{Clock, Config, Context, system_clock};
 pub use error::Error;
-pub use reconcile::{FINALIZER, error_policy, reconcile};
+pub use reconcile::{FINALIZER, Watched, error_policy, reconcile};

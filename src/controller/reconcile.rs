@@ -1,13 +1,14 @@
-//! One reconcile of one InferenceMonitoring: discover what the resource needs from the
-//! cluster, resolve, render, apply and prune, then write status and Events. Deletion runs
-//! the cleanup behind the finalizer.
+//! One pass over one InferenceMonitoring: dereference (every read, from the caches) →
+//! resolve once → render → plan and apply → status and Events. Deletion runs the cleanup
+//! behind the finalizer and forgets the resource. A resource the API server stores but this
+//! version cannot read is reported and skipped.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::{DeserializeGuard, error_boundary::InvalidObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizing, finalizer};
@@ -18,30 +19,49 @@ use tracing::{Instrument, info, info_span, warn};
 use super::Error;
 use super::apply::{self, FIELD_MANAGER, Outcome, Owner};
 use super::context::Context;
+use super::dereference::{dereference, resolve_once};
 use super::metrics::KindLabels;
 use super::status::{self, Report};
 use crate::api::{Engine, InferenceMonitoring, InferenceMonitoringStatus};
-use crate::discovery::{self, Discovered, SelectedKind, Selection, engine, selectors};
 use crate::render::{ChildKind, render_all};
-use crate::validate::{ClusterFacts, Namespaces, ResolveError, Validated, pod_namespaces, resolve};
 
 /// The finalizer that guards cleanup of children outside the resource's namespace.
 pub const FINALIZER: &str = "inferencemonitorings.monitoring.inference.dev/cleanup";
+
+/// What the controller watches: a resource, or one that failed to deserialize.
+pub type Watched = DeserializeGuard<InferenceMonitoring>;
 
 fn key(obj: &InferenceMonitoring) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-/// Reconciles one resource (the `Controller`'s reconcile function).
-pub async fn reconcile(obj: Arc<InferenceMonitoring>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
+/// `namespace/name` of a watched resource, readable or not.
+pub fn watched_key(obj: &Watched) -> String {
+    let meta = match &obj.0 {
+        Ok(r) => &r.metadata,
+        Err(invalid) => &invalid.metadata,
+    };
+    format!(
+        "{}/{}",
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default()
+    )
+}
+
+/// Reconciles one watched resource (the `Controller`'s reconcile function).
+pub async fn reconcile(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let resource = match &obj.0 {
+        Ok(resource) => Arc::new(resource.clone()),
+        Err(invalid) => return Ok(skip_malformed(invalid, &ctx).await),
+    };
+    let namespace = resource.namespace().unwrap_or_default();
+    let name = resource.name_any();
     let span = info_span!("reconcile", resource = %format!("{namespace}/{name}"));
     async move {
         let start = Instant::now();
         ctx.metrics.reconciles.inc();
         let api: Api<InferenceMonitoring> = Api::namespaced(ctx.client.clone(), &namespace);
-        let result = finalizer(&api, FINALIZER, obj.clone(), |event| async {
+        let result = finalizer(&api, FINALIZER, resource.clone(), |event| async {
             match event {
                 Finalizing::Apply(obj) => apply(&obj, &ctx).await,
                 Finalizing::Cleanup(obj) => cleanup(&obj, &ctx).await,
@@ -51,7 +71,7 @@ pub async fn reconcile(obj: Arc<InferenceMonitoring>, ctx: Arc<Context>) -> Resu
         .map_err(Error::from);
         ctx.metrics.duration.observe(start.elapsed().as_secs_f64());
         if result.is_ok() {
-            ctx.succeeded(&key(&obj));
+            ctx.succeeded(&key(&resource));
         }
         result
     }
@@ -59,11 +79,50 @@ pub async fn reconcile(obj: Arc<InferenceMonitoring>, ctx: Arc<Context>) -> Resu
     .await
 }
 
+/// A stored resource that does not deserialize (written before the schema tightened, say):
+/// logged, counted, reported as a Warning Event, and skipped until it changes.
+async fn skip_malformed(invalid: &InvalidObject, ctx: &Context) -> Action {
+    let meta = &invalid.metadata;
+    let resource = format!(
+        "{}/{}",
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default()
+    );
+    warn!(resource = %resource, error = %invalid.error, "skipping a resource infmon cannot read");
+    ctx.metrics.malformed.inc();
+    let reference = ObjectReference {
+        api_version: Some(InferenceMonitoring::api_version(&()).to_string()),
+        kind: Some(InferenceMonitoring::kind(&()).to_string()),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        ..ObjectReference::default()
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "InvalidSpec".into(),
+        note: Some(truncate(
+            format!(
+                "infmon cannot read this resource and skips it: {}; fix it with kubectl edit or apply it again",
+                invalid.error
+            ),
+            1024,
+        )),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+        warn!(error = %err, "cannot publish an Event");
+    }
+    Action::await_change()
+}
+
 /// What to do after a failed reconcile: count it, then back off (transient) or wait for a
 /// spec change (permanent, so an invalid spec cannot hot-loop).
-pub fn error_policy(obj: Arc<InferenceMonitoring>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(obj: Arc<Watched>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failure(err.metric_label());
-    let key = key(&obj);
+    let key = watched_key(&obj);
     if err.is_transient() {
         let delay = ctx.backoff(&key);
         warn!(resource = %key, error = %err, retry_in_s = delay.as_secs(), "reconcile failed");
@@ -86,8 +145,9 @@ fn owner(obj: &InferenceMonitoring) -> Owner {
 }
 
 async fn cleanup(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error> {
-    let served = ctx.facts().served;
-    let deleted = apply::cleanup(&ctx.client, &ctx.config.namespaces, &owner(obj), &served).await?;
+    let owner = owner(obj);
+    let owned = ctx.caches.owned_by(&owner.namespace, &owner.name);
+    let deleted = apply::cleanup(&ctx.client, &owner, &owned).await?;
     for (kind, _) in &deleted {
         ctx.metrics
             .children_pruned
@@ -100,208 +160,59 @@ async fn cleanup(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Err
         deleted = deleted.len(),
         "cleaned up children outside the namespace"
     );
+    ctx.forget(&key(obj));
     Ok(Action::await_change())
 }
 
-/// The pods `spec.selector` selects, for engine detection.
-async fn selected_pods(obj: &InferenceMonitoring, ctx: &Context) -> Result<Vec<Pod>, Error> {
-    let selector = obj.spec.selector.clone().unwrap_or_default();
-    let selector =
-        kube::core::Selector::try_from(selector).map_err(|e| Error::Selector(e.to_string()))?;
-    let params = ListParams::default().labels_from(&selector);
-    let own = obj.namespace().unwrap_or_default();
-    let mut pods = Vec::new();
-    match pod_namespaces(obj.spec.namespace_selector.as_ref(), &own) {
-        Namespaces::Any => {
-            let api: Api<Pod> = Api::all(ctx.client.clone());
-            pods = api
-                .list(&params)
-                .await
-                .map_err(|e| Error::kube("list selected pods", e))?
-                .items;
-        }
-        Namespaces::Names(names) => {
-            for ns in names {
-                let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-                let list = api
-                    .list(&params)
-                    .await
-                    .map_err(|e| Error::kube(format!("list selected pods in {ns}"), e))?;
-                pods.extend(list.items);
-            }
-        }
-    }
-    Ok(pods)
-}
-
-fn facts_for(discovered: &Discovered, ctx: &Context, detected: Option<Engine>) -> ClusterFacts {
-    ClusterFacts {
-        prometheus_operator: discovered.serves(ChildKind::PodMonitor),
-        scrape_config_api: discovered.serves(ChildKind::ScrapeConfig),
-        grafana_operator: discovered.serves(ChildKind::GrafanaDashboard),
-        detected_engine: detected,
-        existing_dcgm_exporter: discovered.existing_dcgm_exporter,
-        required_monitor_labels: BTreeMap::new(),
-        default_prometheus_url: ctx.config.default_prometheus_url.clone(),
-    }
-}
-
-/// Everything the resource needs from the cluster before it can be resolved.
-struct Findings {
-    detected: Option<Engine>,
-    resolved: Result<Validated, Error>,
-    selection: Option<Selection>,
-}
-
-async fn find(
-    obj: &InferenceMonitoring,
-    ctx: &Context,
-    discovered: &Discovered,
-) -> Result<Findings, Error> {
-    let mut undetermined = None;
-    let detected = if obj.spec.engine == Engine::Auto && obj.spec.selector.is_some() {
-        match engine::detect(&selected_pods(obj, ctx).await?) {
-            Ok(engine) => Some(engine),
-            Err(why) => {
-                undetermined = Some(why.to_string());
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let mut facts = facts_for(discovered, ctx, detected);
-    let first = match resolve(obj, &facts) {
-        Ok(v) => v,
-        Err(ResolveError::EngineUndetermined { .. }) if undetermined.is_some() => {
-            let reason = undetermined.unwrap_or_default();
-            return Ok(Findings {
-                detected,
-                resolved: Err(ResolveError::EngineUndetermined { reason }.into()),
-                selection: None,
-            });
-        }
-        Err(err) => {
-            return Ok(Findings {
-                detected,
-                resolved: Err(err.into()),
-                selection: None,
-            });
-        }
-    };
-    let Some(kind) =
-        SelectedKind::of_output(first.output).filter(|_| discovered.serves(ChildKind::PodMonitor))
-    else {
-        return Ok(Findings {
-            detected,
-            resolved: Ok(first),
-            selection: None,
-        });
-    };
-    let namespace = first.namespace.clone();
-    let mut namespace_labels = BTreeMap::from([(
-        discovery::NAMESPACE_NAME_LABEL.to_string(),
-        namespace.clone(),
-    )]);
-    if discovery::needs_namespace_labels(&discovered.prometheuses) {
-        match discovery::namespace_labels(&ctx.client, &namespace).await {
-            Ok(labels) => namespace_labels = labels,
-            // Namespaced installs cannot read Namespaces: match by name only.
-            Err(kube::Error::Api(status)) if status.is_forbidden() => {}
-            Err(e) => return Err(Error::kube(format!("read namespace {namespace}"), e)),
-        }
-    }
-    let explicit = &obj.spec.prometheus.monitor_labels;
-    let with_rules = first.alerts.is_some();
-    let labels = if explicit.is_empty() {
-        let found = selectors::select(
-            &discovered.prometheuses,
-            kind,
-            with_rules,
-            &namespace,
-            &namespace_labels,
-            None,
-        )
-        .required_labels;
-        if found.is_empty() {
-            ctx.config.default_monitor_labels.clone()
-        } else {
-            found
-        }
-    } else {
-        explicit.clone()
-    };
-    let selection = selectors::select(
-        &discovered.prometheuses,
-        kind,
-        with_rules,
-        &namespace,
-        &namespace_labels,
-        Some(&labels),
-    );
-    facts.required_monitor_labels = labels;
-    Ok(Findings {
-        detected,
-        resolved: resolve(obj, &facts).map_err(Error::from),
-        selection: Some(selection),
-    })
-}
-
 async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error> {
-    let discovered = ctx.facts();
-    let findings = match find(obj, ctx, &discovered).await {
-        Ok(findings) => findings,
+    let key = key(obj);
+    let found = dereference(obj, &ctx.caches, &ctx.facts());
+    let detected = found.detected.clone().and_then(Result::ok);
+    let resolved = match resolve_once(obj, &found, &ctx.config) {
+        Ok(resolved) => resolved,
         Err(err) => {
-            let report = Report {
-                generation: obj.metadata.generation,
-                resolved: Err(&err),
-                engine: None,
-                selection: None,
-                children: &[],
-                outcome: None,
-            };
-            write_status(obj, ctx, &report).await?;
-            publish(
-                ctx,
-                obj,
-                EventType::Warning,
-                err.event_reason(),
-                err.to_string(),
-            )
-            .await;
-            return Err(err);
+            ctx.drop_resolution(&key);
+            return wait_for_spec_change(obj, ctx, &err.into(), detected).await;
         }
     };
-    let validated = match &findings.resolved {
-        Ok(v) => v,
-        Err(err) => return wait_for_spec_change(obj, ctx, err, findings.detected).await,
-    };
+    let validated = &resolved.validated;
+    // The resource's own children. (Objects shared by every resource that wants them are
+    // computed from all cached resources, not here.)
     let children = match render_all(validated) {
         Ok(children) => children,
         Err(err) => {
+            ctx.drop_resolution(&key);
             let err = Error::from(err);
-            return wait_for_spec_change(obj, ctx, &err, findings.detected).await;
+            return wait_for_spec_change(obj, ctx, &err, detected).await;
         }
     };
-    let outcome = apply::sync(
-        &ctx.client,
-        &ctx.config.namespaces,
-        &owner(obj),
-        &children,
-        &discovered.served,
-    )
-    .await;
+    let owner = owner(obj);
+    let me = owner.label_key();
+    let mut live = ctx.caches.owned_by(&owner.namespace, &owner.name);
+    live.extend(
+        children
+            .iter()
+            .filter_map(|c| ctx.caches.child(c.kind, &c.namespace, &c.name))
+            .filter(|l| l.owner.as_deref() != Some(me.as_str())),
+    );
+    let mut applied = ctx.take_applied(&key);
+    let plan = apply::plan(&children, &owner, &found.served, &live, &applied);
+    let outcome = apply::execute(&ctx.client, &owner, &children, &plan, &mut applied).await;
+    ctx.put_applied(&key, applied);
     count(ctx, &outcome);
+    let health = ctx.verdict(&key);
     let report = Report {
         generation: obj.metadata.generation,
         resolved: Ok(validated),
         engine: Some(validated.engine),
-        selection: findings.selection.as_ref(),
+        selection: resolved.selection.as_ref(),
         children: &children,
         outcome: Some(&outcome),
+        health: health.as_ref(),
     };
     write_status(obj, ctx, &report).await?;
     events(ctx, obj, &outcome).await;
+    ctx.remember(&key, resolved);
     let Outcome { failures, .. } = outcome;
     match failures.into_iter().next() {
         Some(err) => Err(err),
@@ -324,6 +235,7 @@ async fn wait_for_spec_change(
         selection: None,
         children: &[],
         outcome: None,
+        health: None,
     };
     if write_status(obj, ctx, &report).await? {
         publish(
@@ -340,7 +252,12 @@ async fn wait_for_spec_change(
 }
 
 fn count(ctx: &Context, outcome: &Outcome) {
-    for (kind, _) in outcome.created.iter().chain(&outcome.updated) {
+    for (kind, _) in outcome
+        .created
+        .iter()
+        .chain(&outcome.updated)
+        .chain(&outcome.reverted)
+    {
         ctx.metrics
             .children_applied
             .get_or_create(&KindLabels {
@@ -412,6 +329,12 @@ async fn events(ctx: &Context, obj: &InferenceMonitoring, outcome: &Outcome) {
             "Deleted",
             "deleted, no longer generated:",
             names(&outcome.pruned),
+        ),
+        (
+            EventType::Normal,
+            "Reapplied",
+            "re-applied after another writer changed them:",
+            names(&outcome.reverted),
         ),
         (
             EventType::Warning,

@@ -1,33 +1,40 @@
-//! `infmon run`: wires discovery, leader election, the controllers, the health loop and the
-//! HTTP endpoints together, and shuts them down in order.
+//! `infmon run`: wires discovery, leader election, the watches that fill the caches, the
+//! controllers, the health loop and the HTTP endpoints together, and shuts them down in order.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::cache::{Caches, compact_child, strip_pod, strip_prometheus};
 use super::context::{Config, Context, system_clock};
 use super::health_loop;
 use super::leader::{LeaseLock, LeaseSettings};
 use super::metrics::Metrics;
+use super::reconcile::watched_key;
 use super::server::{self, Probes};
 use super::watches::selects_pod;
-use super::{error_policy, reconcile};
-use crate::api::InferenceMonitoring;
+use super::{Watched, error_policy, reconcile};
+use crate::api::{Engine, InferenceMonitoring};
 use crate::discovery::{self, Discovered, prometheus_resource};
-use crate::render::ChildKind;
+use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
+
+/// The label selector of every generated object.
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by=infmon";
 
 /// How often the health loop looks for resources whose check is due (each resource is
 /// checked at its own interval).
@@ -153,7 +160,6 @@ pub async fn run(
         "discovered the cluster"
     );
     let served = first.served.clone();
-    let watch_prometheus = first.serves(ChildKind::PodMonitor);
     let discovered = Arc::new(RwLock::new(first));
     probes.ready.store(true, Ordering::Release);
 
@@ -173,56 +179,79 @@ pub async fn run(
         tokio::spawn(keep_leading(lock.clone(), lost_tx));
     }
 
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        settings.config.clone(),
-        discovered.clone(),
-        metrics,
-        system_clock(),
-    ));
+    let caches = Arc::new(Caches::new());
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            settings.config.clone(),
+            discovered.clone(),
+            metrics,
+            system_clock(),
+        )
+        .with_caches(caches.clone()),
+    );
     let (changed_tx, changed_rx) = watch::channel(0u64);
-    let refresh = Arc::new(Notify::new());
-    tokio::spawn(rediscover(
-        client.clone(),
-        settings.config.namespaces.clone(),
-        discovered,
-        settings.discovery_interval,
-        refresh.clone(),
-        changed_tx,
-    ));
-    if watch_prometheus {
-        tokio::spawn(watch_prometheuses(client.clone(), refresh));
-    }
+    let scopes = scopes(&settings.config.namespaces);
 
-    let scopes: Vec<Option<String>> = if settings.config.namespaces.is_empty() {
-        vec![None]
-    } else {
-        settings
-            .config
-            .namespaces
-            .iter()
-            .cloned()
-            .map(Some)
-            .collect()
-    };
-    let (stores, runs): (Vec<Store<InferenceMonitoring>>, Vec<_>) = scopes
+    // The controllers first (their stores map pod events to resources), run only once the
+    // caches they read are filled.
+    let mut senders = HashMap::new();
+    let mut stores = Vec::new();
+    let mut controllers = Vec::new();
+    for scope in &scopes {
+        let (tx, rx) = mpsc::unbounded_channel();
+        senders.insert(scope.clone(), tx);
+        let (store, controller) = controller(client.clone(), scope.clone(), rx, changed_rx.clone());
+        stores.push(store);
+        controllers.push((scope.clone(), controller));
+    }
+    let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
+    ctx.set_trigger(trigger_tx);
+    tokio::spawn(dispatch(trigger_rx, senders));
+
+    let watches = Arc::new(Watches {
+        client: client.clone(),
+        scopes: scopes.clone(),
+        caches: caches.clone(),
+        ctx: ctx.clone(),
+        resources: stores.clone(),
+        changed: changed_tx.clone(),
+        running: Mutex::new(BTreeMap::new()),
+        prometheus_started: AtomicBool::new(false),
+    });
+    watches.start_pods();
+    if settings.config.namespaces.is_empty() {
+        watches.start_namespaces();
+    }
+    for kind in &served {
+        watches.start_children(*kind);
+    }
+    if served.contains(&ChildKind::PodMonitor) {
+        watches.start_prometheuses();
+    }
+    wait_for_caches(&caches, &served).await;
+    info!("caches filled; reconciling");
+    tokio::spawn(watch_definitions(
+        watches.clone(),
+        discovered.clone(),
+        settings.discovery_interval,
+    ));
+
+    let runs: Vec<_> = controllers
         .into_iter()
-        .map(|scope| {
-            controller(
-                client.clone(),
-                scope,
-                &served,
-                ctx.clone(),
-                changed_rx.clone(),
-                shutdown.clone(),
-            )
-        })
-        .unzip();
+        .map(|(scope, controller)| run_controller(scope, controller, ctx.clone(), shutdown.clone()))
+        .collect();
     let health = tokio::spawn(health_loop::run(
         ctx.clone(),
         health_loop::prometheus_backends(),
         HEALTH_TICK,
-        move || stores.iter().flat_map(|s| s.state()).collect(),
+        move || {
+            stores
+                .iter()
+                .flat_map(|s| s.state())
+                .map(|r| watched_key(&r))
+                .collect()
+        },
     ));
     let controllers = futures::future::join_all(runs);
     let lost = async {
@@ -233,6 +262,7 @@ pub async fn run(
         _ = lost => Err(RunError::LostLeadership(lease.as_ref().map(|(_, n)| n.clone()).unwrap_or_default())),
     };
     health.abort();
+    watches.stop_all();
     if let Some((lock, name)) = &lease
         && outcome.is_ok()
     {
@@ -242,6 +272,397 @@ pub async fn run(
         }
     }
     outcome
+}
+
+fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
+    if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    }
+}
+
+/// Waits until the pods and every served kind are cached.
+async fn wait_for_caches(caches: &Caches, served: &BTreeSet<ChildKind>) {
+    let mut waited = Duration::ZERO;
+    loop {
+        let watched = caches.watched_kinds();
+        if caches.pods_cached() && served.iter().all(|k| watched.contains(k)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+        if waited.as_secs() > 0 && waited.as_millis().is_multiple_of(30_000) {
+            warn!(
+                "still waiting for the first list of pods and generated objects; check the operator's RBAC"
+            );
+        }
+    }
+}
+
+/// Forwards `(namespace, name)` reconcile requests to the controller of that scope.
+async fn dispatch(
+    mut requests: mpsc::UnboundedReceiver<(String, String)>,
+    senders: HashMap<Option<String>, mpsc::UnboundedSender<ObjectRef<Watched>>>,
+) {
+    while let Some((namespace, name)) = requests.recv().await {
+        let sender = senders
+            .get(&Some(namespace.clone()))
+            .or_else(|| senders.get(&None));
+        if let Some(sender) = sender {
+            let _ = sender.send(ObjectRef::new(&name).within(&namespace));
+        }
+    }
+}
+
+/// The watches that fill the caches, started per kind (kinds whose CRD appears later are
+/// started then) and stopped with the operator.
+struct Watches {
+    client: Client,
+    scopes: Vec<Option<String>>,
+    caches: Arc<Caches>,
+    ctx: Arc<Context>,
+    resources: Vec<Store<Watched>>,
+    changed: watch::Sender<u64>,
+    running: Mutex<BTreeMap<String, Vec<tokio::task::JoinHandle<()>>>>,
+    prometheus_started: AtomicBool,
+}
+
+impl Watches {
+    fn dynamic_api(&self, scope: &Option<String>, kind: ChildKind) -> Api<DynamicObject> {
+        match scope {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &kind.api_resource()),
+            None => Api::all_with(self.client.clone(), &kind.api_resource()),
+        }
+    }
+
+    fn keep(&self, name: &str, handles: Vec<tokio::task::JoinHandle<()>>) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), handles);
+    }
+
+    fn stop(&self, name: &str) {
+        let removed = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        for handle in removed.into_iter().flatten() {
+            handle.abort();
+        }
+    }
+
+    fn stop_all(&self) {
+        let all = std::mem::take(&mut *self.running.lock().unwrap_or_else(|p| p.into_inner()));
+        for handle in all.into_values().flatten() {
+            handle.abort();
+        }
+    }
+
+    fn reconcile_all(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The resources `matches` picks, reconciled.
+    fn reconcile_where(&self, matches: impl Fn(&InferenceMonitoring) -> bool) {
+        for store in &self.resources {
+            for watched in store.state() {
+                if let Ok(resource) = &watched.0
+                    && matches(resource)
+                {
+                    self.ctx.reconcile_soon(
+                        &resource.namespace().unwrap_or_default(),
+                        &resource.name_any(),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Children of `kind` (label `app.kubernetes.io/managed-by=infmon`), compacted; a change
+    /// after the first list reconciles the owner, so someone else's edit is reverted.
+    fn start_children(self: &Arc<Self>, kind: ChildKind) {
+        let resource = kind.api_resource();
+        let mut stores = Vec::new();
+        let mut handles = Vec::new();
+        for scope in &self.scopes {
+            let api = self.dynamic_api(scope, kind);
+            let writer = reflector::store::Writer::new(resource.clone());
+            let store = writer.as_reader();
+            stores.push(store);
+            let me = self.clone();
+            let stream = watcher::watcher(api, watcher::Config::default().labels(MANAGED_BY))
+                .default_backoff()
+                .modify(compact_child)
+                .reflect(writer);
+            handles.push(tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                let mut listed = false;
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(watcher::Event::InitDone) => listed = true,
+                        Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) if listed => {
+                            if let Some((namespace, name)) = owner_of(&o) {
+                                me.ctx.reconcile_soon(&namespace, &name);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(err) => warn!(kind = kind.kind(), error = %err, "watching generated objects failed"),
+                    }
+                }
+            }));
+        }
+        self.keep(kind.plural(), handles);
+        let caches = self.caches.clone();
+        tokio::spawn(async move {
+            for store in &stores {
+                if store.wait_until_ready().await.is_err() {
+                    return;
+                }
+            }
+            caches.set_children(kind, stores);
+        });
+    }
+
+    /// Pods, stripped to what engine detection reads; a change of those fields reconciles
+    /// the `engine: auto` resources that select the pod.
+    fn start_pods(self: &Arc<Self>) {
+        let mut stores = Vec::new();
+        let mut handles = Vec::new();
+        for scope in &self.scopes {
+            let api: Api<Pod> = match scope {
+                Some(ns) => Api::namespaced(self.client.clone(), ns),
+                None => Api::all(self.client.clone()),
+            };
+            let (store, writer) = reflector::store();
+            stores.push(store.clone());
+            let me = self.clone();
+            let before = store.clone();
+            let stream = watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(strip_pod)
+                .inspect_ok(move |event| {
+                    if let watcher::Event::Apply(pod) | watcher::Event::Delete(pod) = event {
+                        let old = before.get(&ObjectRef::from_obj(pod));
+                        let same = old.is_some_and(|old| {
+                            old.metadata.labels == pod.metadata.labels && old.spec == pod.spec
+                        });
+                        if !same {
+                            let namespace = pod.namespace().unwrap_or_default();
+                            let labels = pod.labels().clone();
+                            me.reconcile_where(|r| {
+                                r.spec.engine == Engine::Auto && selects_pod(r, &namespace, &labels)
+                            });
+                        }
+                    }
+                })
+                .reflect(writer);
+            handles.push(tokio::spawn(drain(stream, "pods")));
+        }
+        self.keep("pods", handles);
+        let caches = self.caches.clone();
+        tokio::spawn(async move {
+            for store in &stores {
+                if store.wait_until_ready().await.is_err() {
+                    return;
+                }
+            }
+            caches.set_pods(stores);
+        });
+    }
+
+    /// `Prometheus` objects, stripped to their selectors; a change after the first list
+    /// reconciles every resource.
+    fn start_prometheuses(self: &Arc<Self>) {
+        if self.prometheus_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &prometheus_resource());
+        let writer = reflector::store::Writer::new(prometheus_resource());
+        let store = writer.as_reader();
+        let me = self.clone();
+        let stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(strip_prometheus)
+            .reflect(writer);
+        let handle = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            let mut listed = false;
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(watcher::Event::InitDone) => {
+                        if listed {
+                            me.reconcile_all();
+                        }
+                        listed = true;
+                    }
+                    Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if listed => {
+                        me.reconcile_all()
+                    }
+                    Ok(_) => {}
+                    Err(err) => warn!(error = %err, "watching Prometheus resources failed"),
+                }
+            }
+        });
+        self.keep("prometheuses", vec![handle]);
+        let caches = self.caches.clone();
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                caches.set_prometheuses(store);
+            }
+        });
+    }
+
+    /// Namespace metadata (labels for Prometheus namespace selectors); a label change
+    /// reconciles the resources of that namespace.
+    fn start_namespaces(self: &Arc<Self>) {
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
+        let (store, writer) = reflector::store();
+        let before = store.clone();
+        let me = self.clone();
+        let stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|ns: &mut PartialObjectMeta<Namespace>| ns.metadata.managed_fields = None)
+            .inspect_ok(move |event| {
+                if let watcher::Event::Apply(ns) = event {
+                    let old = before.get(&ObjectRef::from_obj(ns));
+                    if old.is_some_and(|old| old.metadata.labels != ns.metadata.labels) {
+                        let name = ns.name_any();
+                        me.reconcile_where(|r| r.namespace().as_deref() == Some(name.as_str()));
+                    }
+                }
+            })
+            .reflect(writer);
+        self.keep(
+            "namespaces",
+            vec![tokio::spawn(drain(stream, "namespaces"))],
+        );
+        let caches = self.caches.clone();
+        tokio::spawn(async move {
+            if store.wait_until_ready().await.is_ok() {
+                caches.set_namespaces(store);
+            }
+        });
+    }
+
+    /// Starts the watches of kinds newly served and stops those of kinds no longer served;
+    /// `discovered.served` follows once their caches are filled, and every resource is
+    /// reconciled.
+    async fn follow(self: &Arc<Self>, discovered: &RwLock<Discovered>, now: BTreeSet<ChildKind>) {
+        let before = discovered
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .served
+            .clone();
+        if before == now {
+            return;
+        }
+        for kind in now.difference(&before) {
+            info!(
+                kind = kind.kind(),
+                "a generated kind is now served; watching it"
+            );
+            self.start_children(*kind);
+        }
+        for kind in before.difference(&now) {
+            info!(kind = kind.kind(), "a generated kind is no longer served");
+            self.stop(kind.plural());
+            self.caches.remove_children(*kind);
+        }
+        if now.contains(&ChildKind::PodMonitor) {
+            self.start_prometheuses();
+        }
+        wait_for_caches(&self.caches, &now).await;
+        discovered.write().unwrap_or_else(|p| p.into_inner()).served = now;
+        self.reconcile_all();
+    }
+}
+
+/// Key of a child's owner: the controller owner reference when there is one (same
+/// namespace), else the owner labels.
+fn owner_of(object: &DynamicObject) -> Option<(String, String)> {
+    let meta = &object.metadata;
+    if let Some(reference) = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true) && r.kind == InferenceMonitoring::kind(&()))
+    {
+        return Some((meta.namespace.clone()?, reference.name.clone()));
+    }
+    let labels = meta.labels.as_ref()?;
+    Some((
+        labels.get(OWNER_NAMESPACE_LABEL)?.clone(),
+        labels.get(OWNER_NAME_LABEL)?.clone(),
+    ))
+}
+
+async fn drain<T, E: std::fmt::Display>(stream: impl Stream<Item = Result<T, E>>, what: &str) {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        if let Err(err) = event {
+            warn!(watch = what, error = %err, "watch failed; retrying");
+        }
+    }
+}
+
+/// Watches CustomResourceDefinitions (metadata only): when one appears, changes or goes, the
+/// served kinds are read again and their watches follow. Without access to CRDs, the served
+/// kinds are read every `fallback` instead.
+async fn watch_definitions(
+    watches: Arc<Watches>,
+    discovered: Arc<RwLock<Discovered>>,
+    fallback: Duration,
+) {
+    let api: Api<PartialObjectMeta<CustomResourceDefinition>> = Api::all(watches.client.clone());
+    let mut events = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut listed = false;
+    let mut failing = false;
+    loop {
+        let event = if failing {
+            match tokio::time::timeout(fallback, events.next()).await {
+                Ok(event) => event,
+                Err(_) => {
+                    rediscover(&watches, &discovered).await;
+                    continue;
+                }
+            }
+        } else {
+            events.next().await
+        };
+        match event {
+            None => return,
+            Some(Ok(watcher::Event::InitDone)) => {
+                failing = false;
+                if listed {
+                    rediscover(&watches, &discovered).await;
+                }
+                listed = true;
+            }
+            Some(Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))) if listed => {
+                failing = false;
+                rediscover(&watches, &discovered).await;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(err)) => {
+                if !failing {
+                    warn!(error = %err, "cannot watch CustomResourceDefinitions; reading the served APIs periodically instead");
+                }
+                failing = true;
+            }
+        }
+    }
+}
+
+async fn rediscover(watches: &Arc<Watches>, discovered: &RwLock<Discovered>) {
+    match discovery::served_kinds(&watches.client).await {
+        Ok(served) => watches.follow(discovered, served).await,
+        Err(err) => warn!(error = %err, "cannot read the served APIs; keeping the last ones"),
+    }
 }
 
 /// Waits until this replica leads (true) or shutdown was asked for (false).
@@ -292,109 +713,41 @@ async fn keep_leading(lock: LeaseLock, lost: watch::Sender<bool>) {
     let _ = lost.send(true);
 }
 
-/// Re-reads the cluster facts every `interval` (or when a `Prometheus` changed) and bumps
-/// `changed` when they differ, which reconciles every resource.
-async fn rediscover(
-    client: Client,
-    scope: Vec<String>,
-    discovered: Arc<RwLock<Discovered>>,
-    interval: Duration,
-    refresh: Arc<Notify>,
-    changed: watch::Sender<u64>,
-) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = refresh.notified() => {}
-        }
-        match discovery::discover(&client, &scope).await {
-            Ok(facts) => {
-                let mut current = discovered.write().unwrap_or_else(|p| p.into_inner());
-                if *current != facts {
-                    if current.served != facts.served {
-                        info!(
-                            "the served APIs changed; restart the operator to watch children of new kinds"
-                        );
-                    }
-                    info!("cluster facts changed; reconciling every resource");
-                    *current = facts;
-                    changed.send_modify(|n| *n += 1);
-                }
-            }
-            Err(err) => warn!(error = %err, "cluster discovery failed; keeping the last facts"),
-        }
-    }
-}
-
-/// Pokes the discovery loop whenever a `Prometheus` resource changes.
-async fn watch_prometheuses(client: Client, refresh: Arc<Notify>) {
-    let api: Api<DynamicObject> = Api::all_with(client, &prometheus_resource());
-    let mut events = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut initialized = false;
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(watcher::Event::InitDone) => initialized = true,
-            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if initialized => {
-                refresh.notify_one()
-            }
-            Ok(_) => {}
-            Err(err) => warn!(error = %err, "watching Prometheus resources failed"),
-        }
-    }
-}
-
-/// Builds the controller of one scope; returns its store (for the health loop) and the
-/// future that runs it until shutdown.
+/// Builds the controller of one scope: reconcile requests come from its own watch, from
+/// `requests` (children, pods, the health loop) and from `changed` (every resource).
 fn controller(
     client: Client,
     scope: Option<String>,
-    served: &std::collections::BTreeSet<ChildKind>,
-    ctx: Arc<Context>,
+    requests: mpsc::UnboundedReceiver<ObjectRef<Watched>>,
     changed: watch::Receiver<u64>,
-    shutdown: watch::Receiver<bool>,
-) -> (Store<InferenceMonitoring>, impl Future<Output = ()>) {
-    let resources: Api<InferenceMonitoring> = match &scope {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let mut controller = Controller::new(resources, watcher::Config::default().any_semantic())
-        .with_config(controller::Config::default().debounce(Duration::from_millis(500)));
-    for kind in served {
-        let resource = kind.api_resource();
-        let api: Api<DynamicObject> = match &scope {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-            None => Api::all_with(client.clone(), &resource),
-        };
-        controller = controller.owns_with(
-            api,
-            resource,
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=infmon"),
-        );
-    }
-    let store = controller.store();
-    let health_store = store.clone();
-    let pods: Api<Pod> = match &scope {
+) -> (Store<Watched>, Controller<Watched>) {
+    let resources: Api<Watched> = match &scope {
         Some(ns) => Api::namespaced(client, ns),
         None => Api::all(client),
     };
+    let requests = futures::stream::unfold(requests, |mut rx| async move {
+        let next = rx.recv().await?;
+        Some((next, rx))
+    });
     let triggers = futures::stream::unfold(changed, |mut rx| async move {
         rx.changed().await.ok()?;
         Some(((), rx))
     });
-    let running = controller
-        .watches(pods, watcher::Config::default(), move |pod: Pod| {
-            let namespace = pod.namespace().unwrap_or_default();
-            let labels = pod.labels().clone();
-            store
-                .state()
-                .into_iter()
-                .filter(|r| selects_pod(r, &namespace, &labels))
-                .map(|r| ObjectRef::from_obj(&*r))
-                .collect::<Vec<_>>()
-        })
-        .reconcile_all_on(triggers)
+    let controller = Controller::new(resources, watcher::Config::default().any_semantic())
+        .with_config(controller::Config::default().debounce(Duration::from_millis(500)))
+        .reconcile_on(requests)
+        .reconcile_all_on(triggers);
+    (controller.store(), controller)
+}
+
+/// Runs one scope's controller until shutdown.
+fn run_controller(
+    scope: Option<String>,
+    controller: Controller<Watched>,
+    ctx: Arc<Context>,
+    shutdown: watch::Receiver<bool>,
+) -> impl Future<Output = ()> {
+    controller
         .graceful_shutdown_on(wait_for(shutdown))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -407,6 +760,5 @@ fn controller(
                 scope = scope.as_deref().unwrap_or("all namespaces"),
                 "controller stopped"
             );
-        });
-    (health_store, running)
+        })
 }

@@ -1,5 +1,6 @@
-//! The status a reconcile wants to see, computed purely from what it found and did. The
-//! reconcile patches it only when it differs from the live status.
+//! The status a reconcile wants to see, computed purely from what it found and did and from
+//! the health loop's last verdict. The reconcile is the only status writer; it patches the
+//! status only when it differs from the live one.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -9,6 +10,7 @@ use crate::api::{
     ConditionReason as R, ConditionType as T, Conditions, Engine, InferenceMonitoringStatus,
 };
 use crate::discovery::Selection;
+use crate::health::HealthReport;
 use crate::render::{Child, ChildKind};
 use crate::validate::{DcgmPlan, Validated};
 
@@ -27,6 +29,8 @@ pub struct Report<'a> {
     pub children: &'a [Child],
     /// What applying them did (`None` when nothing was applied).
     pub outcome: Option<&'a Outcome>,
+    /// The health loop's last verdict on the resource, if it checked it yet.
+    pub health: Option<&'a HealthReport>,
 }
 
 /// The status `report` calls for, starting from `current` (so `lastTransitionTime` only
@@ -169,21 +173,41 @@ pub fn desired(
             R::HealthCheckDisabled,
             "no Prometheus URL is configured, so scraping is not verified; set spec.prometheus.url or the operator's --prometheus-url".into(),
         ),
-        None => {
-            let owned_by_health = status
-                .conditions
-                .condition(T::TargetsHealthy)
-                .is_some_and(|c| ![R::NotSelected.as_str(), R::HealthCheckDisabled.as_str()].contains(&c.reason.as_str()));
-            if !owned_by_health {
-                status.conditions.set_unknown(
-                    T::TargetsHealthy,
-                    R::Progressing,
-                    "waiting for the first health check",
-                    generation,
-                    now,
-                );
+        None => match report.health {
+            Some(verdict) => {
+                verdict.apply_condition(&mut status.conditions, generation);
+                let mut targets = verdict.targets_status();
+                // The time of the check alone is not worth a write.
+                if let Some(old) = &status.targets {
+                    let mut unchanged = targets.clone();
+                    unchanged.last_checked = old.last_checked.clone();
+                    if &unchanged == old {
+                        targets = unchanged;
+                    }
+                }
+                status.targets = Some(targets);
             }
-        }
+            // Not checked by this process yet: a verdict stored earlier stands; a verdict of
+            // this writer's own that no longer applies gives way to "waiting".
+            None => {
+                let stale = status
+                    .conditions
+                    .condition(T::TargetsHealthy)
+                    .is_none_or(|c| {
+                        [R::NotSelected.as_str(), R::HealthCheckDisabled.as_str()]
+                            .contains(&c.reason.as_str())
+                    });
+                if stale {
+                    status.conditions.set_unknown(
+                        T::TargetsHealthy,
+                        R::Progressing,
+                        "waiting for the first health check",
+                        generation,
+                        now,
+                    );
+                }
+            }
+        },
     }
 
     summarize(&mut status, generation, now);
@@ -281,6 +305,7 @@ mod tests {
             selection: None,
             children: &[],
             outcome,
+            health: None,
         }
     }
 

@@ -47,9 +47,9 @@ pub fn prometheus_resource() -> ApiResource {
     )
 }
 
-/// Reads the served APIs, the `Prometheus` resources and the DCGM exporter pods (in the
-/// namespaces of `scope`; empty: the whole cluster).
-pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, kube::Error> {
+/// The child kinds the cluster serves: the core kinds always, the CRD-backed ones when their
+/// group/version lists them (each optional group/version is asked once).
+pub async fn served_kinds(client: &Client) -> Result<BTreeSet<ChildKind>, kube::Error> {
     let mut served: BTreeSet<ChildKind> = ChildKind::ALL
         .into_iter()
         .filter(|k| !k.is_optional_api())
@@ -74,6 +74,13 @@ pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, k
                 .filter(|k| plurals.iter().any(|p| p == k.plural())),
         );
     }
+    Ok(served)
+}
+
+/// Reads the served APIs, the `Prometheus` resources and the DCGM exporter pods (in the
+/// namespaces of `scope`; empty: the whole cluster).
+pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, kube::Error> {
+    let served = served_kinds(client).await?;
     let prometheuses = if served.contains(&ChildKind::PodMonitor) {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &prometheus_resource());
         let list = api.list(&ListParams::default()).await?;

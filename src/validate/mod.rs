@@ -9,5 +9,5 @@ pub use document::{FieldError, strict_structural_schema, validate_document};
 pub use resolve::{
     ClusterFacts, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_INTERVAL, DEFAULT_SCRAPE_TIMEOUT,
     Dashboards, DcgmExporter, DcgmPlan, Endpoint, Folder, HealthCheck, Namespaces, Output, PortRef,
-    ResolveError, Targets, Validated, output_name, pod_namespaces, resolve,
+    ResolveError, Targets, Validated, output_name, planned_output, pod_namespaces, resolve,
 };

@@ -463,6 +463,22 @@ fn resolve_endpoint(
     })
 }
 
+/// The scrape configuration kind [`resolve`] picks for `resource` in a cluster with `facts`,
+/// for a caller that needs it before resolving (the monitor labels depend on it).
+pub fn planned_output(
+    resource: &InferenceMonitoring,
+    facts: &ClusterFacts,
+) -> Result<Output, ResolveError> {
+    let targets = match &resource.spec.static_targets {
+        Some(_) => Targets::Static(Vec::new()),
+        None => Targets::Pods {
+            selector: LabelSelector::default(),
+            namespaces: Namespaces::Any,
+        },
+    };
+    resolve_output(resource.spec.prometheus.output, &targets, facts)
+}
+
 fn resolve_output(
     mode: OutputMode,
     targets: &Targets,

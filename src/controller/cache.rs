@@ -1,0 +1,436 @@
+//! The operator's in-memory view of the cluster: reflector stores fed by watches, so a
+//! reconcile reads memory instead of the API server. Each store keeps only what the operator
+//! reads (the `compact_*`/`strip_*` functions run on every watch event before the object is
+//! stored):
+//!
+//! - children of every served kind (label `app.kubernetes.io/managed-by=infmon`): metadata
+//!   plus a fingerprint of the body, enough to plan applies and prunes and to notice edits;
+//! - pods: name, namespace, labels and the container images, commands and ports that engine
+//!   detection reads;
+//! - `Prometheus` objects: their eight selectors;
+//! - namespaces: metadata only (labels, for Prometheus namespace selectors).
+//!
+//! Watching is the runner's job ([`super::runner`]); tests and benchmarks fill stores directly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DynamicObject, PartialObjectMeta};
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde_json::Value;
+
+use super::watches::selects_pod;
+use crate::api::InferenceMonitoring;
+use crate::discovery::{DCGM_EXPORTER_SELECTOR, PrometheusSelectors};
+use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
+
+/// In-memory annotation on cached children holding the fingerprint of the body as the API
+/// server stored it. Never written to the cluster.
+pub const FINGERPRINT_ANNOTATION: &str = "monitoring.inference.dev/cached-fingerprint";
+
+/// Metadata fields that change without anyone changing the object's content.
+const VOLATILE_METADATA: [&str; 6] = [
+    "resourceVersion",
+    "managedFields",
+    "generation",
+    "creationTimestamp",
+    "uid",
+    "selfLink",
+];
+
+/// SHA-256 (first 16 hex digits) of an object as stored, without `status` and without the
+/// metadata the API server moves on its own: two fingerprints differ when someone changed
+/// the object's content.
+pub fn fingerprint(object: &Value) -> String {
+    let mut content = object.clone();
+    if let Some(map) = content.as_object_mut() {
+        map.remove("status");
+        if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            for field in VOLATILE_METADATA {
+                meta.remove(field);
+            }
+            if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+                annotations.remove(FINGERPRINT_ANNOTATION);
+            }
+        }
+    }
+    crate::render::hex_sha256(&content.to_string(), 8)
+}
+
+/// Replaces a watched child's body by its fingerprint: the store keeps metadata only.
+pub fn compact_child(object: &mut DynamicObject) {
+    let print = serde_json::to_value(&*object)
+        .map(|v| fingerprint(&v))
+        .unwrap_or_default();
+    object.data = Value::Null;
+    object.metadata.managed_fields = None;
+    object
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(FINGERPRINT_ANNOTATION.to_string(), print);
+}
+
+/// Keeps of a pod only what engine detection and pod-to-resource mapping read.
+pub fn strip_pod(pod: &mut Pod) {
+    let meta = std::mem::take(&mut pod.metadata);
+    pod.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        labels: meta.labels,
+        resource_version: meta.resource_version,
+        ..ObjectMeta::default()
+    };
+    pod.status = None;
+    pod.spec = pod.spec.take().map(|spec| PodSpec {
+        containers: spec
+            .containers
+            .into_iter()
+            .map(|c| Container {
+                name: c.name,
+                image: c.image,
+                command: c.command,
+                args: c.args,
+                ports: c.ports.map(|ports| {
+                    ports
+                        .into_iter()
+                        .map(|p| ContainerPort {
+                            container_port: p.container_port,
+                            ..ContainerPort::default()
+                        })
+                        .collect()
+                }),
+                ..Container::default()
+            })
+            .collect(),
+        ..PodSpec::default()
+    });
+}
+
+/// The `Prometheus` spec fields [`PrometheusSelectors`] reads.
+const PROMETHEUS_SELECTOR_FIELDS: [&str; 8] = [
+    "podMonitorSelector",
+    "podMonitorNamespaceSelector",
+    "serviceMonitorSelector",
+    "serviceMonitorNamespaceSelector",
+    "scrapeConfigSelector",
+    "scrapeConfigNamespaceSelector",
+    "ruleSelector",
+    "ruleNamespaceSelector",
+];
+
+/// Keeps of a `Prometheus` only its name, namespace and selectors.
+pub fn strip_prometheus(object: &mut DynamicObject) {
+    let spec = object.data.get("spec").cloned().unwrap_or(Value::Null);
+    let kept: serde_json::Map<String, Value> = PROMETHEUS_SELECTOR_FIELDS
+        .iter()
+        .filter_map(|f| spec.get(*f).map(|v| (f.to_string(), v.clone())))
+        .collect();
+    object.data = serde_json::json!({ "spec": kept });
+    let meta = std::mem::take(&mut object.metadata);
+    object.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        resource_version: meta.resource_version,
+        ..ObjectMeta::default()
+    };
+}
+
+/// A cached child as planning sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveChild {
+    /// Its kind.
+    pub kind: ChildKind,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID (a precondition of deletes).
+    pub uid: Option<String>,
+    /// `namespace/name` of the InferenceMonitoring its owner labels name.
+    pub owner: Option<String>,
+    /// The desired-hash annotation it carries.
+    pub desired_hash: Option<String>,
+    /// The fingerprint of its body ([`fingerprint`]).
+    pub fingerprint: Option<String>,
+}
+
+impl LiveChild {
+    /// Reads a compacted child.
+    pub fn from_cached(kind: ChildKind, object: &DynamicObject) -> Self {
+        let meta = &object.metadata;
+        let labels = meta.labels.as_ref();
+        let annotations = meta.annotations.as_ref();
+        let owner = labels.and_then(|l| {
+            Some(format!(
+                "{}/{}",
+                l.get(OWNER_NAMESPACE_LABEL)?,
+                l.get(OWNER_NAME_LABEL)?
+            ))
+        });
+        Self {
+            kind,
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone(),
+            owner,
+            desired_hash: annotations
+                .and_then(|a| a.get(super::apply::DESIRED_HASH_ANNOTATION))
+                .cloned(),
+            fingerprint: annotations
+                .and_then(|a| a.get(FINGERPRINT_ANNOTATION))
+                .cloned(),
+        }
+    }
+}
+
+/// One store per watched scope (one in cluster mode, one per namespace in namespaced mode).
+type Scoped<K> = Vec<Store<K>>;
+
+/// Every store the reconcile reads. Stores are added as their watches become ready, so a
+/// kind whose CRD appears later joins without a restart.
+#[derive(Default)]
+pub struct Caches {
+    children: RwLock<BTreeMap<ChildKind, Scoped<DynamicObject>>>,
+    pods: RwLock<Option<Scoped<Pod>>>,
+    prometheuses: RwLock<Option<Store<DynamicObject>>>,
+    namespaces: RwLock<Option<Store<PartialObjectMeta<Namespace>>>>,
+}
+
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    lock.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+impl Caches {
+    /// Empty caches (nothing watched yet).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the (ready) stores of one child kind.
+    pub fn set_children(&self, kind: ChildKind, stores: Vec<Store<DynamicObject>>) {
+        self.children
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kind, stores);
+    }
+
+    /// Drops the stores of a kind the cluster no longer serves.
+    pub fn remove_children(&self, kind: ChildKind) {
+        self.children
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&kind);
+    }
+
+    /// Whether pods are cached.
+    pub fn pods_cached(&self) -> bool {
+        self.pods
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Adds the (ready) pod stores.
+    pub fn set_pods(&self, stores: Vec<Store<Pod>>) {
+        *self.pods.write().unwrap_or_else(|p| p.into_inner()) = Some(stores);
+    }
+
+    /// Adds the (ready) `Prometheus` store.
+    pub fn set_prometheuses(&self, store: Store<DynamicObject>) {
+        *self.prometheuses.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    /// Adds the (ready) namespace store.
+    pub fn set_namespaces(&self, store: Store<PartialObjectMeta<Namespace>>) {
+        *self.namespaces.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    /// The child kinds whose stores are ready.
+    pub fn watched_kinds(&self) -> BTreeSet<ChildKind> {
+        self.children
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// The cached child of `kind` at `namespace/name`, if infmon manages one there.
+    pub fn child(&self, kind: ChildKind, namespace: &str, name: &str) -> Option<LiveChild> {
+        let children = self.children.read().unwrap_or_else(|p| p.into_inner());
+        let key = ObjectRef::<DynamicObject>::new_with(name, kind.api_resource()).within(namespace);
+        children
+            .get(&kind)?
+            .iter()
+            .find_map(|store| store.get(&key))
+            .map(|o| LiveChild::from_cached(kind, &o))
+    }
+
+    /// Every cached child whose owner labels name `owner` (`namespace/name`).
+    pub fn owned_by(&self, owner_namespace: &str, owner_name: &str) -> Vec<LiveChild> {
+        let owner_name = crate::render::label_value(owner_name);
+        let owner_name = owner_name.as_str();
+        let children = self.children.read().unwrap_or_else(|p| p.into_inner());
+        let mut owned = Vec::new();
+        for (kind, stores) in children.iter() {
+            for store in stores {
+                owned.extend(
+                    store
+                        .state_filter(|o| {
+                            o.metadata.labels.as_ref().is_some_and(|l| {
+                                l.get(OWNER_NAME_LABEL).map(String::as_str) == Some(owner_name)
+                                    && l.get(OWNER_NAMESPACE_LABEL).map(String::as_str)
+                                        == Some(owner_namespace)
+                            })
+                        })
+                        .iter()
+                        .map(|o| LiveChild::from_cached(*kind, o)),
+                );
+            }
+        }
+        owned.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
+        owned
+    }
+
+    /// The pods `resource` selects, or `None` while pods are not cached.
+    pub fn selected_pods(&self, resource: &InferenceMonitoring) -> Option<Vec<Pod>> {
+        let stores = read(&self.pods)?;
+        Some(
+            stores
+                .iter()
+                .flat_map(|store| {
+                    store.state_filter(|pod| {
+                        selects_pod(
+                            resource,
+                            pod.metadata.namespace.as_deref().unwrap_or_default(),
+                            pod.metadata.labels.as_ref().unwrap_or(&BTreeMap::new()),
+                        )
+                    })
+                })
+                .map(|pod| (*pod).clone())
+                .collect(),
+        )
+    }
+
+    /// Whether a DCGM exporter pod (labelled `app=nvidia-dcgm-exporter`) runs, or `None`
+    /// while pods are not cached.
+    pub fn dcgm_exporter_running(&self) -> Option<bool> {
+        let (key, value) = DCGM_EXPORTER_SELECTOR
+            .split_once('=')
+            .expect("the selector is key=value");
+        let stores = read(&self.pods)?;
+        Some(stores.iter().any(|store| {
+            store
+                .find(|pod| {
+                    pod.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(key))
+                        .is_some_and(|v| v == value)
+                })
+                .is_some()
+        }))
+    }
+
+    /// The cached `Prometheus` selectors, or `None` while they are not cached.
+    pub fn prometheuses(&self) -> Option<Vec<PrometheusSelectors>> {
+        let store = read(&self.prometheuses)?;
+        Some(
+            store
+                .state()
+                .iter()
+                .filter_map(|o| {
+                    let value = serde_json::to_value(&**o).ok()?;
+                    PrometheusSelectors::from_object(&value).ok()
+                })
+                .collect(),
+        )
+    }
+
+    /// The labels of `namespace`, or `None` while namespaces are not cached (namespaced
+    /// installs: matched by name only).
+    pub fn namespace_labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        let store = read(&self.namespaces)?;
+        let found = store.get(&ObjectRef::new(namespace))?;
+        Some(found.metadata.labels.clone().unwrap_or_default())
+    }
+}
+
+/// A store holding `objects`, ready (for tests, benchmarks and one-off readers).
+pub fn store_of<K>(
+    objects: impl IntoIterator<Item = K>,
+) -> (Store<K>, kube::runtime::reflector::store::Writer<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    use kube::runtime::watcher::Event;
+    let mut writer = kube::runtime::reflector::store::Writer::<K>::default();
+    writer.apply_watcher_event(&Event::Init);
+    for object in objects {
+        writer.apply_watcher_event(&Event::InitApply(object));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    (writer.as_reader(), writer)
+}
+
+/// [`store_of`] for kinds whose dynamic type is an `ApiResource` (children).
+pub fn child_store_of(
+    kind: ChildKind,
+    objects: impl IntoIterator<Item = DynamicObject>,
+) -> (
+    Store<DynamicObject>,
+    kube::runtime::reflector::store::Writer<DynamicObject>,
+) {
+    use kube::runtime::watcher::Event;
+    let mut writer =
+        kube::runtime::reflector::store::Writer::<DynamicObject>::new(kind.api_resource());
+    writer.apply_watcher_event(&Event::Init);
+    for mut object in objects {
+        compact_child(&mut object);
+        writer.apply_watcher_event(&Event::InitApply(object));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    (writer.as_reader(), writer)
+}
+
+/// Shared handle.
+pub type SharedCaches = Arc<Caches>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fingerprints_ignore_status_and_server_bookkeeping_but_not_content() {
+        let a = json!({"metadata": {"name": "x", "resourceVersion": "1", "uid": "u"}, "data": {"k": "v"}, "status": {"n": 1}});
+        let b = json!({"metadata": {"name": "x", "resourceVersion": "9", "uid": "u", "managedFields": []}, "data": {"k": "v"}, "status": {"n": 2}});
+        let edited =
+            json!({"metadata": {"name": "x", "resourceVersion": "9"}, "data": {"k": "edited"}});
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        assert_ne!(fingerprint(&a), fingerprint(&edited));
+    }
+
+    #[test]
+    fn stored_pods_keep_only_what_detection_reads() {
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ai", "labels": {"app": "vllm"}, "annotations": {"big": "x"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "m", "image": "vllm/vllm-openai", "args": ["--model", "m"],
+                "env": [{"name": "A", "value": "1"}], "ports": [{"containerPort": 8000, "name": "http"}]}]},
+            "status": {"phase": "Running"},
+        }))
+        .unwrap();
+        strip_pod(&mut pod);
+        assert_eq!(
+            serde_json::to_value(&pod).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "p", "namespace": "ai", "labels": {"app": "vllm"}},
+                   "spec": {"containers": [{"name": "m", "image": "vllm/vllm-openai", "args": ["--model", "m"],
+                       "ports": [{"containerPort": 8000}]}]}})
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! The first half of one pass: [`dereference`] gathers every cluster fact a resource needs
+//! from the caches (no request), and [`resolve_once`] turns the resource and those facts into
+//! one [`Resolved`]: the `Validated` value with its monitor labels, plus the Prometheus
+//! selection. The reconcile renders, applies and writes status from it; the health loop
+//! checks the same value.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::{Engine, InferenceMonitoring};
+use crate::discovery::engine::{self, Undetermined};
+use crate::discovery::{self, Discovered, PrometheusSelectors, SelectedKind, Selection, selectors};
+use crate::render::ChildKind;
+use crate::validate::{ClusterFacts, ResolveError, Validated, planned_output, resolve};
+
+use super::cache::Caches;
+use super::context::Config;
+
+/// What the cluster says about one resource, read from memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dereferenced {
+    /// Child kinds the cluster serves (and the operator watches).
+    pub served: BTreeSet<ChildKind>,
+    /// The `Prometheus` resources' selectors.
+    pub prometheuses: Vec<PrometheusSelectors>,
+    /// Labels of the resource's namespace (its name label only when namespaces are not cached).
+    pub namespace_labels: BTreeMap<String, String>,
+    /// The engine detected from the selected pods (`engine: auto` with a selector only).
+    pub detected: Option<Result<Engine, Undetermined>>,
+    /// A DCGM exporter already runs.
+    pub existing_dcgm_exporter: bool,
+}
+
+/// Reads what `resource` needs from the caches (falling back to the discovered facts for
+/// what is not cached).
+pub fn dereference(
+    resource: &InferenceMonitoring,
+    caches: &Caches,
+    discovered: &Discovered,
+) -> Dereferenced {
+    let namespace = resource.metadata.namespace.clone().unwrap_or_default();
+    let detected = (resource.spec.engine == Engine::Auto && resource.spec.selector.is_some())
+        .then(|| engine::detect(&caches.selected_pods(resource).unwrap_or_default()));
+    Dereferenced {
+        served: discovered.served.clone(),
+        prometheuses: caches
+            .prometheuses()
+            .unwrap_or_else(|| discovered.prometheuses.clone()),
+        namespace_labels: caches.namespace_labels(&namespace).unwrap_or_else(|| {
+            BTreeMap::from([(discovery::NAMESPACE_NAME_LABEL.to_string(), namespace)])
+        }),
+        detected,
+        existing_dcgm_exporter: caches
+            .dcgm_exporter_running()
+            .unwrap_or(discovered.existing_dcgm_exporter),
+    }
+}
+
+/// A resource resolved against the cluster: everything a pass and the health loop need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    /// The resolved resource (its `monitor_labels` are the ones applied).
+    pub validated: Validated,
+    /// Which Prometheus picks the monitors up (`None` for outputs no Prometheus selects).
+    pub selection: Option<Selection>,
+}
+
+/// Resolves `resource` once with the facts `found`. Pure.
+pub fn resolve_once(
+    resource: &InferenceMonitoring,
+    found: &Dereferenced,
+    config: &Config,
+) -> Result<Resolved, ResolveError> {
+    let detected_engine = match &found.detected {
+        Some(Ok(engine)) => Some(*engine),
+        Some(Err(why)) => {
+            return Err(ResolveError::EngineUndetermined {
+                reason: why.to_string(),
+            });
+        }
+        None => None,
+    };
+    let prometheus_operator = found.served.contains(&ChildKind::PodMonitor);
+    let mut facts = ClusterFacts {
+        prometheus_operator,
+        scrape_config_api: found.served.contains(&ChildKind::ScrapeConfig),
+        grafana_operator: found.served.contains(&ChildKind::GrafanaDashboard),
+        detected_engine,
+        existing_dcgm_exporter: found.existing_dcgm_exporter,
+        required_monitor_labels: BTreeMap::new(),
+        default_prometheus_url: config.default_prometheus_url.clone(),
+    };
+    let output = planned_output(resource, &facts)?;
+    let with_rules = resource.spec.alerts.enabled;
+    let namespace = resource
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let explicit = &resource.spec.prometheus.monitor_labels;
+    let select = |kind, with_rules, labels: Option<&BTreeMap<String, String>>| {
+        selectors::select(
+            &found.prometheuses,
+            kind,
+            with_rules,
+            &namespace,
+            &found.namespace_labels,
+            labels,
+        )
+    };
+    let or_default = |labels: BTreeMap<String, String>| {
+        if labels.is_empty() {
+            config.default_monitor_labels.clone()
+        } else {
+            labels
+        }
+    };
+    let (labels, selection) = match SelectedKind::of_output(output).filter(|_| prometheus_operator)
+    {
+        Some(kind) => {
+            let labels = if explicit.is_empty() {
+                or_default(select(kind, with_rules, None).required_labels)
+            } else {
+                explicit.clone()
+            };
+            let selection = select(kind, with_rules, Some(&labels));
+            (labels, Some(selection))
+        }
+        // The raw scrape config is referenced explicitly; rules still need labels.
+        None if !explicit.is_empty() => (explicit.clone(), None),
+        None if with_rules && prometheus_operator => (
+            or_default(select(SelectedKind::Rule, false, None).required_labels),
+            None,
+        ),
+        None => (config.default_monitor_labels.clone(), None),
+    };
+    facts.required_monitor_labels = labels;
+    Ok(Resolved {
+        validated: resolve(resource, &facts)?,
+        selection,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn resource(spec: serde_json::Value) -> InferenceMonitoring {
+        serde_json::from_value(json!({
+            "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
+            "metadata": {"name": "llm", "namespace": "ai"}, "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn kps() -> PrometheusSelectors {
+        PrometheusSelectors::from_object(&json!({
+            "metadata": {"namespace": "monitoring", "name": "kps"},
+            "spec": {"podMonitorSelector": {"matchLabels": {"release": "kps"}}, "podMonitorNamespaceSelector": {},
+                     "ruleSelector": {"matchLabels": {"role": "alerts"}}, "ruleNamespaceSelector": {}},
+        }))
+        .unwrap()
+    }
+
+    fn found(served: &[ChildKind]) -> Dereferenced {
+        Dereferenced {
+            served: served.iter().copied().collect(),
+            prometheuses: vec![kps()],
+            namespace_labels: BTreeMap::new(),
+            detected: None,
+            existing_dcgm_exporter: false,
+        }
+    }
+
+    #[test]
+    fn the_selected_prometheus_lends_its_labels_and_is_named() {
+        let r = resource(json!({"engine": "vllm", "selector": {}, "alerts": {"enabled": true}}));
+        let resolved = resolve_once(&r, &found(&ChildKind::ALL), &Config::default()).unwrap();
+        assert_eq!(
+            resolved.validated.monitor_labels,
+            BTreeMap::from([
+                ("release".to_string(), "kps".to_string()),
+                ("role".to_string(), "alerts".to_string())
+            ])
+        );
+        assert_eq!(
+            resolved.selection.unwrap().selected_by,
+            vec!["monitoring/kps".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_raw_scrape_config_still_gets_labels_for_its_rules() {
+        let config = Config {
+            default_monitor_labels: BTreeMap::from([("team".to_string(), "ml".to_string())]),
+            ..Config::default()
+        };
+        let raw = resource(json!({"engine": "vllm", "selector": {},
+            "prometheus": {"output": "rawScrapeConfig"}, "alerts": {"enabled": true}}));
+        let with_operator = resolve_once(&raw, &found(&ChildKind::ALL), &config).unwrap();
+        assert_eq!(
+            with_operator.validated.monitor_labels,
+            BTreeMap::from([("role".to_string(), "alerts".to_string())])
+        );
+        assert_eq!(with_operator.selection, None);
+        let core: Vec<ChildKind> = ChildKind::ALL
+            .into_iter()
+            .filter(|k| !k.is_optional_api())
+            .collect();
+        let bare = resolve_once(&raw, &found(&core), &config).unwrap();
+        assert_eq!(bare.validated.monitor_labels, config.default_monitor_labels);
+    }
+
+    #[test]
+    fn an_undetectable_engine_says_why() {
+        let auto = resource(json!({"selector": {"matchLabels": {"app": "x"}}}));
+        let mut facts = found(&ChildKind::ALL);
+        facts.detected = Some(Err(Undetermined::NoPods));
+        let err = resolve_once(&auto, &facts, &Config::default()).unwrap_err();
+        assert!(err.to_string().contains("no pod matches"), "{err}");
+    }
+}
