@@ -1,5 +1,6 @@
-//! Apply, prune, conflict and cleanup against a scripted API server, with hand-built
-//! children (one in the resource's namespace, one in another), asserting every request.
+//! Carrying out apply plans, prune, conflict and cleanup against a scripted API server, with
+//! hand-built children (one in the resource's namespace, one in another) and cached state,
+//! asserting every request. (The planning itself is unit-tested in `controller::apply`.)
 
 mod mock_api;
 
@@ -8,12 +9,14 @@ use std::collections::BTreeSet;
 use infmon::api::ConditionReason;
 use infmon::api::InferenceMonitoring;
 use infmon::controller::Error;
-use infmon::controller::apply::{self, FIELD_MANAGER, Outcome, Owner, prepare};
-use infmon::render::{Child, ChildKind, object_meta, owner_selector};
+use infmon::controller::apply::{self, Applied, FIELD_MANAGER, Outcome, Owner, prepare};
+use infmon::controller::cache::{LiveChild, compact_child};
+use infmon::render::{Child, ChildKind, object_meta};
+use kube::api::DynamicObject;
 use infmon::validate::{ClusterFacts, Validated, resolve};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use mock_api::{Exchange, Expect, encode, list, serve};
-use serde_json::{Value, json};
+use mock_api::{Exchange, Expect, serve};
+use serde_json::json;
 
 fn validated() -> Validated {
     let resource: InferenceMonitoring = serde_json::from_value(json!({
@@ -61,18 +64,6 @@ fn served() -> BTreeSet<ChildKind> {
     BTreeSet::from([ChildKind::Secret, ChildKind::ConfigMap])
 }
 
-fn list_uri(kind: ChildKind) -> String {
-    let base = match kind.group() {
-        "" => format!("/api/{}", kind.version()),
-        group => format!("/apis/{group}/{}", kind.version()),
-    };
-    format!(
-        "{base}/{}?&labelSelector={}",
-        kind.plural(),
-        encode(&owner_selector("ai", "llm"))
-    )
-}
-
 fn object_uri(kind: ChildKind, namespace: &str, name: &str) -> String {
     let base = match kind.group() {
         "" => format!("/api/{}", kind.version()),
@@ -88,18 +79,23 @@ fn apply_uri(child: &Child) -> String {
     )
 }
 
-/// The live object as the API server returns it after an apply.
-fn live(child: &Child, uid: &str) -> Value {
+/// The child as the cache holds it after infmon applied it.
+fn live(child: &Child, uid: &str) -> LiveChild {
     let mut object = prepare(child, &owner());
     object["metadata"]["uid"] = json!(uid);
     object["metadata"]["resourceVersion"] = json!("7");
-    object
+    let mut object: DynamicObject = serde_json::from_value(object).unwrap();
+    compact_child(&mut object);
+    LiveChild::from_cached(child.kind, &object)
 }
 
-async fn run(script: Vec<Exchange>, children: &[Child]) -> Outcome {
+/// Plans from `cached` (no recorded fingerprints), then carries the plan out.
+async fn run(script: Vec<Exchange>, children: &[Child], cached: &[LiveChild]) -> Outcome {
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
-    let outcome = apply::sync(&client, &[], &owner(), children, &served()).await;
+    let plan = apply::plan(children, &owner(), &served(), cached, &Applied::new());
+    let mut applied = Applied::new();
+    let outcome = apply::execute(&client, &owner(), children, &plan, &mut applied).await;
     server.await.unwrap();
     outcome
 }
@@ -109,12 +105,6 @@ async fn first_apply_creates_every_child_with_owner_reference_and_hash() {
     let children = children("v1");
     let [secret, dashboard] = [&children[0], &children[1]];
     let script = vec![
-        Exchange::new("GET", list_uri(ChildKind::Secret), list("Secret", vec![])),
-        Exchange::new(
-            "GET",
-            list_uri(ChildKind::ConfigMap),
-            list("ConfigMap", vec![]),
-        ),
         Exchange::fail(
             "GET",
             object_uri(ChildKind::Secret, "ai", "llm-scrape"),
@@ -138,7 +128,7 @@ async fn first_apply_creates_every_child_with_owner_reference_and_hash() {
             Expect::Body(prepare(dashboard, &owner())),
         ),
     ];
-    let outcome = run(script, &children).await;
+    let outcome = run(script, &children, &[]).await;
     assert_eq!(
         outcome.created,
         vec![
@@ -165,19 +155,8 @@ async fn first_apply_creates_every_child_with_owner_reference_and_hash() {
 #[tokio::test]
 async fn unchanged_children_cause_zero_writes() {
     let children = children("v1");
-    let script = vec![
-        Exchange::new(
-            "GET",
-            list_uri(ChildKind::Secret),
-            list("Secret", vec![live(&children[0], "s-1")]),
-        ),
-        Exchange::new(
-            "GET",
-            list_uri(ChildKind::ConfigMap),
-            list("ConfigMap", vec![live(&children[1], "c-1")]),
-        ),
-    ];
-    let outcome = run(script, &children).await;
+    let cached = [live(&children[0], "s-1"), live(&children[1], "c-1")];
+    let outcome = run(vec![], &children, &cached).await;
     assert_eq!(
         outcome.unchanged,
         ["Secret ai/llm-scrape", "ConfigMap grafana/llm-dashboard"]
@@ -190,17 +169,8 @@ async fn unchanged_children_cause_zero_writes() {
 async fn a_spec_change_updates_what_changed_and_prunes_what_is_no_longer_wanted() {
     let old = children("v1");
     let new = vec![children("v2").remove(0)];
+    let cached = [live(&old[0], "s-1"), live(&old[1], "c-1")];
     let script = vec![
-        Exchange::new(
-            "GET",
-            list_uri(ChildKind::Secret),
-            list("Secret", vec![live(&old[0], "s-1")]),
-        ),
-        Exchange::new(
-            "GET",
-            list_uri(ChildKind::ConfigMap),
-            list("ConfigMap", vec![live(&old[1], "c-1")]),
-        ),
         Exchange::echo(
             "PATCH",
             apply_uri(&new[0]),
@@ -216,7 +186,7 @@ async fn a_spec_change_updates_what_changed_and_prunes_what_is_no_longer_wanted(
         )
         .expecting(Expect::Body(json!({"preconditions": {"uid": "c-1"}}))),
     ];
-    let outcome = run(script, &new).await;
+    let outcome = run(script, &new, &cached).await;
     assert_eq!(
         outcome.updated,
         [(ChildKind::Secret, "Secret ai/llm-scrape".to_string())]
@@ -237,19 +207,13 @@ async fn an_object_infmon_does_not_own_is_left_untouched_and_reported() {
     let users_secret = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "llm-scrape", "namespace": "ai", "uid": "user-1", "labels": {"team": "a"}}});
     let script = vec![
-        Exchange::new("GET", list_uri(ChildKind::Secret), list("Secret", vec![])),
-        Exchange::new(
-            "GET",
-            list_uri(ChildKind::ConfigMap),
-            list("ConfigMap", vec![]),
-        ),
         Exchange::new(
             "GET",
             object_uri(ChildKind::Secret, "ai", "llm-scrape"),
             users_secret,
         ),
     ];
-    let outcome = run(script, &children).await;
+    let outcome = run(script, &children, &[]).await;
     assert_eq!(outcome.conflicts, ["Secret ai/llm-scrape"]);
     assert!(
         outcome.created.is_empty() && outcome.present.is_empty() && outcome.failures.is_empty()
@@ -265,12 +229,6 @@ async fn api_errors_are_collected_per_child_without_stopping_the_others() {
         (403, "Forbidden", ConditionReason::Forbidden),
     ] {
         let script = vec![
-            Exchange::new("GET", list_uri(ChildKind::Secret), list("Secret", vec![])),
-            Exchange::new(
-                "GET",
-                list_uri(ChildKind::ConfigMap),
-                list("ConfigMap", vec![]),
-            ),
             Exchange::fail(
                 "GET",
                 object_uri(ChildKind::Secret, "ai", "llm-scrape"),
@@ -286,7 +244,7 @@ async fn api_errors_are_collected_per_child_without_stopping_the_others() {
             ),
             Exchange::echo("PATCH", apply_uri(&children[1]), Expect::Any),
         ];
-        let outcome = run(script, &children).await;
+        let outcome = run(script, &children, &[]).await;
         assert_eq!(outcome.failures.len(), 1, "{code}");
         let err: &Error = &outcome.failures[0];
         assert_eq!(err.condition_reason(), expected);
@@ -302,17 +260,8 @@ async fn api_errors_are_collected_per_child_without_stopping_the_others() {
 #[tokio::test]
 async fn cleanup_deletes_only_children_outside_the_namespace() {
     let children = children("v1");
+    let cached = [live(&children[0], "s-1"), live(&children[1], "c-1")];
     let script = vec![
-        Exchange::new(
-            "GET",
-            list_uri(ChildKind::Secret),
-            list("Secret", vec![live(&children[0], "s-1")]),
-        ),
-        Exchange::new(
-            "GET",
-            list_uri(ChildKind::ConfigMap),
-            list("ConfigMap", vec![live(&children[1], "c-1")]),
-        ),
         Exchange::new(
             "DELETE",
             format!(
@@ -325,7 +274,7 @@ async fn cleanup_deletes_only_children_outside_the_namespace() {
     ];
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
-    let deleted = apply::cleanup(&client, &[], &owner(), &served())
+    let deleted = apply::cleanup(&client, &owner(), &cached)
         .await
         .unwrap();
     server.await.unwrap();
@@ -345,14 +294,8 @@ async fn kinds_the_cluster_does_not_serve_are_never_requested() {
         json!({"metadata": object_meta(&validated(), "ai", "llm".into(), "scrape")}),
     )];
     let script = vec![
-        Exchange::new("GET", list_uri(ChildKind::Secret), list("Secret", vec![])),
-        Exchange::new(
-            "GET",
-            list_uri(ChildKind::ConfigMap),
-            list("ConfigMap", vec![]),
-        ),
     ];
-    let outcome = run(script, &children).await;
+    let outcome = run(script, &children, &[]).await;
     assert!(outcome.failures.is_empty());
     assert_eq!(outcome.unserved, ["PodMonitor ai/llm"]);
 }

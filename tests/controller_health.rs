@@ -1,25 +1,28 @@
-//! The periodic health check with an in-memory metrics backend and a scripted API server:
-//! a healthy resource gets `TargetsHealthy` and `Ready` once, then stays quiet.
+//! The periodic health check with an in-memory metrics backend and a scripted API server
+//! that expects no request: the loop checks what the reconcile remembered, records its
+//! verdict once and asks for a reconcile (the only status writer), then stays quiet; deleted
+//! resources are forgotten.
 
 mod mock_api;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::future::BoxFuture;
 use infmon::api::{Engine, InferenceMonitoring};
-use infmon::controller::apply::FIELD_MANAGER;
+use infmon::controller::dereference::{Dereferenced, Resolved, resolve_once};
 use infmon::controller::health_loop::{BackendFactory, HealthLoop};
 use infmon::controller::metrics::Metrics;
 use infmon::controller::{Config, Context};
-use infmon::discovery::Discovered;
+use infmon::discovery::{Discovered, Selection};
 use infmon::engines::profile;
 use infmon::health::{BackendError, MetricsBackend, Sample, Target};
 use infmon::render::ChildKind;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use mock_api::{Exchange, Expect, serve};
-use serde_json::{Value, json};
+use mock_api::serve;
+use serde_json::json;
+use tokio::sync::mpsc;
 
 /// Answers like a Prometheus that scrapes one healthy vLLM pod of `ai/llm`.
 struct Healthy {
@@ -50,7 +53,7 @@ impl MetricsBackend for Healthy {
     }
 }
 
-fn resource(status: Value) -> InferenceMonitoring {
+fn resource(status: serde_json::Value) -> InferenceMonitoring {
     serde_json::from_value(json!({
         "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
         "metadata": {"name": "llm", "namespace": "ai", "uid": "uid-1", "generation": 1},
@@ -61,27 +64,8 @@ fn resource(status: Value) -> InferenceMonitoring {
     .unwrap()
 }
 
-fn condition(type_: &str, status: &str, reason: &str) -> Value {
-    json!({"type": type_, "status": status, "reason": reason, "message": "m",
-           "observedGeneration": 1, "lastTransitionTime": "2023-11-14T22:00:00Z"})
-}
-
-fn applied_status() -> Value {
-    json!({
-        "observedGeneration": 1,
-        "detectedEngine": "vllm",
-        "conditions": [
-            condition("DashboardsReady", "True", "Applied"),
-            condition("GpuExporterReady", "True", "Disabled"),
-            condition("Ready", "Unknown", "Progressing"),
-            condition("ResourcesApplied", "True", "Applied"),
-            condition("TargetsHealthy", "Unknown", "Progressing"),
-        ],
-    })
-}
-
-fn context(client: kube::Client) -> Context {
-    Context::new(
+fn context(client: kube::Client) -> (Context, mpsc::UnboundedReceiver<(String, String)>) {
+    let ctx = Context::new(
         client,
         Config::default(),
         Arc::new(RwLock::new(Discovered {
@@ -90,7 +74,29 @@ fn context(client: kube::Client) -> Context {
         })),
         Arc::new(Metrics::default()),
         Arc::new(|| Time(Timestamp::from_second(1_700_000_000).unwrap())),
-    )
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    ctx.set_trigger(tx);
+    (ctx, rx)
+}
+
+/// What a reconcile remembers about `resource` in a cluster whose Prometheus selects it
+/// (or, with `problem`, does not).
+fn resolved(resource: &InferenceMonitoring, problem: Option<&str>) -> Resolved {
+    let found = Dereferenced {
+        served: ChildKind::ALL.into_iter().collect(),
+        prometheuses: Vec::new(),
+        namespace_labels: BTreeMap::new(),
+        detected: None,
+        existing_dcgm_exporter: false,
+    };
+    let mut resolved = resolve_once(resource, &found, &Config::default()).unwrap();
+    resolved.selection = Some(Selection {
+        required_labels: BTreeMap::new(),
+        selected_by: vec!["monitoring/kps".into()],
+        problem: problem.map(String::from),
+    });
+    resolved
 }
 
 fn factory(backend: Arc<Healthy>, urls: Arc<Mutex<Vec<String>>>) -> BackendFactory {
@@ -101,41 +107,26 @@ fn factory(backend: Arc<Healthy>, urls: Arc<Mutex<Vec<String>>>) -> BackendFacto
 }
 
 #[tokio::test]
-async fn a_healthy_resource_is_marked_ready_once_and_then_left_alone() {
+async fn a_verdict_is_recorded_once_and_hands_the_status_to_the_reconcile() {
     let backend = Arc::new(Healthy {
         queries: Mutex::default(),
     });
     let urls = Arc::new(Mutex::new(Vec::new()));
     let (client, handle) = mock_api::client();
-    let ctx = context(client);
-    let captured = Arc::new(Mutex::new(Value::Null));
-    let keep = captured.clone();
-    let script = vec![
-        Exchange::new(
-            "PATCH",
-            format!("/apis/monitoring.inference.dev/v1alpha1/namespaces/ai/inferencemonitorings/llm/status?&force=true&fieldManager={FIELD_MANAGER}"),
-            serde_json::to_value(resource(applied_status())).unwrap(),
-        )
-        .expecting(Expect::Check(Box::new(move |body| {
-            let status = &body["status"];
-            let find = |t: &str| {
-                status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == t).unwrap().clone()
-            };
-            assert_eq!(find("TargetsHealthy")["status"], "True");
-            assert_eq!(find("TargetsHealthy")["reason"], "Healthy");
-            assert_eq!(find("Ready")["status"], "True");
-            assert_eq!(find("Ready")["reason"], "Healthy");
-            assert_eq!(status["targets"]["summary"], "1/1");
-            assert_eq!(status["targets"]["up"], 1);
-            *keep.lock().unwrap() = status.clone();
-        }))),
-    ];
-    let server = tokio::spawn(serve(handle, script));
+    // The health loop never writes to the API server.
+    let server = tokio::spawn(serve(handle, Vec::new()));
+    let (ctx, mut requests) = context(client);
+    let llm = resource(json!({}));
+    ctx.remember("ai/llm", resolved(&llm, None));
     let mut health = HealthLoop::new(factory(backend.clone(), urls.clone()));
-    let first = Arc::new(resource(applied_status()));
-    assert_eq!(health.cycle(&ctx, std::slice::from_ref(&first)).await, 1);
-    // Not due again within the interval: no query, no write.
-    assert_eq!(health.cycle(&ctx, &[first]).await, 0);
+    assert_eq!(health.cycle(&ctx).await, 1);
+    assert_eq!(requests.try_recv().unwrap(), ("ai".into(), "llm".into()));
+    let verdict = ctx.verdict("ai/llm").unwrap();
+    assert!(verdict.is_healthy(), "{verdict:?}");
+    assert_eq!(verdict.observation.up, 1);
+    // Not due again within the interval: no query, no reconcile.
+    assert_eq!(health.cycle(&ctx).await, 0);
+    assert!(requests.try_recv().is_err());
     server.await.unwrap();
     assert_eq!(*urls.lock().unwrap(), ["http://prometheus.test:9090"]);
     assert!(
@@ -143,38 +134,51 @@ async fn a_healthy_resource_is_marked_ready_once_and_then_left_alone() {
             .encode()
             .contains(r#"infmon_health_targets_up{namespace="ai",name="llm"} 1"#)
     );
-
-    // A fresh loop checks again; the answer is unchanged, so nothing is written.
-    let (client, handle) = mock_api::client();
-    let ctx = context(client);
-    let server = tokio::spawn(serve(handle, Vec::new()));
-    let settled = Arc::new(resource(captured.lock().unwrap().clone()));
-    let mut health = HealthLoop::new(factory(backend.clone(), urls.clone()));
-    assert_eq!(health.cycle(&ctx, &[settled]).await, 0);
-    server.await.unwrap();
-    assert_eq!(urls.lock().unwrap().len(), 2);
 }
 
 #[tokio::test]
-async fn resources_not_applied_or_not_selected_are_not_checked() {
+async fn resources_not_selected_or_without_a_url_are_not_checked() {
     let backend = Arc::new(Healthy {
         queries: Mutex::default(),
     });
     let urls = Arc::new(Mutex::new(Vec::new()));
     let (client, handle) = mock_api::client();
-    let ctx = context(client);
     let server = tokio::spawn(serve(handle, Vec::new()));
-    let mut not_selected = applied_status();
-    not_selected["conditions"][4] = condition("TargetsHealthy", "False", "NotSelected");
-    let mut not_applied = applied_status();
-    not_applied["conditions"][3] = condition("ResourcesApplied", "False", "Forbidden");
-    let resources = [
-        Arc::new(resource(not_selected)),
-        Arc::new(resource(not_applied)),
-    ];
+    let (ctx, _requests) = context(client);
+    let llm = resource(json!({}));
+    ctx.remember("ai/llm", resolved(&llm, Some("no Prometheus picks up the PodMonitors")));
+    let mut no_url = resource(json!({}));
+    no_url.metadata.name = Some("other".into());
+    no_url.spec.prometheus.url = None;
+    ctx.remember("ai/other", resolved(&no_url, None));
     let mut health = HealthLoop::new(factory(backend.clone(), urls.clone()));
-    assert_eq!(health.cycle(&ctx, &resources).await, 0);
+    assert_eq!(health.cycle(&ctx).await, 0);
     server.await.unwrap();
     assert!(urls.lock().unwrap().is_empty());
     assert!(backend.queries.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_resource_is_forgotten_with_its_metrics_series() {
+    let backend = Arc::new(Healthy {
+        queries: Mutex::default(),
+    });
+    let urls = Arc::new(Mutex::new(Vec::new()));
+    let (client, _handle) = mock_api::client();
+    let (ctx, _requests) = context(client);
+    let llm = resource(json!({}));
+    ctx.remember("ai/llm", resolved(&llm, None));
+    let mut health = HealthLoop::new(factory(backend, urls));
+    assert_eq!(health.cycle(&ctx).await, 1);
+    assert!(ctx.metrics.encode().contains("infmon_health_targets_up{"));
+    assert_eq!(health.tracked(), 1);
+
+    health.sweep(&ctx, &HashSet::from(["ai/llm".to_string()]));
+    assert_eq!(ctx.remembered_keys(), ["ai/llm"]);
+    health.sweep(&ctx, &HashSet::new());
+    assert!(ctx.remembered_keys().is_empty());
+    assert_eq!(health.tracked(), 0);
+    assert!(ctx.verdict("ai/llm").is_none());
+    let metrics = ctx.metrics.encode();
+    assert!(!metrics.contains("infmon_health_targets_up{"), "{metrics}");
 }

@@ -1,7 +1,8 @@
-//! Whole reconciles of one InferenceMonitoring against a scripted API server. The children's
-//! requests are derived from `render::render_all` at test time, so these scenarios hold
-//! whatever the builders produce; the fixed requests (owned-object lists, finalizer, status,
-//! Events) are asserted exactly.
+//! Whole reconciles of one InferenceMonitoring against a scripted API server, with the
+//! operator's caches filled by the test. The children's requests are derived from
+//! `render::render_all` at test time, so these scenarios hold whatever the builders produce;
+//! the fixed requests (finalizer, status, Events) are asserted exactly, and a reconcile that
+//! finds everything as desired sends nothing.
 
 mod mock_api;
 
@@ -12,15 +13,19 @@ use std::time::Duration;
 use infmon::api::{InferenceMonitoring, InferenceMonitoringStatus};
 use infmon::controller::apply::{FIELD_MANAGER, Owner, prepare};
 use infmon::controller::metrics::Metrics;
+use infmon::controller::cache::{Caches, child_store_of, store_of};
 use infmon::controller::{Config, Context, FINALIZER, error_policy, reconcile};
 use infmon::discovery::{Discovered, PrometheusSelectors};
-use infmon::render::{Child, ChildKind, object_meta, owner_selector, render_all};
+use infmon::render::{Child, ChildKind, object_meta, render_all};
 use infmon::validate::{ClusterFacts, Output, resolve};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
+use kube::api::DynamicObject;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use mock_api::{Exchange, Expect, encode, list, serve};
+use mock_api::{Exchange, Expect, serve};
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_700_000_000;
@@ -94,6 +99,26 @@ struct Harness {
 
 impl Harness {
     fn new(discovered: Discovered) -> Self {
+        Self::with(discovered, &BTreeMap::new(), Vec::new())
+    }
+
+    /// A context whose caches hold `live` children and `pods` (every served kind watched).
+    fn with(
+        discovered: Discovered,
+        live: &BTreeMap<ChildKind, Vec<Value>>,
+        pods: Vec<Value>,
+    ) -> Self {
+        let caches = Caches::new();
+        for kind in &discovered.served {
+            let objects = live.get(kind).cloned().unwrap_or_default().into_iter().map(|o| {
+                serde_json::from_value::<DynamicObject>(o).unwrap()
+            });
+            caches.set_children(*kind, vec![child_store_of(*kind, objects).0]);
+        }
+        let pods = pods
+            .into_iter()
+            .map(|p| serde_json::from_value::<Pod>(p).unwrap());
+        caches.set_pods(vec![store_of(pods).0]);
         let (client, handle) = mock_api::client();
         let clock: infmon::controller::Clock =
             Arc::new(|| Time(Timestamp::from_second(NOW).unwrap()));
@@ -103,7 +128,8 @@ impl Harness {
             Arc::new(RwLock::new(discovered)),
             Arc::new(Metrics::default()),
             clock,
-        );
+        )
+        .with_caches(Arc::new(caches));
         Self {
             ctx: Arc::new(ctx),
             handle: Some(handle),
@@ -121,7 +147,10 @@ impl Harness {
         let server = tokio::spawn(serve(self.handle.take().unwrap(), script));
         let result = tokio::time::timeout(
             Duration::from_secs(5),
-            reconcile(Arc::new(obj.clone()), self.ctx.clone()),
+            reconcile(
+                Arc::new(DeserializeGuard(Ok(obj.clone()))),
+                self.ctx.clone(),
+            ),
         )
         .await
         .expect("reconcile finishes");
@@ -134,15 +163,6 @@ fn base(kind: ChildKind) -> String {
         "" => format!("/api/{}", kind.version()),
         group => format!("/apis/{group}/{}", kind.version()),
     }
-}
-
-fn list_uri(kind: ChildKind) -> String {
-    format!(
-        "{}/{}?&labelSelector={}",
-        base(kind),
-        kind.plural(),
-        encode(&owner_selector("ai", "llm"))
-    )
 }
 
 fn object_uri(kind: ChildKind, namespace: &str, name: &str) -> String {
@@ -184,21 +204,6 @@ fn rendered(
     };
     let validated = resolve(obj, &facts).unwrap();
     (validated.output, render_all(&validated).unwrap())
-}
-
-/// One LIST per served kind, answered with `live` objects of that kind.
-fn lists(cluster: &Discovered, live: &BTreeMap<ChildKind, Vec<Value>>) -> Vec<Exchange> {
-    cluster
-        .served
-        .iter()
-        .map(|kind| {
-            Exchange::new(
-                "GET",
-                list_uri(*kind),
-                list(kind.kind(), live.get(kind).cloned().unwrap_or_default()),
-            )
-        })
-        .collect()
 }
 
 /// A GET answered 404 and an apply of exactly the prepared child, per child.
@@ -308,7 +313,7 @@ async fn first_reconcile_applies_every_child_and_the_status_then_the_second_writ
     let (_, children) = rendered(&obj, &cluster, &[("release", "kps")]);
     let mut h = Harness::new(cluster.clone());
 
-    let mut script = lists(&cluster, &BTreeMap::new());
+    let mut script = Vec::new();
     script.extend(creates(&obj, &children));
     let (patch, captured) = status_patch(|status| {
         assert_eq!(status["observedGeneration"], 1);
@@ -335,11 +340,10 @@ async fn first_reconcile_applies_every_child_and_the_status_then_the_second_writ
     assert_eq!(status.children.len(), children.len());
     let mut settled = obj.clone();
     settled.status = Some(status);
-    let mut h = Harness::new(cluster.clone());
-    let script = lists(&cluster, &live_children(&obj, &children));
-    let (result, seen) = h.reconcile(&settled, script).await;
+    let mut h = Harness::with(cluster.clone(), &live_children(&obj, &children), Vec::new());
+    let (result, seen) = h.reconcile(&settled, Vec::new()).await;
     assert!(result.is_ok(), "{result:?}");
-    assert!(seen.iter().all(|r| r.method == "GET"), "{seen:#?}");
+    assert!(seen.is_empty(), "{seen:#?}");
 }
 
 #[tokio::test]
@@ -362,8 +366,8 @@ async fn a_spec_change_rewrites_the_status_generation_and_prunes_children_no_lon
 
     let mut changed = obj.clone();
     changed.metadata.generation = Some(2);
-    let mut h = Harness::new(cluster.clone());
-    let mut script = lists(&cluster, &live);
+    let mut h = Harness::with(cluster.clone(), &live, Vec::new());
+    let mut script = Vec::new();
     script.push(
         Exchange::new(
             "DELETE",
@@ -401,23 +405,16 @@ async fn deletion_removes_cross_namespace_children_then_the_finalizer() {
         json!({"metadata": object_meta(&v, "gpu", "llm-dcgm".into(), "dcgm")}),
     );
     let live = live_children(&obj, &[same_ns, other_ns]);
-    let mut h = Harness::new(cluster.clone());
-    let mut script = lists(&cluster, &live);
-    // Listed kinds are visited in order; the DaemonSet list answers with the other namespace's child.
-    let ds_index = cluster
-        .served
-        .iter()
-        .position(|k| *k == ChildKind::DaemonSet)
-        .unwrap();
-    script.insert(
-        ds_index + 1,
+    let mut h = Harness::with(cluster.clone(), &live, Vec::new());
+    // Only the child in another namespace is deleted; the garbage collector takes the rest.
+    let mut script = vec![
         Exchange::new(
             "DELETE",
             format!("{}?", object_uri(ChildKind::DaemonSet, "gpu", "llm-dcgm")),
             json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
         )
         .expecting(Expect::Body(json!({"preconditions": {"uid": "child-1"}}))),
-    );
+    ];
     script.push(
         Exchange::new("PATCH", format!("{IM_PATH}?"), stored()).expecting(Expect::Body(json!([
             {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
@@ -444,7 +441,7 @@ async fn without_the_prometheus_operator_only_core_kinds_are_touched_and_the_raw
     let (served, unserved): (Vec<Child>, Vec<Child>) =
         children.into_iter().partition(|c| cluster.serves(c.kind));
     let mut h = Harness::new(cluster.clone());
-    let mut script = lists(&cluster, &BTreeMap::new());
+    let mut script = Vec::new();
     script.extend(creates(&obj, &served));
     let expect_unserved = !unserved.is_empty();
     let (patch, _) = status_patch(move |status| {
@@ -487,36 +484,42 @@ async fn api_errors_land_in_conditions_and_are_retried_with_backoff() {
         let obj = resource(vllm_spec(), true);
         let (_, children) = rendered(&obj, &cluster, &[("release", "kps")]);
         let mut h = Harness::new(cluster.clone());
-        let mut script = lists(&cluster, &BTreeMap::new());
-        script[0] = Exchange::fail("GET", list_uri(ChildKind::Secret), code, reason);
-        let others: Vec<Child> = children
-            .iter()
-            .filter(|c| c.kind != ChildKind::Secret)
-            .cloned()
-            .collect();
-        script.extend(creates(&obj, &others));
+        // The first child's apply fails; the others are still created.
+        let (failing, others) = children.split_first().expect("children are rendered");
+        let failing_uri = object_uri(failing.kind, &failing.namespace, &failing.name);
+        let mut script = vec![
+            Exchange::fail("GET", failing_uri.clone(), 404, "NotFound"),
+            Exchange::fail(
+                "PATCH",
+                format!("{failing_uri}?&force=true&fieldManager={FIELD_MANAGER}"),
+                code,
+                reason,
+            ),
+        ];
+        script.extend(creates(&obj, others));
+        let action_text = format!("apply {}", failing.display_name());
+        let expected = action_text.clone();
         let (patch, _) = status_patch(move |status| {
             assert_condition(status, "ResourcesApplied", "False", reason);
             assert_condition(status, "Ready", "False", reason);
             let message = condition(status, "ResourcesApplied")["message"]
                 .as_str()
                 .unwrap();
-            assert!(
-                message.starts_with("list secrets owned by ai/llm: "),
-                "{message}"
-            );
+            assert!(message.starts_with(&format!("{expected}: ")), "{message}");
         });
         script.push(patch);
         if !others.is_empty() {
             script.push(event("Normal", "Created", "created "));
         }
-        script.push(event("Warning", reason, "list secrets owned by ai/llm"));
+        script.push(event("Warning", reason, "apply "));
         let (result, _) = h.reconcile(&obj, script).await;
         let err = result.unwrap_err();
         assert_eq!(err.metric_label(), label);
-        let action = error_policy(Arc::new(obj.clone()), &err, h.ctx.clone());
+        assert!(err.to_string().contains(&action_text), "{err}");
+        let watched = Arc::new(DeserializeGuard(Ok(obj)));
+        let action = error_policy(watched.clone(), &err, h.ctx.clone());
         assert_eq!(action, Action::requeue(Duration::from_secs(5)));
-        let again = error_policy(Arc::new(obj), &err, h.ctx.clone());
+        let again = error_policy(watched, &err, h.ctx.clone());
         assert_eq!(again, Action::requeue(Duration::from_secs(10)));
         assert!(h.ctx.metrics.encode().contains(&format!(
             "infmon_reconcile_failures_total{{error=\"{label}\"}} 2"
@@ -530,7 +533,7 @@ async fn a_conflict_writing_status_is_retried() {
     let obj = resource(vllm_spec(), true);
     let (_, children) = rendered(&obj, &cluster, &[("release", "kps")]);
     let mut h = Harness::new(cluster.clone());
-    let mut script = lists(&cluster, &BTreeMap::new());
+    let mut script = Vec::new();
     script.extend(creates(&obj, &children));
     script.push(Exchange::fail(
         "PATCH",
@@ -548,18 +551,12 @@ async fn a_conflict_writing_status_is_retried() {
 async fn engine_auto_is_detected_from_the_selected_pods() {
     let cluster = full_cluster();
     let obj = resource(json!({"selector": {"matchLabels": {"app": "vllm"}}}), true);
-    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vllm-0", "namespace": "ai"},
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vllm-0", "namespace": "ai", "labels": {"app": "vllm"}},
         "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "ports": [{"containerPort": 8000}]}]}});
-    let mut h = Harness::new(cluster.clone());
-    let mut script = vec![Exchange::new(
-        "GET",
-        format!(
-            "/api/v1/namespaces/ai/pods?&labelSelector={}",
-            encode("app=vllm")
-        ),
-        list("Pod", vec![pod]),
-    )];
-    script.extend(lists(&cluster, &BTreeMap::new()));
+    let unrelated = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": "ai", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "ghcr.io/huggingface/text-generation-inference:3"}]}});
+    let mut h = Harness::with(cluster.clone(), &BTreeMap::new(), vec![pod, unrelated]);
+    let mut script = Vec::new();
     let mut detected = obj.clone();
     detected.spec.engine = infmon::api::Engine::Vllm;
     let (_, children) = rendered(&detected, &cluster, &[("release", "kps")]);
@@ -578,14 +575,7 @@ async fn engine_auto_without_pods_waits_with_a_clear_condition() {
     let cluster = full_cluster();
     let obj = resource(json!({"selector": {"matchLabels": {"app": "vllm"}}}), true);
     let mut h = Harness::new(cluster);
-    let mut script = vec![Exchange::new(
-        "GET",
-        format!(
-            "/api/v1/namespaces/ai/pods?&labelSelector={}",
-            encode("app=vllm")
-        ),
-        list("Pod", vec![]),
-    )];
+    let mut script = Vec::new();
     let (patch, _) = status_patch(|status| {
         assert_condition(status, "ResourcesApplied", "False", "EngineUndetermined");
         assert_condition(status, "Ready", "False", "EngineUndetermined");
@@ -613,7 +603,7 @@ async fn monitors_no_prometheus_selects_are_reported() {
     );
     let (_, children) = rendered(&obj, &cluster, &[]);
     let mut h = Harness::new(cluster.clone());
-    let mut script = lists(&cluster, &BTreeMap::new());
+    let mut script = Vec::new();
     script.extend(creates(&obj, &children));
     let (patch, _) = status_patch(|status| {
         assert_condition(status, "TargetsHealthy", "False", "NotSelected");
@@ -645,7 +635,7 @@ async fn an_unowned_object_with_a_generated_name_is_left_untouched_and_reported(
         .split_first()
         .expect("at least one child is rendered");
     let mut h = Harness::new(cluster.clone());
-    let mut script = lists(&cluster, &BTreeMap::new());
+    let mut script = Vec::new();
     script.push(Exchange::new(
         "GET",
         object_uri(taken.kind, &taken.namespace, &taken.name),
@@ -711,14 +701,7 @@ async fn json_log_lines_name_the_resource() {
     let cluster = full_cluster();
     let obj = resource(json!({"selector": {"matchLabels": {"app": "vllm"}}}), true);
     let mut h = Harness::new(cluster);
-    let mut script = vec![Exchange::new(
-        "GET",
-        format!(
-            "/api/v1/namespaces/ai/pods?&labelSelector={}",
-            encode("app=vllm")
-        ),
-        list("Pod", vec![]),
-    )];
+    let mut script = Vec::new();
     let (patch, _) = status_patch(|_| {});
     script.push(patch);
     script.push(event("Warning", "EngineUndetermined", "no pod matches"));
@@ -747,7 +730,7 @@ async fn a_spec_change_updates_the_children_it_changes_in_place() {
     new.metadata.generation = Some(2);
     let (_, new_children) = rendered(&new, &cluster, &[("release", "kps")]);
     let live = live_children(&old, &old_children);
-    let mut script = lists(&cluster, &live);
+    let mut script = Vec::new();
     let mut updated = 0;
     for child in &new_children {
         let before = old_children.iter().find(|c| {
@@ -778,7 +761,7 @@ async fn a_spec_change_updates_the_children_it_changes_in_place() {
     });
     script.push(patch);
     script.push(event("Normal", "Updated", "updated "));
-    let mut h = Harness::new(cluster);
+    let mut h = Harness::with(cluster, &live, Vec::new());
     let (result, _) = h.reconcile(&new, script).await;
     assert!(result.is_ok(), "{result:?}");
 }
