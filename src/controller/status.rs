@@ -412,4 +412,45 @@ mod tests {
             .message;
         assert!(message.contains("app=nvidia-dcgm-exporter"), "{message}");
     }
+
+    fn healthy_at(secs: i64) -> HealthReport {
+        use crate::health::{Diagnosis, Observation};
+        HealthReport {
+            key: "ai/llm".into(),
+            engine: Engine::Vllm,
+            observation: Observation {
+                up: 2,
+                total: 2,
+                ..Observation::default()
+            },
+            diagnosis: Diagnosis {
+                status: crate::health::ConditionStatus::True,
+                reason: R::Healthy,
+                message: "2 of 2 targets up".into(),
+            },
+            checked_at: at(secs),
+        }
+    }
+
+    #[test]
+    fn the_health_verdict_is_written_by_the_reconcile_and_a_recheck_alone_changes_nothing() {
+        let v = validated(Some("http://prometheus:9090"));
+        let outcome = Outcome::default();
+        let verdict = healthy_at(15);
+        let with = |health| Report {
+            health,
+            ..report(Ok(&v), Some(&outcome))
+        };
+        let first = desired(None, &with(Some(&verdict)), &at(20));
+        assert_eq!(
+            get(&first, T::TargetsHealthy),
+            ("True".into(), "Healthy".into(), at(15))
+        );
+        assert_eq!(get(&first, T::Ready).1, "Healthy");
+        assert_eq!(first.targets.as_ref().unwrap().summary, "2/2");
+        let later = healthy_at(45);
+        assert_eq!(desired(Some(&first), &with(Some(&later)), &at(50)), first);
+        // After a restart, before the first check, the stored verdict stands.
+        assert_eq!(desired(Some(&first), &with(None), &at(60)), first);
+    }
 }

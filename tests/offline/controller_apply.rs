@@ -12,9 +12,9 @@ use infmon::controller::Error;
 use infmon::controller::apply::{self, Applied, FIELD_MANAGER, Outcome, Owner, prepare};
 use infmon::controller::cache::{LiveChild, compact_child};
 use infmon::render::{Child, ChildKind, object_meta};
-use kube::api::DynamicObject;
 use infmon::validate::{ClusterFacts, Validated, resolve};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::DynamicObject;
 use mock_api::{Exchange, Expect, serve};
 use serde_json::json;
 
@@ -206,13 +206,11 @@ async fn an_object_infmon_does_not_own_is_left_untouched_and_reported() {
     let children = vec![children("v1").remove(0)];
     let users_secret = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "llm-scrape", "namespace": "ai", "uid": "user-1", "labels": {"team": "a"}}});
-    let script = vec![
-        Exchange::new(
-            "GET",
-            object_uri(ChildKind::Secret, "ai", "llm-scrape"),
-            users_secret,
-        ),
-    ];
+    let script = vec![Exchange::new(
+        "GET",
+        object_uri(ChildKind::Secret, "ai", "llm-scrape"),
+        users_secret,
+    )];
     let outcome = run(script, &children, &[]).await;
     assert_eq!(outcome.conflicts, ["Secret ai/llm-scrape"]);
     assert!(
@@ -274,9 +272,7 @@ async fn cleanup_deletes_only_children_outside_the_namespace() {
     ];
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
-    let deleted = apply::cleanup(&client, &owner(), &cached)
-        .await
-        .unwrap();
+    let deleted = apply::cleanup(&client, &owner(), &cached).await.unwrap();
     server.await.unwrap();
     assert_eq!(
         deleted,
@@ -293,8 +289,7 @@ async fn kinds_the_cluster_does_not_serve_are_never_requested() {
         ChildKind::PodMonitor,
         json!({"metadata": object_meta(&validated(), "ai", "llm".into(), "scrape")}),
     )];
-    let script = vec![
-    ];
+    let script = vec![];
     let outcome = run(script, &children, &[]).await;
     assert!(outcome.failures.is_empty());
     assert_eq!(outcome.unserved, ["PodMonitor ai/llm"]);

@@ -146,7 +146,10 @@ async fn resources_not_selected_or_without_a_url_are_not_checked() {
     let server = tokio::spawn(serve(handle, Vec::new()));
     let (ctx, _requests) = context(client);
     let llm = resource(json!({}));
-    ctx.remember("ai/llm", resolved(&llm, Some("no Prometheus picks up the PodMonitors")));
+    ctx.remember(
+        "ai/llm",
+        resolved(&llm, Some("no Prometheus picks up the PodMonitors")),
+    );
     let mut no_url = resource(json!({}));
     no_url.metadata.name = Some("other".into());
     no_url.spec.prometheus.url = None;

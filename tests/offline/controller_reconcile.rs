@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use infmon::api::{InferenceMonitoring, InferenceMonitoringStatus};
 use infmon::controller::apply::{FIELD_MANAGER, Owner, prepare};
-use infmon::controller::metrics::Metrics;
 use infmon::controller::cache::{Caches, child_store_of, store_of};
+use infmon::controller::metrics::Metrics;
 use infmon::controller::{Config, Context, FINALIZER, error_policy, reconcile};
 use infmon::discovery::{Discovered, PrometheusSelectors};
 use infmon::render::{Child, ChildKind, object_meta, render_all};
 use infmon::validate::{ClusterFacts, Output, resolve};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
 use kube::api::DynamicObject;
 use kube::core::DeserializeGuard;
@@ -110,9 +110,12 @@ impl Harness {
     ) -> Self {
         let caches = Caches::new();
         for kind in &discovered.served {
-            let objects = live.get(kind).cloned().unwrap_or_default().into_iter().map(|o| {
-                serde_json::from_value::<DynamicObject>(o).unwrap()
-            });
+            let objects = live
+                .get(kind)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| serde_json::from_value::<DynamicObject>(o).unwrap());
             caches.set_children(*kind, vec![child_store_of(*kind, objects).0]);
         }
         let pods = pods

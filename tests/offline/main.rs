@@ -5,6 +5,7 @@
 mod cli_validate;
 mod controller_apply;
 mod controller_discovery;
+mod controller_fleet;
 mod controller_health;
 mod controller_leader;
 mod controller_reconcile;

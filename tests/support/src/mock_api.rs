@@ -170,3 +170,72 @@ pub async fn serve(
     }
     seen
 }
+
+/// What a rule-driven API server ([`answer_by_rule`]) sends back.
+pub enum Reply {
+    /// A status code and a JSON body.
+    Json(u16, Value),
+    /// Watch events (one JSON object per line), then the end of the stream.
+    Events(Vec<Value>),
+    /// Nothing yet: the request stays open (an idle watch).
+    Hold,
+}
+
+/// A request as it was received, with its body.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// The JSON body (`Null` when empty).
+    pub body: Value,
+}
+
+/// Every request a rule-driven server received, in order.
+pub type Log = std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>;
+
+/// Answers every request with `rule` (for scenarios with many resources and concurrent
+/// watches, where a fixed order does not exist) and records it; the scenario asserts on the
+/// log. Runs until the client is dropped.
+pub fn answer_by_rule(
+    mut handle: Handle<Request<Body>, Response<Body>>,
+    rule: impl Fn(&Recorded) -> Reply + Send + 'static,
+) -> Log {
+    let log = Log::default();
+    let keep = log.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let recorded = Recorded { method, uri, body };
+            let reply = rule(&recorded);
+            keep.lock().unwrap().push(recorded);
+            let (code, bytes) = match reply {
+                Reply::Json(code, value) => (code, serde_json::to_vec(&value).unwrap()),
+                Reply::Events(events) => (
+                    200,
+                    events
+                        .iter()
+                        .map(|e| format!("{e}\n"))
+                        .collect::<String>()
+                        .into_bytes(),
+                ),
+                Reply::Hold => {
+                    held.push(send);
+                    continue;
+                }
+            };
+            send.send_response(
+                Response::builder()
+                    .status(code)
+                    .body(Body::from(bytes))
+                    .unwrap(),
+            );
+        }
+    });
+    log
+}
