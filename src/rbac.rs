@@ -42,19 +42,26 @@ pub const OTHER_PERMISSIONS: &[Permission] = &[
         resource: "inferencemonitorings/finalizers",
         verbs: &["update"],
     },
-    // Engine detection lists the selected pods; pod changes re-trigger reconciles (watch);
-    // DCGM exporter detection lists pods labelled app=nvidia-dcgm-exporter.
+    // The pod cache (engine detection, DCGM exporter detection) is a list and a watch; pod
+    // changes re-trigger reconciles.
     Permission {
         group: "",
         resource: "pods",
         verbs: &["list", "watch"],
     },
-    // Namespace labels for Prometheus namespace selectors (optional: without it, namespaces
-    // are matched by name only).
+    // Namespace labels for Prometheus namespace selectors, cached from a metadata watch
+    // (optional: without it, namespaces are matched by name only).
     Permission {
         group: "",
         resource: "namespaces",
-        verbs: &["get"],
+        verbs: &["list", "watch"],
+    },
+    // A metadata watch of CRDs: when one is installed or removed, the served kinds are read
+    // again and their watches started or stopped (without it, they are polled).
+    Permission {
+        group: "apiextensions.k8s.io",
+        resource: "customresourcedefinitions",
+        verbs: &["list", "watch"],
     },
     // Which Prometheus selects the monitors, and what labels it needs; watched to react to
     // selector changes.

@@ -96,13 +96,17 @@ namespace.
 
 {{/*
 Cluster-wide reads in both modes: namespace labels (namespaces are cluster-scoped) for
-Prometheus namespace selectors, and the Prometheus Operator's `Prometheus` resources, which
-usually run in a monitoring namespace the operator does not watch.
+Prometheus namespace selectors, CRD metadata (to watch a generated kind as soon as its CRD is
+installed), and the Prometheus Operator's `Prometheus` resources, which usually run in a
+monitoring namespace the operator does not watch.
 */}}
 {{- define "infmon.rules.clusterReads" -}}
 - apiGroups: [""]
   resources: [namespaces]
-  verbs: [get]
+  verbs: [list, watch]
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheuses]
   verbs: [list, watch]
