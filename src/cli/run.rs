@@ -65,7 +65,8 @@ pub struct Args {
     /// How often an unchanged resource is reconciled again (reads only, unless something drifted).
     #[arg(long, env = "INFMON_RESYNC_INTERVAL", value_parser = parse_duration_arg, default_value = "5m")]
     resync_interval: Duration,
-    /// How often the cluster's APIs, Prometheus resources and DCGM exporters are discovered again.
+    /// How often the served APIs are read again when CustomResourceDefinitions cannot be
+    /// watched (with the watch, a CRD change triggers the read at once).
     #[arg(long, env = "INFMON_DISCOVERY_INTERVAL", value_parser = parse_duration_arg, default_value = "1m")]
     discovery_interval: Duration,
     /// How long the first contact with the API server may take before giving up.

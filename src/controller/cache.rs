@@ -13,7 +13,7 @@
 //! Watching is the runner's job ([`super::runner`]); tests and benchmarks fill stores directly.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -396,9 +396,6 @@ pub fn child_store_of(
     writer.apply_watcher_event(&Event::InitDone);
     (writer.as_reader(), writer)
 }
-
-/// Shared handle.
-pub type SharedCaches = Arc<Caches>;
 
 #[cfg(test)]
 mod tests {

@@ -6,9 +6,9 @@
 pub mod engine;
 pub mod selectors;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
@@ -116,35 +116,5 @@ pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, k
         served,
         prometheuses,
         existing_dcgm_exporter,
-    })
-}
-
-/// The labels of a namespace, for namespace selectors. Only read when a selector needs more
-/// than the namespace's name.
-pub async fn namespace_labels(
-    client: &Client,
-    namespace: &str,
-) -> Result<BTreeMap<String, String>, kube::Error> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns = api.get_metadata(namespace).await?;
-    Ok(ns.metadata.labels.unwrap_or_default())
-}
-
-/// Whether matching `prometheuses`' namespace selectors needs a namespace's labels beyond
-/// its name (a selector other than null or `{}`).
-pub fn needs_namespace_labels(prometheuses: &[PrometheusSelectors]) -> bool {
-    prometheuses.iter().any(|p| {
-        [
-            &p.pod_monitor_namespace_selector,
-            &p.service_monitor_namespace_selector,
-            &p.scrape_config_namespace_selector,
-            &p.rule_namespace_selector,
-        ]
-        .into_iter()
-        .flatten()
-        .any(|s| {
-            s.match_labels.as_ref().is_some_and(|m| !m.is_empty())
-                || s.match_expressions.as_ref().is_some_and(|m| !m.is_empty())
-        })
     })
 }
