@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
-use infmon::controller::cache::{Caches, child_store_of, compact_child, store_of, strip_pod};
+use infmon::controller::cache::{Caches, compact_child, store_of, strip_pod};
 use infmon::controller::metrics::Metrics;
 use infmon::controller::{Config, Context, FINALIZER, Watched, reconcile};
 use infmon::discovery::{Discovered, PrometheusSelectors};
@@ -182,13 +182,7 @@ fn context(client: kube::Client) -> (Arc<Context>, BTreeMap<ChildKind, Writer<Dy
         prometheuses: vec![kps],
         existing_dcgm_exporter: false,
     };
-    let caches = Caches::new();
-    let mut writers = BTreeMap::new();
-    for kind in ChildKind::ALL {
-        let (store, writer) = child_store_of(kind, Vec::new());
-        caches.set_children(kind, vec![store]);
-        writers.insert(kind, writer);
-    }
+    let (caches, writers) = Caches::fed_by_hand(ChildKind::ALL);
     caches.set_pods(vec![store_of(pods()).0]);
     let ctx = Context::new(
         client,

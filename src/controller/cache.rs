@@ -18,6 +18,7 @@ use std::sync::RwLock;
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DynamicObject, PartialObjectMeta};
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
@@ -64,7 +65,7 @@ pub fn compact_child(object: &mut DynamicObject) {
     let print = serde_json::to_value(&*object)
         .map(|v| fingerprint(&v))
         .unwrap_or_default();
-    object.data = Value::Null;
+    object.data = Value::Object(Default::default());
     object.metadata.managed_fields = None;
     object
         .metadata
@@ -207,6 +208,21 @@ impl Caches {
     /// Empty caches (nothing watched yet).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Caches whose stores of `kinds` start empty and are fed through the returned writers,
+    /// as watches would feed them (for tests and benchmarks).
+    pub fn fed_by_hand(
+        kinds: impl IntoIterator<Item = ChildKind>,
+    ) -> (Self, BTreeMap<ChildKind, Writer<DynamicObject>>) {
+        let caches = Self::new();
+        let mut writers = BTreeMap::new();
+        for kind in kinds {
+            let (store, writer) = child_store_of(kind, Vec::new());
+            caches.set_children(kind, vec![store]);
+            writers.insert(kind, writer);
+        }
+        (caches, writers)
     }
 
     /// Adds the (ready) stores of one child kind.
@@ -368,7 +384,7 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     use kube::runtime::watcher::Event;
-    let mut writer = kube::runtime::reflector::store::Writer::<K>::default();
+    let mut writer = Writer::<K>::default();
     writer.apply_watcher_event(&Event::Init);
     for object in objects {
         writer.apply_watcher_event(&Event::InitApply(object));
@@ -386,8 +402,7 @@ pub fn child_store_of(
     kube::runtime::reflector::store::Writer<DynamicObject>,
 ) {
     use kube::runtime::watcher::Event;
-    let mut writer =
-        kube::runtime::reflector::store::Writer::<DynamicObject>::new(kind.api_resource());
+    let mut writer = Writer::<DynamicObject>::new(kind.api_resource());
     writer.apply_watcher_event(&Event::Init);
     for mut object in objects {
         compact_child(&mut object);

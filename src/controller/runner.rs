@@ -391,28 +391,31 @@ impl Watches {
             let api = self.dynamic_api(scope, kind);
             let writer = reflector::store::Writer::new(resource.clone());
             let store = writer.as_reader();
-            stores.push(store);
+            stores.push(store.clone());
             let me = self.clone();
+            let before = store.clone();
+            // A change of content (not of status or bookkeeping) or a deletion reconciles
+            // the owner.
             let stream = watcher::watcher(api, watcher::Config::default().labels(MANAGED_BY))
                 .default_backoff()
                 .modify(compact_child)
-                .reflect(writer);
-            handles.push(tokio::spawn(async move {
-                let mut stream = std::pin::pin!(stream);
-                let mut listed = false;
-                while let Some(event) = stream.next().await {
-                    match event {
-                        Ok(watcher::Event::InitDone) => listed = true,
-                        Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) if listed => {
-                            if let Some((namespace, name)) = owner_of(&o) {
-                                me.ctx.reconcile_soon(&namespace, &name);
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(err) => warn!(kind = kind.kind(), error = %err, "watching generated objects failed"),
+                .inspect_ok(move |event| {
+                    let changed = match event {
+                        watcher::Event::Apply(o) => before
+                            .get(&ObjectRef::from_obj_with(o, kind.api_resource()))
+                            .is_none_or(|old| old.metadata.annotations != o.metadata.annotations),
+                        watcher::Event::Delete(_) => true,
+                        _ => false,
+                    };
+                    if changed
+                        && let watcher::Event::Apply(o) | watcher::Event::Delete(o) = event
+                        && let Some((namespace, name)) = owner_of(o)
+                    {
+                        me.ctx.reconcile_soon(&namespace, &name);
                     }
-                }
-            }));
+                })
+                .reflect(writer);
+            handles.push(tokio::spawn(drain(stream, kind.plural())));
         }
         self.keep(kind.plural(), handles);
         let caches = self.caches.clone();
@@ -446,9 +449,10 @@ impl Watches {
                 .inspect_ok(move |event| {
                     if let watcher::Event::Apply(pod) | watcher::Event::Delete(pod) = event {
                         let old = before.get(&ObjectRef::from_obj(pod));
-                        let same = old.is_some_and(|old| {
-                            old.metadata.labels == pod.metadata.labels && old.spec == pod.spec
-                        });
+                        let same = matches!(event, watcher::Event::Apply(_))
+                            && old.is_some_and(|old| {
+                                old.metadata.labels == pod.metadata.labels && old.spec == pod.spec
+                            });
                         if !same {
                             let namespace = pod.namespace().unwrap_or_default();
                             let labels = pod.labels().clone();
