@@ -445,4 +445,67 @@ mod tests {
                        "ports": [{"containerPort": 8000}]}]}})
         );
     }
+
+    fn pod(namespace: &str, labels: serde_json::Value) -> Pod {
+        serde_json::from_value(
+            json!({"metadata": {"name": "p", "namespace": namespace, "labels": labels}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn selected_pods_and_a_running_dcgm_exporter_are_read_from_the_pod_store() {
+        let caches = Caches::new();
+        assert_eq!(caches.dcgm_exporter_running(), None);
+        let resource: InferenceMonitoring = serde_json::from_value(json!({
+            "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
+            "metadata": {"name": "llm", "namespace": "ai"},
+            "spec": {"selector": {"matchLabels": {"app": "vllm"}}},
+        }))
+        .unwrap();
+        let mut other = pod("ai", json!({"app": "web"}));
+        other.metadata.name = Some("web".into());
+        let mut elsewhere = pod("prod", json!({"app": "vllm"}));
+        elsewhere.metadata.name = Some("elsewhere".into());
+        caches.set_pods(vec![
+            store_of([pod("ai", json!({"app": "vllm"})), other, elsewhere]).0,
+        ]);
+        let selected = caches.selected_pods(&resource).unwrap();
+        assert_eq!(selected.len(), 1);
+        assert_eq!(selected[0].metadata.namespace.as_deref(), Some("ai"));
+        assert_eq!(caches.dcgm_exporter_running(), Some(false));
+        caches.set_pods(vec![
+            store_of([pod("gpu", json!({"app": "nvidia-dcgm-exporter"}))]).0,
+        ]);
+        assert_eq!(caches.dcgm_exporter_running(), Some(true));
+    }
+
+    #[test]
+    fn children_are_found_by_name_and_by_owner_labels_even_for_long_names() {
+        let long = "a".repeat(70);
+        let labels = json!({
+            crate::render::OWNER_NAMESPACE_LABEL: "ai",
+            crate::render::OWNER_NAME_LABEL: crate::render::label_value(&long),
+        });
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "dash", "namespace": "grafana", "labels": labels,
+                         "annotations": {super::super::apply::DESIRED_HASH_ANNOTATION: "h1"}},
+            "data": {"k": "v"},
+        }))
+        .unwrap();
+        let (caches, _) = Caches::fed_by_hand([]);
+        caches.set_children(
+            ChildKind::ConfigMap,
+            vec![child_store_of(ChildKind::ConfigMap, [object]).0],
+        );
+        let found = caches
+            .child(ChildKind::ConfigMap, "grafana", "dash")
+            .unwrap();
+        assert_eq!(found.desired_hash.as_deref(), Some("h1"));
+        assert!(found.fingerprint.is_some());
+        assert_eq!(caches.owned_by("ai", &long), [found]);
+        assert!(caches.owned_by("ai", "other").is_empty());
+        assert!(caches.child(ChildKind::Secret, "grafana", "dash").is_none());
+    }
 }

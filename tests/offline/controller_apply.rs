@@ -294,3 +294,24 @@ async fn kinds_the_cluster_does_not_serve_are_never_requested() {
     assert!(outcome.failures.is_empty());
     assert_eq!(outcome.unserved, ["PodMonitor ai/llm"]);
 }
+
+#[tokio::test]
+async fn a_child_created_moments_ago_is_not_mistaken_for_someone_elses() {
+    // Applied by the previous pass, not yet seen on the watch: the read finds infmon's labels.
+    let children = vec![children("v1").remove(0)];
+    let ours = prepare(&children[0], &owner());
+    let script = vec![
+        Exchange::new(
+            "GET",
+            object_uri(ChildKind::Secret, "ai", "llm-scrape"),
+            ours.clone(),
+        ),
+        Exchange::echo("PATCH", apply_uri(&children[0]), Expect::Body(ours)),
+    ];
+    let outcome = run(script, &children, &[]).await;
+    assert!(outcome.conflicts.is_empty(), "{:?}", outcome.conflicts);
+    assert_eq!(
+        outcome.updated,
+        [(ChildKind::Secret, "Secret ai/llm-scrape".to_string())]
+    );
+}
