@@ -8,12 +8,14 @@
 //! - pods: name, namespace, labels and the container images, commands and ports that engine
 //!   detection reads;
 //! - `Prometheus` objects: their eight selectors;
-//! - namespaces: metadata only (labels, for Prometheus namespace selectors).
+//! - namespaces: metadata only (labels, for Prometheus namespace selectors);
+//! - the InferenceMonitorings themselves (the controllers' stores), for objects computed from
+//!   all resources.
 //!
 //! Watching is the runner's job ([`super::runner`]); tests and benchmarks fill stores directly.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -198,6 +200,7 @@ pub struct Caches {
     pods: RwLock<Option<Scoped<Pod>>>,
     prometheuses: RwLock<Option<Store<DynamicObject>>>,
     namespaces: RwLock<Option<Store<PartialObjectMeta<Namespace>>>>,
+    resources: RwLock<Vec<Store<super::Watched>>>,
 }
 
 fn read<T: Clone>(lock: &RwLock<T>) -> T {
@@ -262,6 +265,21 @@ impl Caches {
     /// Adds the (ready) namespace store.
     pub fn set_namespaces(&self, store: Store<PartialObjectMeta<Namespace>>) {
         *self.namespaces.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    /// Adds the stores of the watched InferenceMonitorings (the controllers' own).
+    pub fn set_resources(&self, stores: Vec<Store<super::Watched>>) {
+        *self.resources.write().unwrap_or_else(|p| p.into_inner()) = stores;
+    }
+
+    /// Every watched InferenceMonitoring that could be read: the input of objects shared by
+    /// all resources that want them.
+    pub fn resources(&self) -> Vec<Arc<InferenceMonitoring>> {
+        read(&self.resources)
+            .iter()
+            .flat_map(|store| store.state())
+            .filter_map(|watched| watched.0.as_ref().ok().cloned().map(Arc::new))
+            .collect()
     }
 
     /// The child kinds whose stores are ready.

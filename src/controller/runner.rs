@@ -205,6 +205,7 @@ pub async fn run(
         stores.push(store);
         controllers.push((scope.clone(), controller));
     }
+    caches.set_resources(stores.clone());
     let (trigger_tx, trigger_rx) = mpsc::unbounded_channel();
     ctx.set_trigger(trigger_tx);
     tokio::spawn(dispatch(trigger_rx, senders));
