@@ -52,9 +52,18 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-const RESOURCES: usize = 1_000;
 const NAMESPACES: usize = 10;
-const PODS: usize = 10_000;
+
+/// Resources and unrelated pods: the full fleet under `cargo bench`; a small one when
+/// `cargo test --all-targets` runs the benchmark once as a test (it still asserts that the
+/// steady state sends nothing).
+fn scale() -> (usize, usize) {
+    if std::env::args().any(|a| a == "--bench") {
+        (1_000, 10_000)
+    } else {
+        (50, 500)
+    }
+}
 
 /// An API server held in memory: an applied child is fed to the operator's caches the way
 /// its watch would deliver it; statuses are kept; every request is counted.
@@ -152,7 +161,7 @@ fn resource(namespace: &str, name: &str, status: Option<Value>) -> Value {
 
 /// Pods no resource selects, as the pod watch stores them.
 fn pods() -> Vec<Pod> {
-    (0..PODS)
+    (0..scale().1)
         .map(|i| {
             let mut pod: Pod = serde_json::from_value(json!({
                 "metadata": {"name": format!("web-{i}"), "namespace": namespace_of(i),
@@ -196,7 +205,7 @@ fn context(client: kube::Client) -> (Arc<Context>, BTreeMap<ChildKind, Writer<Dy
 }
 
 fn keys() -> Vec<(String, String)> {
-    (0..RESOURCES)
+    (0..scale().0)
         .map(|i| (namespace_of(i), format!("llm-{i:04}")))
         .collect()
 }
@@ -232,6 +241,7 @@ fn vm_hwm_kib() -> u64 {
 }
 
 fn bench(c: &mut Criterion) {
+    let (resources, pods) = scale();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -284,12 +294,12 @@ fn bench(c: &mut Criterion) {
     for _resync in 0..2 {
         runtime.block_on(reconcile_all(&ctx, &settled));
     }
-    let steady_cpu = (cpu_seconds() - cpu) / (2 * RESOURCES) as f64;
+    let steady_cpu = (cpu_seconds() - cpu) / (2 * resources) as f64;
     let steady_requests = cluster.lock().unwrap().requests - before;
     assert_eq!(steady_requests, 0, "a steady-state reconcile sends nothing");
     let held = LIVE.load(Ordering::Relaxed) - base;
 
-    let mut group = c.benchmark_group("reconcile_1000");
+    let mut group = c.benchmark_group(format!("reconcile_{resources}"));
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
@@ -299,14 +309,14 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     println!(
-        "\n{RESOURCES} resources in {NAMESPACES} namespaces, {PODS} unrelated pods cached:\n\
+        "\n{resources} resources in {NAMESPACES} namespaces, {pods} unrelated pods cached:\n\
          cold: all reconciled in {:.2} s wall, {:.2} s CPU ({:.2} ms per reconcile), {:.1} requests per reconcile\n\
          steady state, two resyncs: {steady_requests} requests, {:.2} ms CPU per reconcile\n\
          heap: peak {:.1} MiB during the cold pass, {:.1} MiB held after it (caches, remembered resolutions); process peak RSS (VmHWM, includes the in-memory API server and the benchmark) {:.1} MiB",
         cold_wall.as_secs_f64(),
         cold_cpu,
-        cold_cpu * 1e3 / RESOURCES as f64,
-        cold_requests as f64 / RESOURCES as f64,
+        cold_cpu * 1e3 / resources as f64,
+        cold_requests as f64 / resources as f64,
         steady_cpu * 1e3,
         cold_peak as f64 / (1024.0 * 1024.0),
         held as f64 / (1024.0 * 1024.0),
