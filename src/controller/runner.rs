@@ -230,13 +230,19 @@ pub async fn run(
     if served.contains(&ChildKind::PodMonitor) {
         watches.start_prometheuses();
     }
-    wait_for_caches(&caches, &served).await;
-    info!("caches filled; reconciling");
-    tokio::spawn(watch_definitions(
+    tokio::select! {
+        _ = wait_for_caches(&caches, &served) => info!("caches filled; reconciling"),
+        _ = wait_for(shutdown.clone()) => {
+            watches.stop_all();
+            return Ok(());
+        }
+    }
+    let definitions = tokio::spawn(watch_definitions(
         watches.clone(),
         discovered.clone(),
         settings.discovery_interval,
     ));
+    watches.keep("customresourcedefinitions", vec![definitions]);
 
     let runs: Vec<_> = controllers
         .into_iter()
