@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
-use infmon::controller::cache::{Caches, compact_child, store_of, strip_pod};
+use infmon::controller::cache::{Caches, compact_child, pod_store_of};
 use infmon::controller::metrics::Metrics;
 use infmon::controller::{Config, Context, FINALIZER, Watched, reconcile};
 use infmon::discovery::{Discovered, PrometheusSelectors};
@@ -159,11 +159,10 @@ fn resource(namespace: &str, name: &str, status: Option<Value>) -> Value {
     object
 }
 
-/// Pods no resource selects, as the pod watch stores them.
-fn pods() -> Vec<Pod> {
-    (0..scale().1)
-        .map(|i| {
-            let mut pod: Pod = serde_json::from_value(json!({
+/// Pods no resource selects, one at a time as the pod watch delivers them.
+fn pods() -> impl Iterator<Item = Pod> {
+    (0..scale().1).map(|i| {
+        serde_json::from_value(json!({
                 "metadata": {"name": format!("web-{i}"), "namespace": namespace_of(i),
                              "labels": {"app": "web", "pod-template-hash": "5d8f7c9b4"},
                              "annotations": {"kubectl.kubernetes.io/restartedAt": "2025-01-01T00:00:00Z"}},
@@ -171,12 +170,9 @@ fn pods() -> Vec<Pod> {
                          "args": ["--port", "8080"], "ports": [{"containerPort": 8080, "name": "http"}],
                          "env": [{"name": "MODE", "value": "production"}]}]},
                 "status": {"phase": "Running", "podIP": "10.0.0.1"},
-            }))
-            .unwrap();
-            strip_pod(&mut pod);
-            pod
-        })
-        .collect()
+        }))
+        .unwrap()
+    })
 }
 
 fn context(client: kube::Client) -> (Arc<Context>, BTreeMap<ChildKind, Writer<DynamicObject>>) {
@@ -192,7 +188,7 @@ fn context(client: kube::Client) -> (Arc<Context>, BTreeMap<ChildKind, Writer<Dy
         existing_dcgm_exporter: false,
     };
     let (caches, writers) = Caches::fed_by_hand(ChildKind::ALL);
-    caches.set_pods(vec![store_of(pods()).0]);
+    caches.set_pods(vec![pod_store_of(pods())]);
     let ctx = Context::new(
         client,
         Config::default(),

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
-use k8s_openapi::api::core::v1::{Container, ContainerPort, Namespace, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::store::Writer;
@@ -76,8 +76,15 @@ pub fn compact_child(object: &mut DynamicObject) {
         .insert(FINGERPRINT_ANNOTATION.to_string(), print);
 }
 
-/// Keeps of a pod only what engine detection and pod-to-resource mapping read.
-pub fn strip_pod(pod: &mut Pod) {
+/// The pods' API resource (pods are cached as compact dynamic objects: a typed `Pod` costs
+/// kilobytes even when nearly empty).
+pub fn pod_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource::erase::<Pod>(&())
+}
+
+/// Keeps of a pod only what engine detection and pod-to-resource mapping read: name,
+/// namespace, labels, and each container's name, image, command, arguments and ports.
+pub fn strip_pod(pod: &mut DynamicObject) {
     let meta = std::mem::take(&mut pod.metadata);
     pod.metadata = ObjectMeta {
         name: meta.name,
@@ -86,30 +93,37 @@ pub fn strip_pod(pod: &mut Pod) {
         resource_version: meta.resource_version,
         ..ObjectMeta::default()
     };
-    pod.status = None;
-    pod.spec = pod.spec.take().map(|spec| PodSpec {
-        containers: spec
-            .containers
-            .into_iter()
-            .map(|c| Container {
-                name: c.name,
-                image: c.image,
-                command: c.command,
-                args: c.args,
-                ports: c.ports.map(|ports| {
-                    ports
-                        .into_iter()
-                        .map(|p| ContainerPort {
-                            container_port: p.container_port,
-                            ..ContainerPort::default()
-                        })
-                        .collect()
-                }),
-                ..Container::default()
-            })
-            .collect(),
-        ..PodSpec::default()
-    });
+    let containers: Vec<Value> = pod.data["spec"]["containers"]
+        .as_array()
+        .map(|containers| {
+            containers
+                .iter()
+                .map(|c| {
+                    let mut kept = serde_json::Map::new();
+                    for field in ["name", "image", "command", "args"] {
+                        if let Some(v) = c.get(field) {
+                            kept.insert(field.to_string(), v.clone());
+                        }
+                    }
+                    if let Some(ports) = c.get("ports").and_then(Value::as_array) {
+                        let ports: Vec<Value> = ports
+                            .iter()
+                            .filter_map(|p| p.get("containerPort"))
+                            .map(|port| serde_json::json!({ "containerPort": port }))
+                            .collect();
+                        kept.insert("ports".into(), Value::Array(ports));
+                    }
+                    Value::Object(kept)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    pod.data = serde_json::json!({ "spec": { "containers": containers } });
+}
+
+/// A cached (stripped) pod as the typed `Pod` engine detection reads.
+fn typed_pod(pod: &DynamicObject) -> Option<Pod> {
+    serde_json::from_value(serde_json::to_value(pod).ok()?).ok()
 }
 
 /// The `Prometheus` spec fields [`PrometheusSelectors`] reads.
@@ -197,7 +211,7 @@ type Scoped<K> = Vec<Store<K>>;
 #[derive(Default)]
 pub struct Caches {
     children: RwLock<BTreeMap<ChildKind, Scoped<DynamicObject>>>,
-    pods: RwLock<Option<Scoped<Pod>>>,
+    pods: RwLock<Option<Scoped<DynamicObject>>>,
     prometheuses: RwLock<Option<Store<DynamicObject>>>,
     namespaces: RwLock<Option<Store<PartialObjectMeta<Namespace>>>>,
     resources: RwLock<Vec<Store<super::Watched>>>,
@@ -253,7 +267,7 @@ impl Caches {
     }
 
     /// Adds the (ready) pod stores.
-    pub fn set_pods(&self, stores: Vec<Store<Pod>>) {
+    pub fn set_pods(&self, stores: Vec<Store<DynamicObject>>) {
         *self.pods.write().unwrap_or_else(|p| p.into_inner()) = Some(stores);
     }
 
@@ -344,7 +358,7 @@ impl Caches {
                         )
                     })
                 })
-                .map(|pod| (*pod).clone())
+                .filter_map(|pod| typed_pod(&pod))
                 .collect(),
         )
     }
@@ -411,6 +425,23 @@ where
     (writer.as_reader(), writer)
 }
 
+/// A pod store holding `pods`, stripped as the pod watch stores them (for tests and
+/// benchmarks).
+pub fn pod_store_of(pods: impl IntoIterator<Item = Pod>) -> Store<DynamicObject> {
+    use kube::runtime::watcher::Event;
+    let mut writer = Writer::<DynamicObject>::new(pod_resource());
+    writer.apply_watcher_event(&Event::Init);
+    for pod in pods {
+        let mut object: DynamicObject =
+            serde_json::from_value(serde_json::to_value(pod).expect("a Pod serializes"))
+                .expect("a Pod is an object");
+        strip_pod(&mut object);
+        writer.apply_watcher_event(&Event::InitApply(object));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    writer.as_reader()
+}
+
 /// [`store_of`] for kinds whose dynamic type is an `ApiResource` (children).
 pub fn child_store_of(
     kind: ChildKind,
@@ -447,7 +478,8 @@ mod tests {
 
     #[test]
     fn stored_pods_keep_only_what_detection_reads() {
-        let mut pod: Pod = serde_json::from_value(json!({
+        let mut pod: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "namespace": "ai", "labels": {"app": "vllm"}, "annotations": {"big": "x"}},
             "spec": {"nodeName": "n1", "containers": [{"name": "m", "image": "vllm/vllm-openai", "args": ["--model", "m"],
                 "env": [{"name": "A", "value": "1"}], "ports": [{"containerPort": 8000, "name": "http"}]}]},
@@ -485,16 +517,19 @@ mod tests {
         other.metadata.name = Some("web".into());
         let mut elsewhere = pod("prod", json!({"app": "vllm"}));
         elsewhere.metadata.name = Some("elsewhere".into());
-        caches.set_pods(vec![
-            store_of([pod("ai", json!({"app": "vllm"})), other, elsewhere]).0,
-        ]);
+        caches.set_pods(vec![pod_store_of([
+            pod("ai", json!({"app": "vllm"})),
+            other,
+            elsewhere,
+        ])]);
         let selected = caches.selected_pods(&resource).unwrap();
         assert_eq!(selected.len(), 1);
         assert_eq!(selected[0].metadata.namespace.as_deref(), Some("ai"));
         assert_eq!(caches.dcgm_exporter_running(), Some(false));
-        caches.set_pods(vec![
-            store_of([pod("gpu", json!({"app": "nvidia-dcgm-exporter"}))]).0,
-        ]);
+        caches.set_pods(vec![pod_store_of([pod(
+            "gpu",
+            json!({"app": "nvidia-dcgm-exporter"}),
+        )])]);
         assert_eq!(caches.dcgm_exporter_running(), Some(true));
     }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use infmon::api::InferenceMonitoring;
-use infmon::controller::cache::{Caches, store_of};
+use infmon::controller::cache::{Caches, pod_store_of};
 use infmon::controller::metrics::{Metrics, ResourceLabels};
 use infmon::controller::runner::{self, Settings};
 use infmon::controller::{Config, Context, FINALIZER, reconcile};
@@ -143,7 +143,7 @@ impl Fleet {
             .collect();
         let log = answer_by_rule(handle, rule(Arc::new(Mutex::new(by_key))));
         let (caches, writers) = Caches::fed_by_hand(ChildKind::ALL);
-        caches.set_pods(vec![store_of(unrelated_pods(300)).0]);
+        caches.set_pods(vec![pod_store_of(unrelated_pods(300))]);
         let clock: infmon::controller::Clock =
             Arc::new(|| Time(Timestamp::from_second(1_700_000_000).unwrap()));
         let ctx = Context::new(

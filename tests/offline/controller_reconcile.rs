@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use infmon::api::{InferenceMonitoring, InferenceMonitoringStatus};
 use infmon::controller::apply::{FIELD_MANAGER, Owner, prepare};
-use infmon::controller::cache::{Caches, child_store_of, store_of};
+use infmon::controller::cache::{Caches, child_store_of, pod_store_of};
 use infmon::controller::metrics::Metrics;
 use infmon::controller::{Config, Context, FINALIZER, error_policy, reconcile};
 use infmon::discovery::{Discovered, PrometheusSelectors};
@@ -121,7 +121,7 @@ impl Harness {
         let pods = pods
             .into_iter()
             .map(|p| serde_json::from_value::<Pod>(p).unwrap());
-        caches.set_pods(vec![store_of(pods).0]);
+        caches.set_pods(vec![pod_store_of(pods)]);
         let (client, handle) = mock_api::client();
         let clock: infmon::controller::Clock =
             Arc::new(|| Time(Timestamp::from_second(NOW).unwrap()));
