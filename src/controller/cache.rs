@@ -25,7 +25,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
 use super::watches::selects_pod;
-use crate::api::InferenceMonitoring;
+use crate::api::{Engine, InferenceMonitoring};
+use crate::discovery::engine::pod_verdict;
 use crate::discovery::{DCGM_EXPORTER_SELECTOR, PrometheusSelectors};
 use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
 
@@ -76,54 +77,46 @@ pub fn compact_child(object: &mut DynamicObject) {
         .insert(FINGERPRINT_ANNOTATION.to_string(), print);
 }
 
-/// The pods' API resource (pods are cached as compact dynamic objects: a typed `Pod` costs
-/// kilobytes even when nearly empty).
-pub fn pod_resource() -> kube::api::ApiResource {
-    kube::api::ApiResource::erase::<Pod>(&())
+/// In-memory annotation on cached pods holding the engines the pod looks like (see
+/// [`crate::discovery::engine::pod_verdict`]), comma-separated. Never written to the cluster.
+pub const ENGINES_ANNOTATION: &str = "monitoring.inference.dev/cached-engines";
+
+/// What the pod cache keeps of a pod: name, namespace, labels (for selectors) and, instead
+/// of its containers, the engines they look like. A typed `Pod` costs kilobytes even when
+/// nearly empty; this costs little more than its labels.
+pub fn cached_pod(pod: Pod) -> PartialObjectMeta<Pod> {
+    let engines = pod_verdict(&pod)
+        .iter()
+        .map(|e| e.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let meta = pod.metadata;
+    PartialObjectMeta {
+        types: None,
+        metadata: ObjectMeta {
+            name: meta.name,
+            namespace: meta.namespace,
+            labels: meta.labels,
+            resource_version: meta.resource_version,
+            annotations: Some(BTreeMap::from([(ENGINES_ANNOTATION.to_string(), engines)])),
+            ..ObjectMeta::default()
+        },
+        _phantom: Default::default(),
+    }
 }
 
-/// Keeps of a pod only what engine detection and pod-to-resource mapping read: name,
-/// namespace, labels, and each container's name, image, command, arguments and ports.
-pub fn strip_pod(pod: &mut DynamicObject) {
-    let meta = std::mem::take(&mut pod.metadata);
-    pod.metadata = ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        labels: meta.labels,
-        resource_version: meta.resource_version,
-        ..ObjectMeta::default()
-    };
-    let containers: Vec<Value> = pod.data["spec"]["containers"]
-        .as_array()
-        .map(|containers| {
-            containers
-                .iter()
-                .map(|c| {
-                    let mut kept = serde_json::Map::new();
-                    for field in ["name", "image", "command", "args"] {
-                        if let Some(v) = c.get(field) {
-                            kept.insert(field.to_string(), v.clone());
-                        }
-                    }
-                    if let Some(ports) = c.get("ports").and_then(Value::as_array) {
-                        let ports: Vec<Value> = ports
-                            .iter()
-                            .filter_map(|p| p.get("containerPort"))
-                            .map(|port| serde_json::json!({ "containerPort": port }))
-                            .collect();
-                        kept.insert("ports".into(), Value::Array(ports));
-                    }
-                    Value::Object(kept)
-                })
+fn cached_verdict(pod: &PartialObjectMeta<Pod>) -> Vec<Engine> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ENGINES_ANNOTATION))
+        .map(|engines| {
+            engines
+                .split(',')
+                .filter_map(|e| e.parse::<Engine>().ok())
                 .collect()
         })
-        .unwrap_or_default();
-    pod.data = serde_json::json!({ "spec": { "containers": containers } });
-}
-
-/// A cached (stripped) pod as the typed `Pod` engine detection reads.
-fn typed_pod(pod: &DynamicObject) -> Option<Pod> {
-    serde_json::from_value(serde_json::to_value(pod).ok()?).ok()
+        .unwrap_or_default()
 }
 
 /// The `Prometheus` spec fields [`PrometheusSelectors`] reads.
@@ -211,7 +204,7 @@ type Scoped<K> = Vec<Store<K>>;
 #[derive(Default)]
 pub struct Caches {
     children: RwLock<BTreeMap<ChildKind, Scoped<DynamicObject>>>,
-    pods: RwLock<Option<Scoped<DynamicObject>>>,
+    pods: RwLock<Option<Scoped<PartialObjectMeta<Pod>>>>,
     prometheuses: RwLock<Option<Store<DynamicObject>>>,
     namespaces: RwLock<Option<Store<PartialObjectMeta<Namespace>>>>,
     resources: RwLock<Vec<Store<super::Watched>>>,
@@ -267,7 +260,7 @@ impl Caches {
     }
 
     /// Adds the (ready) pod stores.
-    pub fn set_pods(&self, stores: Vec<Store<DynamicObject>>) {
+    pub fn set_pods(&self, stores: Vec<Store<PartialObjectMeta<Pod>>>) {
         *self.pods.write().unwrap_or_else(|p| p.into_inner()) = Some(stores);
     }
 
@@ -343,8 +336,9 @@ impl Caches {
         owned
     }
 
-    /// The pods `resource` selects, or `None` while pods are not cached.
-    pub fn selected_pods(&self, resource: &InferenceMonitoring) -> Option<Vec<Pod>> {
+    /// The engine verdicts of the pods `resource` selects, or `None` while pods are not
+    /// cached.
+    pub fn selected_pods(&self, resource: &InferenceMonitoring) -> Option<Vec<Vec<Engine>>> {
         let stores = read(&self.pods)?;
         Some(
             stores
@@ -358,7 +352,7 @@ impl Caches {
                         )
                     })
                 })
-                .filter_map(|pod| typed_pod(&pod))
+                .map(|pod| cached_verdict(&pod))
                 .collect(),
         )
     }
@@ -425,21 +419,9 @@ where
     (writer.as_reader(), writer)
 }
 
-/// A pod store holding `pods`, stripped as the pod watch stores them (for tests and
-/// benchmarks).
-pub fn pod_store_of(pods: impl IntoIterator<Item = Pod>) -> Store<DynamicObject> {
-    use kube::runtime::watcher::Event;
-    let mut writer = Writer::<DynamicObject>::new(pod_resource());
-    writer.apply_watcher_event(&Event::Init);
-    for pod in pods {
-        let mut object: DynamicObject =
-            serde_json::from_value(serde_json::to_value(pod).expect("a Pod serializes"))
-                .expect("a Pod is an object");
-        strip_pod(&mut object);
-        writer.apply_watcher_event(&Event::InitApply(object));
-    }
-    writer.apply_watcher_event(&Event::InitDone);
-    writer.as_reader()
+/// A pod store holding `pods` as the pod watch stores them (for tests and benchmarks).
+pub fn pod_store_of(pods: impl IntoIterator<Item = Pod>) -> Store<PartialObjectMeta<Pod>> {
+    store_of(pods.into_iter().map(cached_pod)).0
 }
 
 /// [`store_of`] for kinds whose dynamic type is an `ApiResource` (children).
@@ -477,23 +459,21 @@ mod tests {
     }
 
     #[test]
-    fn stored_pods_keep_only_what_detection_reads() {
-        let mut pod: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Pod",
+    fn cached_pods_keep_labels_and_the_engines_their_containers_look_like() {
+        let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": "p", "namespace": "ai", "labels": {"app": "vllm"}, "annotations": {"big": "x"}},
             "spec": {"nodeName": "n1", "containers": [{"name": "m", "image": "vllm/vllm-openai", "args": ["--model", "m"],
                 "env": [{"name": "A", "value": "1"}], "ports": [{"containerPort": 8000, "name": "http"}]}]},
             "status": {"phase": "Running"},
         }))
         .unwrap();
-        strip_pod(&mut pod);
+        let cached = cached_pod(pod);
         assert_eq!(
-            serde_json::to_value(&pod).unwrap(),
-            json!({"apiVersion": "v1", "kind": "Pod",
-                   "metadata": {"name": "p", "namespace": "ai", "labels": {"app": "vllm"}},
-                   "spec": {"containers": [{"name": "m", "image": "vllm/vllm-openai", "args": ["--model", "m"],
-                       "ports": [{"containerPort": 8000}]}]}})
+            serde_json::to_value(&cached.metadata).unwrap(),
+            json!({"name": "p", "namespace": "ai", "labels": {"app": "vllm"},
+                   "annotations": {ENGINES_ANNOTATION: "vllm"}})
         );
+        assert_eq!(cached_verdict(&cached), [Engine::Vllm]);
     }
 
     fn pod(namespace: &str, labels: serde_json::Value) -> Pod {
@@ -517,14 +497,23 @@ mod tests {
         other.metadata.name = Some("web".into());
         let mut elsewhere = pod("prod", json!({"app": "vllm"}));
         elsewhere.metadata.name = Some("elsewhere".into());
+        let mut vllm = pod("ai", json!({"app": "vllm"}));
+        vllm.metadata.name = Some("vllm".into());
+        vllm.spec = Some(
+            serde_json::from_value(
+                json!({"containers": [{"name": "m", "image": "vllm/vllm-openai"}]}),
+            )
+            .unwrap(),
+        );
         caches.set_pods(vec![pod_store_of([
             pod("ai", json!({"app": "vllm"})),
+            vllm,
             other,
             elsewhere,
         ])]);
-        let selected = caches.selected_pods(&resource).unwrap();
-        assert_eq!(selected.len(), 1);
-        assert_eq!(selected[0].metadata.namespace.as_deref(), Some("ai"));
+        let mut selected = caches.selected_pods(&resource).unwrap();
+        selected.sort();
+        assert_eq!(selected, [vec![], vec![Engine::Vllm]]);
         assert_eq!(caches.dcgm_exporter_running(), Some(false));
         caches.set_pods(vec![pod_store_of([pod(
             "gpu",

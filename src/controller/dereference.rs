@@ -39,7 +39,7 @@ pub fn dereference(
 ) -> Dereferenced {
     let namespace = resource.metadata.namespace.clone().unwrap_or_default();
     let detected = (resource.spec.engine == Engine::Auto && resource.spec.selector.is_some())
-        .then(|| engine::detect(&caches.selected_pods(resource).unwrap_or_default()));
+        .then(|| engine::detect_from(&caches.selected_pods(resource).unwrap_or_default()));
     Dereferenced {
         served: discovered.served.clone(),
         prometheuses: caches

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::cache::{Caches, compact_child, pod_resource, strip_pod, strip_prometheus};
+use super::cache::{Caches, cached_pod, compact_child, strip_prometheus};
 use super::context::{Config, Context, system_clock};
 use super::health_loop;
 use super::leader::{LeaseLock, LeaseSettings};
@@ -442,25 +442,22 @@ impl Watches {
         let mut stores = Vec::new();
         let mut handles = Vec::new();
         for scope in &self.scopes {
-            let api: Api<DynamicObject> = match scope {
-                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &pod_resource()),
-                None => Api::all_with(self.client.clone(), &pod_resource()),
+            let api: Api<Pod> = match scope {
+                Some(ns) => Api::namespaced(self.client.clone(), ns),
+                None => Api::all(self.client.clone()),
             };
-            let writer = reflector::store::Writer::new(pod_resource());
-            let store = writer.as_reader();
+            let (store, writer) = reflector::store();
             stores.push(store.clone());
             let me = self.clone();
             let before = store.clone();
             let stream = watcher::watcher(api, watcher::Config::default())
                 .default_backoff()
-                .modify(strip_pod)
+                .map_ok(cache_pod_event)
                 .inspect_ok(move |event| {
                     if let watcher::Event::Apply(pod) | watcher::Event::Delete(pod) = event {
-                        let old = before.get(&ObjectRef::from_obj_with(pod, pod_resource()));
+                        let old = before.get(&ObjectRef::from_obj(pod));
                         let same = matches!(event, watcher::Event::Apply(_))
-                            && old.is_some_and(|old| {
-                                old.metadata.labels == pod.metadata.labels && old.data == pod.data
-                            });
+                            && old.is_some_and(|old| old.metadata == pod.metadata);
                         if !same {
                             let namespace = pod.namespace().unwrap_or_default();
                             let labels = pod.labels().clone();
@@ -589,6 +586,17 @@ impl Watches {
         wait_for_caches(&self.caches, &now).await;
         discovered.write().unwrap_or_else(|p| p.into_inner()).served = now;
         self.reconcile_all();
+    }
+}
+
+/// A pod watch event as the pod cache stores it ([`cached_pod`]).
+fn cache_pod_event(event: watcher::Event<Pod>) -> watcher::Event<PartialObjectMeta<Pod>> {
+    match event {
+        watcher::Event::Apply(pod) => watcher::Event::Apply(cached_pod(pod)),
+        watcher::Event::Delete(pod) => watcher::Event::Delete(cached_pod(pod)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(pod) => watcher::Event::InitApply(cached_pod(pod)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
 

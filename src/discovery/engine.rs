@@ -37,24 +37,41 @@ pub enum Undetermined {
 
 /// The engine the pods run.
 pub fn detect(pods: &[Pod]) -> Result<Engine, Undetermined> {
-    if pods.is_empty() {
+    let profiles = all_profiles();
+    let verdicts: Vec<Vec<Engine>> = pods
+        .iter()
+        .map(|pod| pod_engine(pod, &profiles).engines())
+        .collect();
+    detect_from(&verdicts)
+}
+
+/// The engines one pod looks like: none, one, or several equally well.
+pub fn pod_verdict(pod: &Pod) -> Vec<Engine> {
+    pod_engine(pod, &all_profiles()).engines()
+}
+
+/// [`detect`] from each selected pod's [`pod_verdict`], for callers that keep verdicts
+/// instead of pods.
+pub fn detect_from(verdicts: &[Vec<Engine>]) -> Result<Engine, Undetermined> {
+    if verdicts.is_empty() {
         return Err(Undetermined::NoPods);
     }
-    let profiles = all_profiles();
     let mut found = BTreeSet::new();
     let mut ambiguous = BTreeSet::new();
-    for pod in pods {
-        match pod_engine(pod, &profiles) {
-            PodVerdict::One(engine) => {
-                found.insert(engine);
+    for verdict in verdicts {
+        match verdict.as_slice() {
+            [] => {}
+            [engine] => {
+                found.insert(*engine);
             }
-            PodVerdict::Tie(engines) => ambiguous.extend(engines),
-            PodVerdict::None => {}
+            tie => ambiguous.extend(tie.iter().copied()),
         }
     }
     match (found.len(), ambiguous.is_empty()) {
         (1, true) => Ok(found.into_iter().next().expect("one engine")),
-        (0, true) => Err(Undetermined::Unknown { pods: pods.len() }),
+        (0, true) => Err(Undetermined::Unknown {
+            pods: verdicts.len(),
+        }),
         _ => Err(Undetermined::Ambiguous {
             engines: found
                 .union(&ambiguous)
@@ -68,6 +85,16 @@ enum PodVerdict {
     One(Engine),
     Tie(Vec<Engine>),
     None,
+}
+
+impl PodVerdict {
+    fn engines(self) -> Vec<Engine> {
+        match self {
+            PodVerdict::One(engine) => vec![engine],
+            PodVerdict::Tie(engines) => engines,
+            PodVerdict::None => Vec::new(),
+        }
+    }
 }
 
 fn pod_engine(pod: &Pod, profiles: &[EngineProfile]) -> PodVerdict {
