@@ -77,9 +77,11 @@ pub fn compact_child(object: &mut DynamicObject) {
         .insert(FINGERPRINT_ANNOTATION.to_string(), print);
 }
 
-/// In-memory annotation on cached pods holding the engines the pod looks like (see
-/// [`crate::discovery::engine::pod_verdict`]), comma-separated. Never written to the cluster.
-pub const ENGINES_ANNOTATION: &str = "monitoring.inference.dev/cached-engines";
+/// In-memory label on cached pods holding the engines the pod looks like (see
+/// [`crate::discovery::engine::pod_verdict`]), comma-separated. Kept among the labels, which
+/// costs no allocation of its own; never written to the cluster, and no selector a user
+/// writes names it.
+pub const ENGINES_LABEL: &str = "monitoring.inference.dev/cached-engines";
 
 /// What the pod cache keeps of a pod: name, namespace, labels (for selectors) and, instead
 /// of its containers, the engines they look like. A typed `Pod` costs kilobytes even when
@@ -91,14 +93,15 @@ pub fn cached_pod(pod: Pod) -> PartialObjectMeta<Pod> {
         .collect::<Vec<_>>()
         .join(",");
     let meta = pod.metadata;
+    let mut labels = meta.labels.unwrap_or_default();
+    labels.insert(ENGINES_LABEL.to_string(), engines);
     PartialObjectMeta {
         types: None,
         metadata: ObjectMeta {
             name: meta.name,
             namespace: meta.namespace,
-            labels: meta.labels,
+            labels: Some(labels),
             resource_version: meta.resource_version,
-            annotations: Some(BTreeMap::from([(ENGINES_ANNOTATION.to_string(), engines)])),
             ..ObjectMeta::default()
         },
         _phantom: Default::default(),
@@ -107,9 +110,9 @@ pub fn cached_pod(pod: Pod) -> PartialObjectMeta<Pod> {
 
 fn cached_verdict(pod: &PartialObjectMeta<Pod>) -> Vec<Engine> {
     pod.metadata
-        .annotations
+        .labels
         .as_ref()
-        .and_then(|a| a.get(ENGINES_ANNOTATION))
+        .and_then(|l| l.get(ENGINES_LABEL))
         .map(|engines| {
             engines
                 .split(',')
@@ -470,8 +473,7 @@ mod tests {
         let cached = cached_pod(pod);
         assert_eq!(
             serde_json::to_value(&cached.metadata).unwrap(),
-            json!({"name": "p", "namespace": "ai", "labels": {"app": "vllm"},
-                   "annotations": {ENGINES_ANNOTATION: "vllm"}})
+            json!({"name": "p", "namespace": "ai", "labels": {"app": "vllm", ENGINES_LABEL: "vllm"}})
         );
         assert_eq!(cached_verdict(&cached), [Engine::Vllm]);
     }
