@@ -14,6 +14,7 @@ pub mod engines;
 pub mod fixtures;
 pub mod health;
 pub mod manifests;
+pub mod model;
 pub mod promql;
 pub mod rbac;
 pub mod render;

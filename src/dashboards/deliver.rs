@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use super::{EMBEDDED, GPU, OVERVIEW, embedded, generate};
 use crate::api::DashboardTarget;
 use crate::engines;
-use crate::render::{Child, ChildKind, RenderError, child_name, standard_labels};
+use crate::model::{Child, ChildKind, RenderError, child_name, standard_labels};
 use crate::validate::{Dashboards, DcgmPlan, Validated};
 
 /// The size limit of a Kubernetes object; a dashboard above it is never emitted.

@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
-use super::monitors::monitor_meta;
+use super::monitors::{kubernetes_sd, monitor_meta};
 use super::relabel::{owner_label, pod_labels, pod_selection, to_operator, to_prometheus};
 use super::{Child, ChildKind, RenderError, child_name, object_meta, standard_labels};
 use crate::api::parse_duration;
@@ -274,7 +274,7 @@ pub fn plain_job(resource: &Validated) -> Result<Option<Value>, RenderError> {
         "metrics_path": "/metrics",
         "scheme": "http",
         "honor_labels": true,
-        "kubernetes_sd_configs": super::scrape::kubernetes_sd(&namespaces),
+        "kubernetes_sd_configs": kubernetes_sd(&namespaces),
         "relabel_configs": rules.iter().map(to_prometheus).collect::<Vec<_>>(),
     })))
 }

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Map, Value, json};
 
 use super::endpoint::{operator_security, plain_security};
-use super::monitors::{SCRAPE_COMPONENT, monitor_for, monitor_meta};
+use super::monitors::{SCRAPE_COMPONENT, kubernetes_sd, monitor_for, monitor_meta};
 use super::relabel::{
     identity_labels, pod_labels, pod_selection, selector_rules, static_target_labels, to_operator,
     to_prometheus,
@@ -152,16 +152,6 @@ pub fn plain_job(resource: &Validated) -> Result<Value, RenderError> {
     );
     plain_security(endpoint, &mut job);
     Ok(Value::Object(job))
-}
-
-/// Plain `kubernetes_sd_configs` with role `pod`, restricted to the given namespaces.
-pub fn kubernetes_sd(namespaces: &Namespaces) -> Value {
-    match namespaces {
-        Namespaces::Any => json!([{"role": "pod"}]),
-        Namespaces::Names(names) => {
-            json!([{"role": "pod", "namespaces": {"names": names}}])
-        }
-    }
 }
 
 /// The `scrape_configs` list of a raw scrape config: the resource's job, plus the DCGM
