@@ -38,6 +38,18 @@ pub fn desired(
 ) -> InferenceMonitoringStatus {
     let mut status = current.cloned().unwrap_or_default();
     let generation = report.generation;
+    // The shared exporter's readiness, as the shared-objects loop last wrote it.
+    let exporter = status
+        .conditions
+        .condition(T::GpuExporterReady)
+        .filter(|c| super::shared::EXPORTER_REASONS.contains(&c.reason.as_str()))
+        .map(|c| {
+            (
+                (c.status != "Unknown").then_some(c.status == "True"),
+                reason_from_str(&c.reason),
+                c.message.clone(),
+            )
+        });
     let conditions = &mut status.conditions;
     let mut set = |t: T, ok: Option<bool>, reason: R, message: String| match ok {
         Some(ok) => conditions.set_condition(t, ok, reason, message, generation, now),
@@ -151,13 +163,19 @@ pub fn desired(
         DcgmPlan::SkippedExisting => (
             Some(true),
             R::ExistingExporter,
-            "a DCGM exporter already runs in the cluster (pods labelled app=nvidia-dcgm-exporter), so infmon does not deploy a second one".into(),
+            "a DCGM exporter infmon did not deploy already runs in the cluster (GPU Operator, dcgm-exporter chart or cloud-managed), so infmon does not deploy a second one".into(),
         ),
-        DcgmPlan::Deploy(_) => state_message(
-            kind_state(&[ChildKind::DaemonSet]),
-            "the DCGM exporter DaemonSet",
-            "no DCGM exporter objects were generated yet",
-        ),
+        DcgmPlan::Deploy => {
+            // The shared exporter's readiness is written by the shared-objects loop, which
+            // reads the DaemonSet's status; keep what it wrote.
+            exporter.unwrap_or_else(|| {
+                (
+                    None,
+                    R::Progressing,
+                    "waiting for the shared DCGM exporter's pods to be checked".into(),
+                )
+            })
+        }
     };
     set(T::GpuExporterReady, ok, r, m);
 
@@ -385,6 +403,6 @@ mod tests {
             .condition(T::GpuExporterReady)
             .unwrap()
             .message;
-        assert!(message.contains("app=nvidia-dcgm-exporter"), "{message}");
+        assert!(message.contains("GPU Operator"), "{message}");
     }
 }

@@ -7,12 +7,14 @@
 
 mod kinds;
 mod names;
+mod shared;
 
 pub use kinds::ChildKind;
 pub use names::{
     MANAGER, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, child_name, hex_sha256, label_value,
     owner_selector, short_hash, standard_labels,
 };
+pub use shared::{SHARED_LABEL, foreign_name, shared_labels, shared_selector};
 
 use serde::Serialize;
 use serde_json::Value;

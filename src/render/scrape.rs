@@ -15,7 +15,7 @@ use super::relabel::{
     identity_labels, pod_labels, pod_selection, selector_rules, static_target_labels, to_operator,
     to_prometheus,
 };
-use super::{Child, ChildKind, RenderError, child_name, dcgm, object_meta};
+use super::{Child, ChildKind, RenderError, child_name, object_meta};
 use crate::api::RelabelConfig;
 use crate::validate::{DEFAULT_INTERVAL, Namespaces, Output, Targets, Validated};
 
@@ -154,12 +154,10 @@ pub fn plain_job(resource: &Validated) -> Result<Value, RenderError> {
     Ok(Value::Object(job))
 }
 
-/// The `scrape_configs` list of a raw scrape config: the resource's job, plus the DCGM
-/// exporter's when one is deployed.
+/// The `scrape_configs` list of a raw scrape config: the resource's job (the shared DCGM
+/// exporter has a Secret of its own, see [`super::dcgm::raw_scrape_config_secret`]).
 pub fn raw_scrape_configs(resource: &Validated) -> Result<Vec<Value>, RenderError> {
-    let mut jobs = vec![plain_job(resource)?];
-    jobs.extend(dcgm::plain_job(resource)?);
-    Ok(jobs)
+    Ok(vec![plain_job(resource)?])
 }
 
 /// The Secret holding the raw `scrape_configs` list under [`RAW_SCRAPE_CONFIG_KEY`].
@@ -227,7 +225,7 @@ spec:
     tls: {ca: {name: ca, key: ca.crt}, serverName: chat.llm.svc}
     authorization: {credentials: {name: token, key: t}}
   prometheus: {output: OUTPUT}
-  gpu: {dcgmExporter: {enabled: true, namespace: gpu}}
+  gpu: {dcgmExporter: {enabled: true}}
 "#;
 
     const STATIC: &str = r#"
@@ -300,7 +298,7 @@ spec:
     }
 
     #[test]
-    fn raw_secret_holds_a_scrape_configs_list_with_the_dcgm_job() {
+    fn raw_secret_holds_a_scrape_configs_list_without_the_shared_dcgm_job() {
         let resource = resource(PODS, "rawScrapeConfig");
         let all = children(&resource).unwrap();
         assert_eq!(all.len(), 1);
@@ -308,7 +306,7 @@ spec:
         assert_eq!(secret.kind, ChildKind::Secret);
         assert_eq!(secret.name, "chat-scrape-config");
         let jobs = raw_jobs(secret);
-        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs.len(), 1);
         let job = &jobs[0];
         assert_eq!(job["job_name"], "llm/chat");
         assert_eq!(
@@ -326,13 +324,6 @@ spec:
         assert_eq!(
             job["relabel_configs"][1],
             json!({"action": "keep", "source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running"})
-        );
-        let dcgm = &jobs[1];
-        assert_eq!(dcgm["job_name"], "llm/chat/dcgm-exporter");
-        assert_eq!(dcgm["honor_labels"], true);
-        assert_eq!(
-            dcgm["kubernetes_sd_configs"],
-            json!([{"role": "pod", "namespaces": {"names": ["gpu"]}}])
         );
     }
 
