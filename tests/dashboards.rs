@@ -269,21 +269,26 @@ fn engine_panels_follow_the_catalog_roles_and_units() {
 #[test]
 fn delivery_picks_the_engine_overview_and_gpu_dashboards() {
     let vllm = lint::example("vllm");
-    let names: Vec<String> = infmon::dashboards::children(&vllm)
+    // The preset engine dashboard is shared: the resource has none of its own.
+    assert!(infmon::dashboards::children(&vllm).unwrap().is_empty());
+    let names: Vec<String> = infmon::dashboards::shared_children(std::slice::from_ref(&vllm))
         .unwrap()
         .iter()
         .map(|c| c.name.clone())
         .collect();
-    assert_eq!(names, ["vllm-dashboard-vllm", "vllm-dashboard-overview"]);
+    assert_eq!(
+        names,
+        ["infmon-dashboard-overview", "infmon-dashboard-vllm"]
+    );
     let kitchen = lint::example("kitchen-sink");
-    let children = infmon::dashboards::children(&kitchen).unwrap();
+    let children = infmon::dashboards::shared_children(std::slice::from_ref(&kitchen)).unwrap();
     let names: Vec<&str> = children.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
         [
-            "kitchen-sink-dashboard-vllm",
-            "kitchen-sink-dashboard-overview",
-            "kitchen-sink-dashboard-gpu"
+            "infmon-dashboard-gpu",
+            "infmon-dashboard-overview",
+            "infmon-dashboard-vllm"
         ]
     );
     for child in &children {
@@ -314,14 +319,25 @@ fn delivery_picks_the_engine_overview_and_gpu_dashboards() {
     }
     let mut disabled = vllm.clone();
     disabled.dashboards = None;
-    assert!(infmon::dashboards::children(&disabled).unwrap().is_empty());
+    assert!(
+        infmon::dashboards::shared_children(&[disabled])
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
 fn every_dashboard_config_map_fits_client_side_apply_and_is_a_valid_config_map() {
     let mut yaml = String::new();
-    for example in lint::ENGINE_EXAMPLES.iter().chain(&["kitchen-sink"]) {
-        for child in infmon::dashboards::children(&lint::example(example)).unwrap() {
+    let examples: Vec<_> = lint::ENGINE_EXAMPLES
+        .iter()
+        .chain(&["kitchen-sink"])
+        .map(|e| lint::example(e))
+        .collect();
+    for example in &examples {
+        let shared = infmon::dashboards::shared_children(std::slice::from_ref(example)).unwrap();
+        let own = infmon::dashboards::children(example).unwrap();
+        for child in shared.into_iter().chain(own) {
             let bytes = serde_json::to_vec(&child.object).unwrap().len();
             assert!(
                 bytes < 256 * 1024,
@@ -338,7 +354,7 @@ fn every_dashboard_config_map_fits_client_side_apply_and_is_a_valid_config_map()
 #[test]
 fn grafana_dashboards_match_the_upstream_crd() {
     let resource = lint::example("grafana-operator");
-    let children = infmon::dashboards::children(&resource).unwrap();
+    let children = infmon::dashboards::shared_children(&[resource]).unwrap();
     assert_eq!(children.len(), 2);
     for child in children {
         assert_eq!(child.kind, ChildKind::GrafanaDashboard);
@@ -364,9 +380,20 @@ fn the_readme_shows_which_panels_exist_for_which_engine() {
 }
 
 #[test]
-fn render_all_includes_the_dashboards_and_the_rules() {
-    let children = infmon::render::render_all(&lint::example("kitchen-sink")).unwrap();
-    let count = |kind| children.iter().filter(|c| c.kind == kind).count();
-    assert_eq!(count(ChildKind::ConfigMap), 3);
-    assert_eq!(count(ChildKind::PrometheusRule), 1);
+fn the_shared_objects_hold_the_dashboards_and_render_all_the_rules() {
+    let kitchen = lint::example("kitchen-sink");
+    let own = infmon::render::render_all(&kitchen).unwrap();
+    let shared = infmon::render::render_shared(
+        std::slice::from_ref(&kitchen),
+        &infmon::validate::GpuExporterSettings::default(),
+    )
+    .unwrap();
+    let count = |children: &[infmon::render::Child], kind| {
+        children.iter().filter(|c| c.kind == kind).count()
+    };
+    assert_eq!(count(&own, ChildKind::ConfigMap), 0);
+    assert_eq!(count(&own, ChildKind::PrometheusRule), 1);
+    // Three dashboards and the exporter's counters.
+    assert_eq!(count(&shared, ChildKind::ConfigMap), 4);
+    assert_eq!(count(&shared, ChildKind::DaemonSet), 1);
 }

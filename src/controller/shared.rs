@@ -34,6 +34,11 @@ use crate::validate::{DcgmPlan, Validated, resolve};
 /// The `GpuExporterReady` reasons this loop writes (the reconcile keeps them).
 pub const EXPORTER_REASONS: [&str; 3] = ["ExporterReady", "ExporterNotReady", "NoGpuNodes"];
 
+/// `GpuExporterReady`'s message until the exporter's DaemonSet has a status (the reconcile
+/// writes the same, so the two writers agree).
+pub const WAITING_MESSAGE: &str =
+    "waiting for the shared DCGM exporter's DaemonSet to report its pods";
+
 /// A condition as (status: `None` for Unknown, reason, message).
 pub type ConditionState = (Option<bool>, R, String);
 
@@ -46,11 +51,7 @@ pub fn exporter_condition(
     pods: &[Pod],
 ) -> ConditionState {
     let Some(status) = status else {
-        return (
-            None,
-            R::Progressing,
-            format!("the DCGM exporter DaemonSet {namespace}/{EXPORTER_NAME} has no status yet"),
-        );
+        return (None, R::Progressing, WAITING_MESSAGE.to_string());
     };
     let desired = status.desired_number_scheduled;
     let ready = status.number_ready;

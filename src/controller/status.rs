@@ -172,7 +172,7 @@ pub fn desired(
                 (
                     None,
                     R::Progressing,
-                    "waiting for the shared DCGM exporter's pods to be checked".into(),
+                    super::shared::WAITING_MESSAGE.into(),
                 )
             })
         }
