@@ -545,14 +545,14 @@ pub struct GpuSpec {
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!has(self.image)").message("spec.gpu.dcgmExporter.image: removed; the exporter image is the operator's setting gpuExporter.image (Helm value); delete the field"),
-    validation = Rule::new("!has(self.namespace)").message("spec.gpu.dcgmExporter.namespace: removed; the exporter runs in the operator's gpuExporter.namespace (Helm value); delete the field"),
-    validation = Rule::new("!has(self.nodeSelector)").message("spec.gpu.dcgmExporter.nodeSelector: removed; the exporter's nodes are the operator's setting gpuExporter.nodeSelector (Helm value); delete the field"),
-    validation = Rule::new("!has(self.tolerations)").message("spec.gpu.dcgmExporter.tolerations: removed; the exporter's tolerations are the operator's setting gpuExporter.tolerations (Helm value); delete the field"),
-    validation = Rule::new("!has(self.runtimeClassName)").message("spec.gpu.dcgmExporter.runtimeClassName: removed; the exporter's RuntimeClass is the operator's setting gpuExporter.runtimeClassName (Helm value); delete the field"),
-    validation = Rule::new("!has(self.resources)").message("spec.gpu.dcgmExporter.resources: removed; the exporter's resources are the operator's setting gpuExporter.resources (Helm value); delete the field"),
-    validation = Rule::new("!has(self.interval)").message("spec.gpu.dcgmExporter.interval: removed; the exporter's scrape interval is the operator's setting gpuExporter.interval (Helm value); delete the field"),
-    validation = Rule::new("!has(self.skipIfPresent) || self.skipIfPresent").message("spec.gpu.dcgmExporter.skipIfPresent: infmon never runs a second exporter on a node that already has one; remove the field or set it to true")
+    validation = Rule::new("!has(self.image)").message("removed; the exporter image is the operator's setting gpuExporter.image (Helm value); delete the field").field_path(".image"),
+    validation = Rule::new("!has(self.__namespace__)").message("removed; the exporter runs in the operator's gpuExporter.namespace (Helm value); delete the field").field_path(".namespace"),
+    validation = Rule::new("!has(self.nodeSelector)").message("removed; the exporter's nodes are the operator's setting gpuExporter.nodeSelector (Helm value); delete the field").field_path(".nodeSelector"),
+    validation = Rule::new("!has(self.tolerations)").message("removed; the exporter's tolerations are the operator's setting gpuExporter.tolerations (Helm value); delete the field").field_path(".tolerations"),
+    validation = Rule::new("!has(self.runtimeClassName)").message("removed; the exporter's RuntimeClass is the operator's setting gpuExporter.runtimeClassName (Helm value); delete the field").field_path(".runtimeClassName"),
+    validation = Rule::new("!has(self.resources)").message("removed; the exporter's resources are the operator's setting gpuExporter.resources (Helm value); delete the field").field_path(".resources"),
+    validation = Rule::new("!has(self.interval)").message("removed; the exporter's scrape interval is the operator's setting gpuExporter.interval (Helm value); delete the field").field_path(".interval"),
+    validation = Rule::new("!has(self.skipIfPresent) || self.skipIfPresent").message("infmon never runs a second exporter on a node that already has one; remove the field or set it to true").field_path(".skipIfPresent")
 )]
 pub struct DcgmExporterSpec {
     /// Use GPU telemetry: infmon's shared DCGM exporter (one per GPU node, settings from the

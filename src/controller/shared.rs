@@ -166,6 +166,17 @@ fn resolved(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Vec<Valida
         .collect()
 }
 
+/// Where shared objects are looked for: everywhere, or (namespaced mode) the watched
+/// namespaces and the exporter's.
+fn scope(ctx: &Context) -> Vec<String> {
+    let mut scope = ctx.config.namespaces.clone();
+    let exporter = &ctx.config.gpu_exporter.namespace;
+    if !scope.is_empty() && !scope.contains(exporter) {
+        scope.push(exporter.clone());
+    }
+    scope
+}
+
 /// What one pass did.
 #[derive(Debug, Default)]
 pub struct Pass {
@@ -190,7 +201,7 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
     };
     let outcome = apply::sync_selected(
         &ctx.client,
-        &ctx.config.namespaces,
+        &scope(ctx),
         (&shared_selector(), "shared by every resource"),
         &nobody,
         &children,
