@@ -503,6 +503,15 @@ async fn an_existing_exporter_of_each_known_kind_suppresses_ours() {
             kind.selector
         );
         assert!(pass.exporter.is_none());
+        // Every user is told which exporter serves it.
+        let gpu = condition(&cluster, "team-b", "chat", "GpuExporterReady");
+        assert_eq!(gpu["status"], "True");
+        assert_eq!(gpu["reason"], "ExistingExporter");
+        let message = gpu["message"].as_str().unwrap();
+        assert!(
+            message.contains(kind.origin) && message.contains(kind.selector),
+            "{message}"
+        );
         // The GPU dashboard still serves the other exporter's series.
         assert!(
             cluster

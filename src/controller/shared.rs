@@ -192,6 +192,7 @@ pub struct Pass {
 /// shared objects, apply them and prune the rest, read the exporter's readiness and write it
 /// into the users' `GpuExporterReady`.
 pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Result<Pass, Error> {
+    let discovered = ctx.facts();
     let validated = resolved(ctx, resources);
     let children = render_shared(&validated, &ctx.config.gpu_exporter)?;
     let nobody = Owner {
@@ -205,41 +206,27 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
         (&shared_selector(), "shared by every resource"),
         &nobody,
         &children,
-        &ctx.facts().served,
+        &discovered.served,
     )
     .await;
     let mut pass = Pass {
         outcome,
         ..Pass::default()
     };
-    if !children.iter().any(|c| c.kind == ChildKind::DaemonSet) {
-        return Ok(pass);
-    }
-    let namespace = ctx.config.gpu_exporter.namespace.clone();
-    let daemon_sets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
-    let daemon_set = daemon_sets
-        .get_opt(EXPORTER_NAME)
-        .await
-        .map_err(|e| Error::kube(format!("read DaemonSet {namespace}/{EXPORTER_NAME}"), e))?;
-    let status = daemon_set.and_then(|d| d.status);
-    let not_ready = status
-        .as_ref()
-        .is_some_and(|s| s.number_ready < s.desired_number_scheduled);
-    let pods = if not_ready {
-        let selector = shared_labels(DCGM_COMPONENT)
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-        api.list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| Error::kube(format!("list DCGM exporter pods in {namespace}"), e))?
-            .items
+    let (state, plan) = if let Some(found) = &discovered.existing_dcgm_exporter {
+        let state = (
+            Some(true),
+            R::ExistingExporter,
+            format!("{found} already runs, so infmon does not deploy a second one"),
+        );
+        (state, DcgmPlan::SkippedExisting)
+    } else if children.iter().any(|c| c.kind == ChildKind::DaemonSet) {
+        let state = exporter_readiness(ctx).await?;
+        pass.exporter = Some(state.clone());
+        (state, DcgmPlan::Deploy)
     } else {
-        Vec::new()
+        return Ok(pass);
     };
-    let state = exporter_condition(&namespace, status.as_ref(), &pods);
     let now = (ctx.clock)();
     for resource in resources {
         let Some(v) = validated.iter().find(|v| {
@@ -247,7 +234,7 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
         }) else {
             continue;
         };
-        if v.dcgm != DcgmPlan::Deploy {
+        if v.dcgm != plan {
             continue;
         }
         let current = resource.status.clone().unwrap_or_default();
@@ -275,8 +262,37 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
             }
         }
     }
-    pass.exporter = Some(state);
     Ok(pass)
+}
+
+/// `GpuExporterReady` of infmon's exporter, from its DaemonSet (and, when some pods are not
+/// ready, its pods).
+async fn exporter_readiness(ctx: &Context) -> Result<ConditionState, Error> {
+    let namespace = ctx.config.gpu_exporter.namespace.clone();
+    let daemon_sets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let daemon_set = daemon_sets
+        .get_opt(EXPORTER_NAME)
+        .await
+        .map_err(|e| Error::kube(format!("read DaemonSet {namespace}/{EXPORTER_NAME}"), e))?;
+    let status = daemon_set.and_then(|d| d.status);
+    let not_ready = status
+        .as_ref()
+        .is_some_and(|s| s.number_ready < s.desired_number_scheduled);
+    let pods = if not_ready {
+        let selector = shared_labels(DCGM_COMPONENT)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+        api.list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| Error::kube(format!("list DCGM exporter pods in {namespace}"), e))?
+            .items
+    } else {
+        Vec::new()
+    };
+    Ok(exporter_condition(&namespace, status.as_ref(), &pods))
 }
 
 /// Runs [`sync`] once `ready` resolves (the controller's caches hold every resource: before
