@@ -5,7 +5,7 @@
 //! `spec.metrics` changes the queries ([`children`]).
 //!
 //! Regenerate the committed files after changing the catalog or a generator with
-//! `make dashboards` (`INFMON_UPDATE_GOLDEN=1 cargo test --test dashboards`).
+//! `make dashboards`.
 
 mod deliver;
 pub mod generate;
