@@ -14,13 +14,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, Secret, SecurityContext,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -28,7 +27,7 @@ use serde_json::{Value, json};
 
 use super::monitors::kubernetes_sd;
 use super::relabel::{pod_labels, pod_selection, to_operator, to_prometheus};
-use super::scrape::RAW_SCRAPE_CONFIG_KEY;
+use super::scrape::scrape_configs_secret;
 use crate::api::parse_duration;
 use crate::model::{Child, ChildKind, RenderError, shared_labels};
 use crate::validate::{DcgmPlan, GpuExporterSettings, Namespaces, Output, PortRef, Validated};
@@ -421,27 +420,12 @@ pub fn plain_job(settings: &GpuExporterSettings) -> Result<Value, RenderError> {
     }))
 }
 
-/// The Secret with the exporter's raw `scrape_configs` list under [`RAW_SCRAPE_CONFIG_KEY`]
-/// (add it to the Prometheus' additional scrape configs next to the resources' own).
+/// The Secret with the exporter's raw `scrape_configs` list (add it to the Prometheus'
+/// additional scrape configs next to the resources' own).
 pub fn raw_scrape_config_secret(settings: &GpuExporterSettings) -> Result<Child, RenderError> {
-    let name = format!("{EXPORTER_NAME}-scrape-config");
-    let yaml =
-        serde_yaml::to_string(&[plain_job(settings)?]).map_err(|source| RenderError::Yaml {
-            name: name.clone(),
-            source,
-        })?;
     let mut metadata = meta(settings);
-    metadata.name = Some(name);
-    let secret = Secret {
-        metadata,
-        data: Some(BTreeMap::from([(
-            RAW_SCRAPE_CONFIG_KEY.to_string(),
-            ByteString(yaml.into_bytes()),
-        )])),
-        type_: Some("Opaque".into()),
-        ..Default::default()
-    };
-    Child::new(ChildKind::Secret, &secret)
+    metadata.name = Some(format!("{EXPORTER_NAME}-scrape-config"));
+    scrape_configs_secret(metadata, &[plain_job(settings)?])
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 
 use super::endpoint::{operator_security, plain_security};
@@ -163,14 +164,19 @@ pub fn raw_scrape_configs(resource: &Validated) -> Result<Vec<Value>, RenderErro
 /// The Secret holding the raw `scrape_configs` list under [`RAW_SCRAPE_CONFIG_KEY`].
 pub fn raw_scrape_config_secret(resource: &Validated) -> Result<Child, RenderError> {
     let name = child_name(&resource.name, "scrape-config");
-    let yaml = serde_yaml::to_string(&raw_scrape_configs(resource)?).map_err(|source| {
-        RenderError::Yaml {
-            name: name.clone(),
-            source,
-        }
+    let metadata = object_meta(resource, &resource.namespace, name, SCRAPE_COMPONENT);
+    scrape_configs_secret(metadata, &raw_scrape_configs(resource)?)
+}
+
+/// A Secret with `metadata` holding `jobs` as a `scrape_configs` list under
+/// [`RAW_SCRAPE_CONFIG_KEY`] (for `Prometheus.spec.additionalScrapeConfigs`).
+pub fn scrape_configs_secret(metadata: ObjectMeta, jobs: &[Value]) -> Result<Child, RenderError> {
+    let yaml = serde_yaml::to_string(jobs).map_err(|source| RenderError::Yaml {
+        name: metadata.name.clone().unwrap_or_default(),
+        source,
     })?;
     let secret = Secret {
-        metadata: object_meta(resource, &resource.namespace, name, SCRAPE_COMPONENT),
+        metadata,
         data: Some(BTreeMap::from([(
             RAW_SCRAPE_CONFIG_KEY.to_string(),
             ByteString(yaml.into_bytes()),
