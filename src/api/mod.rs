@@ -598,10 +598,7 @@ pub struct DcgmExporterSpec {
 /// Schema of a removed field: any value is accepted by the structure (so the API server does
 /// not prune it silently) and then rejected by the CEL rule that names its replacement.
 fn removed_field(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "description": "Removed: this is the operator's setting now (Helm values gpuExporter.*); setting it is rejected.",
-        "x-kubernetes-preserve-unknown-fields": true,
-    })
+    schemars::json_schema!({"x-kubernetes-preserve-unknown-fields": true})
 }
 
 impl Default for DcgmExporterSpec {
