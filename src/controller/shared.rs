@@ -32,7 +32,12 @@ use crate::render::{ChildKind, render_shared};
 use crate::validate::{DcgmPlan, Validated, resolve};
 
 /// The `GpuExporterReady` reasons this loop writes (the reconcile keeps them).
-pub const EXPORTER_REASONS: [&str; 3] = ["ExporterReady", "ExporterNotReady", "NoGpuNodes"];
+pub const EXPORTER_REASONS: [&str; 4] = [
+    "ExporterReady",
+    "ExporterNotReady",
+    "NoGpuNodes",
+    "ApiError",
+];
 
 /// `GpuExporterReady`'s message until the exporter's DaemonSet has a status (the reconcile
 /// writes the same, so the two writers agree).
@@ -220,8 +225,19 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
             format!("{found} already runs, so infmon does not deploy a second one"),
         );
         (state, DcgmPlan::SkippedExisting)
-    } else if children.iter().any(|c| c.kind == ChildKind::DaemonSet) {
-        let state = exporter_readiness(ctx).await?;
+    } else if let Some(daemon_set) = children.iter().find(|c| c.kind == ChildKind::DaemonSet) {
+        let applied = pass.outcome.present.contains(&apply::reference(daemon_set));
+        let state = match pass.outcome.failures.first() {
+            Some(err) if !applied => (
+                Some(false),
+                R::ApiError,
+                format!(
+                    "the shared DCGM exporter could not be applied: {err}; {}",
+                    err.hint()
+                ),
+            ),
+            _ => exporter_readiness(ctx).await?,
+        };
         pass.exporter = Some(state.clone());
         (state, DcgmPlan::Deploy)
     } else {

@@ -34,6 +34,8 @@ type Store = BTreeMap<(String, String, String), Value>;
 struct FakeCluster {
     objects: Arc<Mutex<Store>>,
     log: Arc<Mutex<Vec<String>>>,
+    /// Namespaces that do not exist: writes there fail with 404.
+    missing: Arc<Mutex<Vec<String>>>,
 }
 
 fn decode(text: &str) -> String {
@@ -115,6 +117,13 @@ impl FakeCluster {
     fn answer(&self, method: &str, path: &str, query: Option<&str>, body: Value) -> (u16, Value) {
         self.log.lock().unwrap().push(format!("{method} {path}"));
         let (namespace, plural, name, sub) = parse_path(path);
+        if method == "PATCH"
+            && namespace
+                .as_ref()
+                .is_some_and(|ns| self.missing.lock().unwrap().contains(ns))
+        {
+            return (404, mock_api::status(404, "NotFound"));
+        }
         let mut objects = self.objects.lock().unwrap();
         let selector = query
             .unwrap_or_default()
@@ -636,5 +645,22 @@ async fn gpu_exporter_without_gpu_nodes_says_so() {
             .as_str()
             .unwrap()
             .contains("gpuExporter.nodeSelector")
+    );
+}
+
+#[tokio::test]
+async fn an_exporter_that_cannot_be_applied_is_reported() {
+    let cluster = FakeCluster::default();
+    cluster.missing.lock().unwrap().push("gpu".into());
+    let ctx = context(&cluster, full_cluster());
+    let pass = pass(&cluster, &ctx, &three_teams()).await;
+    assert!(!pass.outcome.failures.is_empty());
+    let gpu = condition(&cluster, "llm", "vllm", "GpuExporterReady");
+    assert_eq!(gpu["status"], "False");
+    assert_eq!(gpu["reason"], "ApiError");
+    let message = gpu["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not be applied") && message.contains("gpu"),
+        "{message}"
     );
 }
