@@ -216,7 +216,11 @@ fn the_checks_reject_a_broken_dashboard() {
     let broken_file = vec![(format!("broken-{name}"), broken_json)];
 
     let diagnostics = type_check(&broken_file).expect_err("tsc accepted a broken dashboard");
-    for expected in ["missing the following properties", "\"tabel\"", "\"colour\""] {
+    for expected in [
+        "missing the following properties",
+        "\"tabel\"",
+        "\"colour\"",
+    ] {
         assert!(
             diagnostics.contains(expected),
             "no diagnostic naming {expected}:\n{diagnostics}"
