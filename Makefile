@@ -42,7 +42,8 @@ release:
 	$(CARGO) build --release
 	@ls -l target/release/infmon
 
-## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, lua, shellcheck)
+## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, Checkov,
+##        Grafana's dashboard types with TypeScript, lua, shellcheck)
 tools:
 	.ci/install-tools
 
