@@ -1,9 +1,9 @@
 """A ClusterRole that lets its subjects read Secrets in every namespace.
 
-Checkov's own CKV2_K8S_5 ("No ServiceAccount/Node should be able to read all secrets") looks
-for a single rule granting all of get, list and watch, so a role whose Secret verbs come from
-one rule among several, or that grants only some of them, passes it. Any one of these verbs
-on Secrets, cluster-wide, reads every Secret.
+Checkov's own CKV2_K8S_5 ("No ServiceAccount/Node should be able to read all secrets") reads
+the role's `rules.resources` and `rules.verbs` as if it had one rule, so a role whose Secret
+rule is one of several passes it. Any one of get, list and watch on Secrets, granted
+cluster-wide, reads every Secret.
 """
 
 from checkov.kubernetes.checks.resource.base_rbac_check import BaseRbacK8sCheck, RbacOperation
