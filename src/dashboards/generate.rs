@@ -22,7 +22,7 @@ struct PanelSpec {
     roles: &'static [(Role, &'static str)],
 }
 
-const ENGINE_PANELS: [PanelSpec; 8] = [
+const ENGINE_PANELS: [PanelSpec; 13] = [
     PanelSpec {
         title: "Requests and errors",
         unit: "reqps",
@@ -74,6 +74,40 @@ const ENGINE_PANELS: [PanelSpec; 8] = [
         description: "Sequences or tokens per engine step.",
         roles: &[(Role::BatchSize, "")],
     },
+    PanelSpec {
+        title: "Prefix-cache hit rate",
+        unit: "percentunit",
+        description: "Share of prompt tokens served from the prefix cache: what cache-aware routing and prompt layout raise.",
+        roles: &[(Role::PrefixCacheHitRate, "")],
+    },
+    PanelSpec {
+        title: "Preemptions",
+        unit: "short",
+        description: "Requests preempted per second to free KV cache: above zero, the batch is larger than the cache holds.",
+        roles: &[(Role::Preemptions, "")],
+    },
+    PanelSpec {
+        title: "Queue, prefill and decode time",
+        unit: "s",
+        description: "Where request time goes: waiting to be scheduled, computing the prompt, generating the rest.",
+        roles: &[
+            (Role::QueueTime, "queue"),
+            (Role::PrefillTime, "prefill"),
+            (Role::DecodeTime, "decode"),
+        ],
+    },
+    PanelSpec {
+        title: "Speculative-decoding acceptance",
+        unit: "percentunit",
+        description: "Accepted over proposed draft tokens; empty without speculative decoding.",
+        roles: &[(Role::SpecDecodeAcceptance, "")],
+    },
+    PanelSpec {
+        title: "Finished requests by reason",
+        unit: "reqps",
+        description: "Finished requests per second by finish reason: many length stops mean max_tokens cuts answers short.",
+        roles: &[(Role::FinishedReason, "{{finished_reason}}")],
+    },
 ];
 
 /// Dashboard name (file stem and uid suffix) of an engine.
@@ -84,15 +118,33 @@ pub fn engine_dashboard_name(profile: &EngineProfile) -> &'static str {
 /// The dashboard of one engine: a panel for each group of roles the engine reports.
 pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
     let core = profile.core_metric.as_deref().unwrap_or("up");
+    let by = match (profile.per_model, profile.model_label.as_deref()) {
+        (true, Some(label)) => format!("namespace, pod, {label}"),
+        _ => "namespace, pod".to_string(),
+    };
     let scope = Scope {
         sel: r#"namespace=~"$namespace",pod=~"$pod""#,
-        by: "namespace, pod",
+        by: &by,
         window: "$__rate_interval",
     };
     let mut panels: Vec<Panel> = ENGINE_PANELS
         .iter()
         .filter_map(|spec| engine_panel(profile, spec, &scope))
         .collect();
+    if let Some(expr) = records::error_ratio(profile, &scope) {
+        panels.insert(
+            1,
+            Panel {
+                title: "Error ratio".into(),
+                description: "Failed over all requests, both counted on the same layer.".into(),
+                unit: "percentunit",
+                targets: vec![Target {
+                    expr,
+                    legend: pod_legend(profile, &[]),
+                }],
+            },
+        );
+    }
     panels.extend(extra_panels(profile, &scope));
     if profile.extras.gpu_panels {
         panels.extend(gpu_device_panels(r#"namespace=~"$namespace",pod!="""#));
@@ -250,13 +302,7 @@ fn engine_panel(profile: &EngineProfile, spec: &PanelSpec, scope: &Scope) -> Opt
         let Some(source) = profile.source(*role) else {
             continue;
         };
-        let legend = |extra: &str| {
-            let parts: Vec<&str> = ["{{pod}}", suffix, extra]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .collect();
-            parts.join(" ")
-        };
+        let legend = |extra: &str| pod_legend(profile, &[suffix, extra]);
         if promql::has_quantiles(source) {
             targets.extend(QUANTILES.iter().map(|(q, name)| Target {
                 expr: promql::expr(source, *q, scope),
@@ -277,6 +323,21 @@ fn engine_panel(profile: &EngineProfile, spec: &PanelSpec, scope: &Scope) -> Opt
         unit: spec.unit,
         targets,
     })
+}
+
+/// `{{pod}}` (and the model, where requests are counted per model) followed by the non-empty
+/// parts.
+fn pod_legend(profile: &EngineProfile, parts: &[&str]) -> String {
+    let model = match (profile.per_model, profile.model_label.as_deref()) {
+        (true, Some(label)) => format!("{{{{{label}}}}}"),
+        _ => String::new(),
+    };
+    let all: Vec<&str> = ["{{pod}}", model.as_str()]
+        .into_iter()
+        .chain(parts.iter().copied())
+        .filter(|p| !p.is_empty())
+        .collect();
+    all.join(" ")
 }
 
 /// The engine-neutral overview, on the recording rules (needs `spec.alerts.enabled`).
@@ -302,7 +363,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "Error ratio".into(),
-            description: "Failed over finished requests, per resource (engines without an error counter are absent).".into(),
+            description: "Failed over all requests, both counted on the same layer, per resource (engines without an error counter are absent).".into(),
             unit: "percentunit",
             targets: vec![Target {
                 expr: format!("{}{{{sel_no_model}}}", records::ERROR_RATIO),

@@ -159,6 +159,6 @@ pub const ENGINE_EXAMPLES: [&str; 10] = [
     "jetstream",
     "max",
     "dynamo",
-    "dynamorouter",
+    "dynamoworker",
     "llamacpp",
 ];

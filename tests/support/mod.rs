@@ -9,6 +9,7 @@
 pub mod exporter;
 pub mod helm;
 pub mod http;
+pub mod pages;
 pub mod prometheus;
 pub mod promtool;
 pub mod tools;
