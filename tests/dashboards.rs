@@ -249,7 +249,10 @@ fn engine_panels_follow_the_catalog_roles_and_units() {
             .ends_with("* 0.000001")
     );
     // Triton counts requests per model (ensembles count again per composing model).
-    assert_eq!(triton["targets"][0]["legendFormat"], "{{pod}} {{model}} mean");
+    assert_eq!(
+        triton["targets"][0]["legendFormat"],
+        "{{pod}} {{model}} mean"
+    );
     // Variables: a model variable only where the engine has a model label.
     let has_model = |n: &str| {
         lint::variable_selectors(get(n))

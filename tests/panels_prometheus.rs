@@ -9,9 +9,9 @@ mod support;
 
 use std::time::Duration;
 
+use infmon::api::Engine;
 use infmon::dashboards::{EMBEDDED, generate};
 use infmon::engines;
-use infmon::api::Engine;
 use infmon::fixtures::{FIXTURE_MODEL, engine_page};
 use infmon::rules::rule_file;
 use serde_json::Value;
@@ -74,7 +74,10 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
         let mut text = String::new();
         for (gpu, (namespace, pod)) in workloads.iter().enumerate() {
             let page = dcgm_page
-                .replace(r#"namespace="gpu-workloads""#, &format!(r#"namespace="{namespace}""#))
+                .replace(
+                    r#"namespace="gpu-workloads""#,
+                    &format!(r#"namespace="{namespace}""#),
+                )
                 .replace(r#"pod="gpu-workload-0""#, &format!(r#"pod="{pod}""#))
                 .replace(r#"gpu="0""#, &format!(r#"gpu="{gpu}""#));
             let page = if gpu == 0 {
