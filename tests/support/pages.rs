@@ -11,7 +11,7 @@ pub const PAGE_MODEL: &str = "llama_3_1_8b";
 
 /// The committed page of an engine (`vllm`, …) or of the DCGM exporter (`dcgm`).
 pub fn page(name: &str) -> String {
-    let path = repo_path(&format!("tests/fixtures/engines/{name}.prom"));
+    let path = repo_path(format!("tests/fixtures/engines/{name}.prom"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
