@@ -580,15 +580,28 @@ mod tests {
             "vllm:time_per_output_token_seconds",
             "vllm:num_requests_swapped",
             "sglang:time_per_output_token_seconds",
+            // Dynamo: the kvstats_ infix and the KV-router aggregator's series are gone.
+            "dynamo_component_kvstats_",
+            "llm_kv_",
+            "llm_requests_",
+            "llm_load_",
         ];
+        // Names whose current spelling only adds a suffix.
+        let renamed = ["jetstream_request_success_count"];
         for p in all_profiles() {
             for name in p.series_names() {
                 assert!(
-                    !removed.iter().any(|r| name.starts_with(r)),
+                    !removed.iter().any(|r| name.starts_with(r))
+                        && !renamed.contains(&name.as_str()),
                     "{} uses removed {name}",
                     p.title
                 );
             }
+            assert!(
+                !p.metrics_flag.contains("MAX_SERVE_METRIC_LEVEL"),
+                "{}: MAX_SERVE_METRIC_LEVEL no longer exists",
+                p.title
+            );
         }
     }
 

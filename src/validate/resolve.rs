@@ -556,6 +556,36 @@ mod tests {
     }
 
     #[test]
+    fn the_removed_dynamo_router_names_what_to_use_instead() {
+        let err = resolve(
+            &parse(json!({"engine": "dynamorouter", "selector": {"matchLabels": {"app": "r"}}})),
+            &ClusterFacts::assumed_offline(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("spec.engine: dynamorouter is no longer supported"),
+            "{err}"
+        );
+        assert!(
+            err.contains("engine dynamo ") && err.contains("engine dynamoworker"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_undetected_engine_lists_the_catalog() {
+        let err = ResolveError::EngineUndetermined { reason: "x".into() }.to_string();
+        for p in engines::all_profiles() {
+            assert!(err.contains(p.engine.as_str()), "{err}");
+        }
+        assert!(
+            !err.contains("dynamorouter") && err.ends_with("llamacpp or custom"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn engine_preset_fills_every_default() {
         let v = resolve(
             &parse(json!({"engine": "max", "selector": {"matchLabels": {"app": "max"}}})),
