@@ -408,6 +408,25 @@ pub fn overview() -> Dashboard {
             ],
         },
         Panel {
+            title: "Prefix-cache hit rate".into(),
+            description: "Share of prompt tokens served from the prefix cache, mean over each model's pods (engines without the series are absent).".into(),
+            unit: "percentunit",
+            targets: vec![Target {
+                expr: format!("avg by ({by}) ({}{{{sel}}})", records::PREFIX_CACHE_HIT_RATE),
+                legend: legend.into(),
+            }],
+        },
+        Panel {
+            title: "Queue, prefill and decode time (p95)".into(),
+            description: "Where request time goes, p95 per model (engines without the series are absent; Triton's queue time is a mean).".into(),
+            unit: "s",
+            targets: vec![
+                direct(records::QUEUE_TIME_P95, "queue"),
+                direct(records::PREFILL_TIME_P95, "prefill"),
+                direct(records::DECODE_TIME_P95, "decode"),
+            ],
+        },
+        Panel {
             title: "KV-cache usage (fullest pod)".into(),
             description: "The highest KV-cache usage among each model's pods.".into(),
             unit: "percentunit",

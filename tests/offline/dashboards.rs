@@ -159,6 +159,10 @@ fn allowed_names(name: &str) -> BTreeSet<String> {
                 records::PROMPT_TOKENS,
                 records::GENERATION_TOKENS,
                 records::KV_CACHE_USAGE,
+                records::PREFIX_CACHE_HIT_RATE,
+                records::QUEUE_TIME_P95,
+                records::PREFILL_TIME_P95,
+                records::DECODE_TIME_P95,
             ]
             .map(String::from),
         );
