@@ -265,6 +265,19 @@ fn extra_panels(profile: &EngineProfile, scope: &Scope) -> Vec<Panel> {
             }],
         });
     }
+    if let Some(view) = &extras.per_worker {
+        let by = format!("namespace, {}", view.label);
+        let per_worker = Scope { by: &by, ..*scope };
+        panels.extend(view.series.iter().map(|series| Panel {
+            title: series.title.into(),
+            description: series.description.into(),
+            unit: if series.ratio { "percentunit" } else { "short" },
+            targets: vec![Target {
+                expr: promql::expr(&series.source, 0.5, &per_worker),
+                legend: format!("{{{{{}}}}}", view.label),
+            }],
+        }));
+    }
     let gauges = [
         (
             &extras.gpu_memory,

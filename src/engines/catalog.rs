@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 
 use serde::Deserialize;
 
-use super::{Detection, EngineProfile, Extras, Role, Source, Unit};
+use super::{Detection, EngineProfile, Extras, Role, Source, Unit, WorkerSeries, WorkerView};
 use crate::api::{Engine, Scheme};
 
 /// Every catalog file, in the order of [`Engine::ALL`].
@@ -48,6 +48,26 @@ struct EngineFile {
     per_model: bool,
     detection: DetectionFile,
     roles: BTreeMap<String, SourceFile>,
+    #[serde(default)]
+    per_worker: Option<PerWorkerFile>,
+}
+
+/// Series a component reports about each worker, told apart by `label`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PerWorkerFile {
+    label: String,
+    series: Vec<WorkerSeriesFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkerSeriesFile {
+    title: String,
+    description: String,
+    #[serde(default)]
+    ratio: bool,
+    source: SourceFile,
 }
 
 #[derive(Deserialize)]
@@ -107,6 +127,24 @@ fn parse(text: &str) -> Result<EngineProfile, String> {
         roles.push((role, source));
     }
     roles.sort_by_key(|(role, _)| *role);
+    let per_worker = match file.per_worker {
+        None => None,
+        Some(view) => Some(WorkerView {
+            label: leak(view.label),
+            series: view
+                .series
+                .into_iter()
+                .map(|s| {
+                    Ok(WorkerSeries {
+                        title: leak(s.title),
+                        description: leak(s.description),
+                        ratio: s.ratio,
+                        source: source(s.source).map_err(|e| format!("perWorker: {e}"))?,
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        }),
+    };
     let list = |items: Vec<String>| -> &'static [&'static str] {
         Box::leak(
             items
@@ -136,7 +174,10 @@ fn parse(text: &str) -> Result<EngineProfile, String> {
             images: list(file.detection.images),
             commands: list(file.detection.commands),
         },
-        extras: Extras::default(),
+        extras: Extras {
+            per_worker,
+            ..Extras::default()
+        },
     })
 }
 

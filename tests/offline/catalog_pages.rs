@@ -31,8 +31,14 @@ fn problems(profile: &EngineProfile, page: &BTreeMap<String, Family>) -> Vec<Str
             }
         }
     };
-    for (role, source) in &profile.roles {
-        let role = role.key();
+    let per_worker = profile.extras.per_worker.iter().flat_map(|view| {
+        view.series
+            .iter()
+            .map(move |s| (format!("perWorker ({})", view.label), &s.source))
+    });
+    let roles = profile.roles.iter().map(|(r, s)| (r.key().to_string(), s));
+    for (role, source) in roles.chain(per_worker) {
+        let role = role.as_str();
         match source {
             Source::Counter { name, matchers } => need(role, name, Some("counter"), matchers),
             Source::Gauge { name, matchers, .. } => need(role, name, Some("gauge"), matchers),
@@ -50,6 +56,18 @@ fn problems(profile: &EngineProfile, page: &BTreeMap<String, Family>) -> Vec<Str
                 for (name, matchers) in template_series(template) {
                     need(role, &name, None, &matchers);
                 }
+            }
+        }
+    }
+    if let Some(view) = &profile.extras.per_worker {
+        for series in &view.series {
+            for name in series.source.series_names() {
+                need(
+                    "perWorker",
+                    &name,
+                    None,
+                    &format!(r#"{}=~".+""#, view.label),
+                );
             }
         }
     }
