@@ -122,8 +122,18 @@ pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
         (true, Some(label)) => format!("namespace, pod, {label}"),
         _ => "namespace, pod".to_string(),
     };
+    // The engine's series carry its model label (the catalog's), so the model picker
+    // narrows every panel of the engine's own series, not only the pod list. Series of
+    // another layer lack the label (vLLM's and SGLang's HTTP counters): `|` keeps them,
+    // still narrowed by pod.
+    let model_matcher = profile
+        .model_label
+        .as_deref()
+        .map(|label| format!(r#",{label}=~"$model|""#))
+        .unwrap_or_default();
+    let sel = format!(r#"namespace=~"$namespace",pod=~"$pod"{model_matcher}"#);
     let scope = Scope {
-        sel: r#"namespace=~"$namespace",pod=~"$pod""#,
+        sel: &sel,
         by: &by,
         window: "$__rate_interval",
     };
@@ -147,26 +157,27 @@ pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
     }
     panels.extend(extra_panels(profile, &scope));
     if profile.extras.gpu_panels {
-        panels.extend(gpu_device_panels(r#"namespace=~"$namespace",pod!="""#));
+        panels.extend(gpu_device_panels(
+            r#"namespace=~"$namespace",pod!="""#,
+            "Pods: every pod with GPUs in the selected namespaces; the pod picker does not apply.",
+        ));
     }
     let mut variables = vec![Variable {
         name: "namespace",
         label: "Namespace",
         query: format!("label_values({core}, namespace)"),
     }];
-    let mut pod_sel = r#"namespace=~"$namespace""#.to_string();
     if let Some(label) = profile.model_label.as_deref() {
         variables.push(Variable {
             name: "model",
             label: "Model",
             query: format!(r#"label_values({core}{{namespace=~"$namespace"}}, {label})"#),
         });
-        pod_sel.push_str(&format!(r#",{label}=~"$model""#));
     }
     variables.push(Variable {
         name: "pod",
         label: "Pod",
-        query: format!("label_values({core}{{{pod_sel}}}, pod)"),
+        query: format!(r#"label_values({core}{{namespace=~"$namespace"{model_matcher}}}, pod)"#),
     });
     let name = engine_dashboard_name(profile);
     Dashboard {
@@ -357,8 +368,10 @@ fn pod_legend(profile: &EngineProfile, parts: &[&str]) -> String {
 pub fn overview() -> Dashboard {
     let sel = r#"namespace=~"$namespace",inference_engine=~"$engine",model=~"$model""#;
     let sel_no_model = r#"namespace=~"$namespace",inference_engine=~"$engine""#;
-    let by = "namespace, inference_engine, model";
-    let legend = "{{namespace}} {{model}} ({{inference_engine}})";
+    // `inference_monitoring` (`<namespace>/<name>`) keeps two resources with the same
+    // namespace, engine and model apart.
+    let by = "namespace, inference_monitoring, inference_engine, model";
+    let legend = "{{inference_monitoring}} {{model}} ({{inference_engine}})";
     let sum = |record: &str, suffix: &str| Target {
         expr: format!("sum by ({by}) ({record}{{{sel}}})"),
         legend: format!("{legend} {suffix}").trim_end().to_string(),
@@ -370,7 +383,7 @@ pub fn overview() -> Dashboard {
     let panels = vec![
         Panel {
             title: "Requests".into(),
-            description: "Finished requests per second, per model.".into(),
+            description: "Finished requests per second, per resource and model.".into(),
             unit: "reqps",
             targets: vec![sum(records::REQUESTS, "")],
         },
@@ -385,7 +398,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "Time to first token".into(),
-            description: "p50, p95 and p99 per model. TGI's is approximated (queue plus prefill time); llama.cpp has none.".into(),
+            description: "p50, p95 and p99 per resource and model. TGI's is approximated (queue plus prefill time); llama.cpp has none.".into(),
             unit: "s",
             targets: vec![
                 direct(records::TTFT_P50, "p50"),
@@ -395,7 +408,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "Inter-token and end-to-end latency (p95)".into(),
-            description: "p95 per model. llama.cpp's inter-token latency and Triton's end-to-end latency are means.".into(),
+            description: "p95 per resource and model. llama.cpp's inter-token latency and Triton's end-to-end latency are means.".into(),
             unit: "s",
             targets: vec![
                 direct(records::ITL_P95, "inter-token"),
@@ -404,7 +417,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "Token throughput (tokens/s)".into(),
-            description: "Prompt and generated tokens per second, per model.".into(),
+            description: "Prompt and generated tokens per second, per resource and model.".into(),
             unit: "short",
             targets: vec![
                 sum(records::PROMPT_TOKENS, "prompt"),
@@ -413,7 +426,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "Waiting and running requests".into(),
-            description: "Queued and in-flight requests, per model.".into(),
+            description: "Queued and in-flight requests, per resource and model.".into(),
             unit: "short",
             targets: vec![
                 sum(records::WAITING, "waiting"),
@@ -441,7 +454,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "KV-cache usage (fullest pod)".into(),
-            description: "The highest KV-cache usage among each model's pods.".into(),
+            description: "The highest KV-cache usage among the pods of each resource and model.".into(),
             unit: "percentunit",
             targets: vec![Target {
                 expr: format!("max by ({by}) ({}{{{sel}}})", records::KV_CACHE_USAGE),
@@ -493,15 +506,15 @@ pub const DCGM_METRICS: [&str; 5] = [
 /// How GPU series are attributed to pods, said in every GPU panel's description.
 const GPU_ATTRIBUTION: &str = "GPUs are attributed to pods by the DCGM exporter's pod label (needs DCGM_EXPORTER_KUBERNETES and honorLabels on the scrape).";
 
-/// Utilisation, framebuffer and power of the GPUs of the pods `sel` matches (DCGM series;
-/// `by` must include `pod`), one line per pod and GPU model.
-fn gpu_device_panels(sel: &str) -> Vec<Panel> {
+/// Utilisation, framebuffer and power of the GPUs of the pods `sel` matches (DCGM series),
+/// one line per pod and GPU model; `pods` says in each description which pods those are.
+fn gpu_device_panels(sel: &str, pods: &str) -> Vec<Panel> {
     let by = "namespace, pod, modelName";
     let legend = "{{pod}} ({{modelName}})";
     let attribution = GPU_ATTRIBUTION;
     let per_pod = |title: &str, what: &str, expr: String, unit: &'static str| Panel {
         title: title.into(),
-        description: format!("{what} {attribution}"),
+        description: format!("{what} {pods} {attribution}"),
         unit,
         targets: vec![Target {
             expr,
@@ -542,7 +555,7 @@ fn gpu_device_panels(sel: &str) -> Vec<Panel> {
 pub fn gpu() -> Dashboard {
     let sel = r#"namespace=~"$namespace",pod=~"$pod",pod!="""#;
     let attribution = GPU_ATTRIBUTION;
-    let mut panels = gpu_device_panels(sel);
+    let mut panels = gpu_device_panels(sel, "Pods: those the pod picker selects.");
     panels.extend([
         Panel {
             title: "GPU utilisation by model".into(),
