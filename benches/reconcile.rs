@@ -185,7 +185,7 @@ fn context(client: kube::Client) -> (Arc<Context>, BTreeMap<ChildKind, Writer<Dy
     let discovered = Discovered {
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: vec![kps],
-        existing_dcgm_exporter: false,
+        existing_dcgm_exporter: None,
     };
     let (caches, writers) = Caches::fed_by_hand(ChildKind::ALL);
     caches.set_pods(vec![pod_store_of(pods())]);

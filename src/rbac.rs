@@ -43,7 +43,9 @@ pub const OTHER_PERMISSIONS: &[Permission] = &[
         verbs: &["update"],
     },
     // The pod cache (engine detection, DCGM exporter detection) is a list and a watch; pod
-    // changes re-trigger reconciles.
+    // changes re-trigger reconciles; discovery lists the pods of known exporters cluster-wide
+    // (metadata only; the chart grants this list in its ClusterRole in namespaced mode too);
+    // the shared exporter's readiness lists its own pods.
     Permission {
         group: "",
         resource: "pods",

@@ -1,10 +1,10 @@
 -- Argo CD health check for monitoring.inference.dev/InferenceMonitoring, from the status the
 -- operator writes: status.observedGeneration and the Ready condition (type, status, reason).
--- Plain Lua 5.1 so that Argo CD's interpreter runs it; tests/argocd_flux_health.rs runs it with lua5.4.
+-- Plain Lua 5.1 so that Argo CD's interpreter runs it; tests/tools/argocd_flux_health.rs runs it with lua5.4.
 local hs = {}
 
 -- Ready=False reasons that need someone to act: Degraded. Every other Ready=False reason
--- (Progressing, NoTargets, TargetsDown, PrometheusUnreachable, ApiError) may clear on its own,
+-- (Progressing, NoTargets, TargetsDown, PrometheusUnreachable, ApiError, ExporterNotReady) may clear on its own,
 -- e.g. while the inference pods roll out: Progressing.
 local needs_action = {
   InvalidSpec = true,
@@ -15,6 +15,7 @@ local needs_action = {
   NotSelected = true,
   MetricsEndpointMissing = true,
   CoreMetricAbsent = true,
+  NoGpuNodes = true,
 }
 
 local function describe(condition)

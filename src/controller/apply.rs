@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use serde_json::Value;
 
 use super::Error;
@@ -206,6 +206,22 @@ pub async fn execute(
     plan: &Plan,
     applied: &mut Applied,
 ) -> Outcome {
+    let selector = owner_selector(&owner.namespace, &owner.name);
+    let whose = format!("owned by {}/{}", owner.namespace, owner.name);
+    sync_selected(client, scope, (&selector, &whose), owner, children, served).await
+}
+
+/// [`sync`] for the objects a label selector finds (named `whose` in errors): a resource's
+/// children (its owner labels) or the cluster-shared objects (the shared label, with an
+/// [`Owner`] without reference).
+pub async fn sync_selected(
+    client: &Client,
+    scope: &[String],
+    selector: (&str, &str),
+    owner: &Owner,
+    children: &[Child],
+    served: &BTreeSet<ChildKind>,
+) -> Outcome {
     let mut outcome = Outcome::default();
     for (child, step) in children.iter().zip(&plan.steps) {
         let existed = match step {
@@ -320,6 +336,53 @@ async fn delete(client: &Client, live: &LiveChild) -> Result<(), Error> {
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
         Err(err) => Err(Error::kube(format!("delete {}", display(live)), err)),
     }
+}
+
+/// [`plan`] and [`execute`] for objects found by listing with a label selector instead of
+/// from the cache (the cluster-shared objects, with an [`Owner`] without reference; `whose`
+/// names them in errors). Every listed object counts as the owner's.
+pub async fn sync_selected(
+    client: &Client,
+    scope: &[String],
+    (selector, whose): (&str, &str),
+    owner: &Owner,
+    children: &[Child],
+    served: &BTreeSet<ChildKind>,
+) -> Outcome {
+    let mut live = Vec::new();
+    let mut failures = Vec::new();
+    let params = ListParams::default().labels(selector);
+    for kind in served {
+        let apis: Vec<Api<DynamicObject>> = if scope.is_empty() {
+            vec![Api::all_with(client.clone(), &kind.api_resource())]
+        } else {
+            scope.iter().map(|ns| api_for(client, *kind, ns)).collect()
+        };
+        for api in apis {
+            match api.list_metadata(&params).await {
+                Ok(list) => live.extend(list.items.into_iter().map(|o| {
+                    LiveChild {
+                        kind: *kind,
+                        namespace: o.metadata.namespace.unwrap_or_default(),
+                        name: o.metadata.name.unwrap_or_default(),
+                        uid: o.metadata.uid,
+                        owner: Some(owner.label_key()),
+                        desired_hash: o
+                            .metadata
+                            .annotations
+                            .and_then(|mut a| a.remove(DESIRED_HASH_ANNOTATION)),
+                        fingerprint: None,
+                    }
+                })),
+                Err(e) => failures.push(Error::kube(format!("list {} {whose}", kind.plural()), e)),
+            }
+        }
+    }
+    let plan = plan(children, owner, served, &live, &Applied::new());
+    let mut outcome = execute(client, owner, children, &plan, &mut Applied::new()).await;
+    failures.append(&mut outcome.failures);
+    outcome.failures = failures;
+    outcome
 }
 
 /// On deletion of the owner: deletes its cached children outside its namespace (owner

@@ -26,8 +26,9 @@ use serde_json::Value;
 
 use super::watches::selects_pod;
 use crate::api::{Engine, InferenceMonitoring};
+use crate::discovery::PrometheusSelectors;
 use crate::discovery::engine::pod_verdict;
-use crate::discovery::{DCGM_EXPORTER_SELECTOR, PrometheusSelectors};
+use crate::discovery::exporters::{FoundExporter, KNOWN_EXPORTERS};
 use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
 
 /// In-memory annotation on cached children holding the fingerprint of the body as the API
@@ -360,23 +361,26 @@ impl Caches {
         )
     }
 
-    /// Whether a DCGM exporter pod (labelled `app=nvidia-dcgm-exporter`) runs, or `None`
-    /// while pods are not cached.
-    pub fn dcgm_exporter_running(&self) -> Option<bool> {
-        let (key, value) = DCGM_EXPORTER_SELECTOR
-            .split_once('=')
-            .expect("the selector is key=value");
+    /// The first known DCGM exporter infmon did not deploy whose pods run (see
+    /// [`KNOWN_EXPORTERS`]), or `None` while pods are not cached. Scans the pod cache: ask
+    /// only when the answer matters.
+    pub fn found_exporter(&self) -> Option<Option<FoundExporter>> {
         let stores = read(&self.pods)?;
-        Some(stores.iter().any(|store| {
-            store
-                .find(|pod| {
+        Some(KNOWN_EXPORTERS.into_iter().find_map(|kind| {
+            let (key, value) = kind.selector.split_once('=')?;
+            stores.iter().find_map(|store| {
+                let pod = store.find(|pod| {
                     pod.metadata
                         .labels
                         .as_ref()
                         .and_then(|l| l.get(key))
                         .is_some_and(|v| v == value)
+                })?;
+                Some(FoundExporter {
+                    kind,
+                    namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 })
-                .is_some()
+            })
         }))
     }
 
@@ -488,7 +492,7 @@ mod tests {
     #[test]
     fn selected_pods_and_a_running_dcgm_exporter_are_read_from_the_pod_store() {
         let caches = Caches::new();
-        assert_eq!(caches.dcgm_exporter_running(), None);
+        assert_eq!(caches.found_exporter(), None);
         let resource: InferenceMonitoring = serde_json::from_value(json!({
             "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
             "metadata": {"name": "llm", "namespace": "ai"},
@@ -516,12 +520,14 @@ mod tests {
         let mut selected = caches.selected_pods(&resource).unwrap();
         selected.sort();
         assert_eq!(selected, [vec![], vec![Engine::Vllm]]);
-        assert_eq!(caches.dcgm_exporter_running(), Some(false));
+        assert_eq!(caches.found_exporter(), Some(None));
         caches.set_pods(vec![pod_store_of([pod(
             "gpu",
             json!({"app": "nvidia-dcgm-exporter"}),
         )])]);
-        assert_eq!(caches.dcgm_exporter_running(), Some(true));
+        let found = caches.found_exporter().unwrap().unwrap();
+        assert_eq!(found.namespace, "gpu");
+        assert_eq!(found.kind, KNOWN_EXPORTERS[0]);
     }
 
     #[test]

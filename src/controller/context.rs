@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::Notify;
 
 use super::apply::Applied;
 use super::cache::Caches;
@@ -18,6 +19,7 @@ use super::dereference::Resolved;
 use super::metrics::{Metrics, ResourceLabels};
 use crate::discovery::Discovered;
 use crate::health::HealthReport;
+use crate::validate::GpuExporterSettings;
 
 /// Operator-wide settings (from `infmon run` flags).
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +34,8 @@ pub struct Config {
     pub health_interval: Duration,
     /// Namespaces the operator may read and write in; empty: the whole cluster.
     pub namespaces: Vec<String>,
+    /// The shared DCGM exporter's settings.
+    pub gpu_exporter: GpuExporterSettings,
 }
 
 impl Default for Config {
@@ -42,6 +46,7 @@ impl Default for Config {
             resync: Duration::from_secs(300),
             health_interval: Duration::from_secs(30),
             namespaces: Vec::new(),
+            gpu_exporter: GpuExporterSettings::default(),
         }
     }
 }
@@ -73,6 +78,8 @@ pub struct Context {
     pub clock: Clock,
     /// The watched cluster state.
     pub caches: Arc<Caches>,
+    /// Woken after every reconcile, so the shared objects follow the set of resources.
+    pub shared_changed: Arc<Notify>,
     failures: Mutex<HashMap<String, u32>>,
     resolved: RwLock<HashMap<String, Arc<Resolved>>>,
     verdicts: Mutex<HashMap<String, HealthReport>>,
@@ -105,6 +112,7 @@ impl Context {
             discovered,
             clock,
             caches: Arc::new(Caches::new()),
+            shared_changed: Arc::new(Notify::new()),
             failures: Mutex::new(HashMap::new()),
             resolved: RwLock::new(HashMap::new()),
             verdicts: Mutex::new(HashMap::new()),
@@ -224,8 +232,18 @@ impl Context {
         }
     }
 
-    /// A snapshot of the discovered facts.
+    /// A snapshot of the discovered facts, with the running DCGM exporter as the pod cache
+    /// sees it now (when pods are cached).
     pub fn facts(&self) -> Discovered {
+        let mut facts = self.discovered_snapshot();
+        if let Some(found) = self.caches.found_exporter() {
+            facts.existing_dcgm_exporter = found;
+        }
+        facts
+    }
+
+    /// A snapshot of the discovered facts as discovery left them (no cache scan).
+    pub fn discovered_snapshot(&self) -> Discovered {
         self.discovered
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -49,9 +49,12 @@ pub fn dereference(
             BTreeMap::from([(discovery::NAMESPACE_NAME_LABEL.to_string(), namespace)])
         }),
         detected,
-        existing_dcgm_exporter: caches
-            .dcgm_exporter_running()
-            .unwrap_or(discovered.existing_dcgm_exporter),
+        // Scanning the pods for an exporter only matters to a resource that wants one.
+        existing_dcgm_exporter: resource.spec.gpu.dcgm_exporter.enabled
+            && caches
+                .found_exporter()
+                .unwrap_or_else(|| discovered.existing_dcgm_exporter.clone())
+                .is_some(),
     }
 }
 

@@ -23,7 +23,9 @@ use super::dereference::{dereference, resolve_once};
 use super::metrics::KindLabels;
 use super::status::{self, Report};
 use crate::api::{Engine, InferenceMonitoring, InferenceMonitoringStatus};
+use crate::discovery::Discovered;
 use crate::render::{ChildKind, render_all};
+use crate::validate::ClusterFacts;
 
 /// The finalizer that guards cleanup of children outside the resource's namespace.
 pub const FINALIZER: &str = "inferencemonitorings.monitoring.inference.dev/cleanup";
@@ -133,6 +135,24 @@ pub fn error_policy(obj: Arc<Watched>, err: &Error, ctx: Arc<Context>) -> Action
     }
 }
 
+/// The cluster facts `resolve` takes, from the discovered ones (for the shared objects, which
+/// resolve every resource with the engine its status recorded).
+pub(super) fn facts_for(
+    discovered: &Discovered,
+    ctx: &Context,
+    detected: Option<Engine>,
+) -> ClusterFacts {
+    ClusterFacts {
+        prometheus_operator: discovered.serves(ChildKind::PodMonitor),
+        scrape_config_api: discovered.serves(ChildKind::ScrapeConfig),
+        grafana_operator: discovered.serves(ChildKind::GrafanaDashboard),
+        detected_engine: detected,
+        existing_dcgm_exporter: discovered.existing_dcgm_exporter.is_some(),
+        required_monitor_labels: std::collections::BTreeMap::new(),
+        default_prometheus_url: ctx.config.default_prometheus_url.clone(),
+    }
+}
+
 fn owner(obj: &InferenceMonitoring) -> Owner {
     Owner {
         namespace: obj.namespace().unwrap_or_default(),
@@ -161,12 +181,13 @@ async fn cleanup(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Err
         "cleaned up children outside the namespace"
     );
     ctx.forget(&key(obj));
+    ctx.shared_changed.notify_one();
     Ok(Action::await_change())
 }
 
 async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error> {
     let key = key(obj);
-    let found = dereference(obj, &ctx.caches, &ctx.facts());
+    let found = dereference(obj, &ctx.caches, &ctx.discovered_snapshot());
     let detected = found.detected.clone().and_then(Result::ok);
     let resolved = match resolve_once(obj, &found, &ctx.config) {
         Ok(resolved) => resolved,
@@ -200,6 +221,7 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
     let outcome = apply::execute(&ctx.client, &owner, &children, &plan, &mut applied).await;
     ctx.put_applied(&key, applied);
     count(ctx, &outcome);
+    ctx.shared_changed.notify_one();
     let health = ctx.verdict(&key);
     let report = Report {
         generation: obj.metadata.generation,

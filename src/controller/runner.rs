@@ -22,13 +22,13 @@ use tracing::{info, warn};
 
 use super::cache::{Caches, cached_pod, compact_child, strip_prometheus};
 use super::context::{Config, Context, system_clock};
-use super::health_loop;
 use super::leader::{LeaseLock, LeaseSettings};
 use super::metrics::Metrics;
 use super::reconcile::watched_key;
 use super::server::{self, Probes};
 use super::watches::selects_pod;
 use super::{Watched, error_policy, reconcile};
+use super::{health_loop, shared};
 use crate::api::{Engine, InferenceMonitoring};
 use crate::discovery::{self, Discovered, prometheus_resource};
 use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
@@ -39,6 +39,10 @@ const MANAGED_BY: &str = "app.kubernetes.io/managed-by=infmon";
 /// How often the health loop looks for resources whose check is due (each resource is
 /// checked at its own interval).
 const HEALTH_TICK: Duration = Duration::from_secs(5);
+
+/// How often the shared objects are recomputed from every resource besides after each
+/// reconcile (catches resources deleted while the operator was down).
+const SHARED_TICK: Duration = Duration::from_secs(60);
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -156,7 +160,7 @@ pub async fn run(
     info!(
         served = ?first.served.iter().map(|k| k.kind()).collect::<Vec<_>>(),
         prometheuses = first.prometheuses.len(),
-        existing_dcgm_exporter = first.existing_dcgm_exporter,
+        existing_dcgm_exporter = ?first.existing_dcgm_exporter,
         "discovered the cluster"
     );
     let served = first.served.clone();
@@ -248,6 +252,18 @@ pub async fn run(
         .into_iter()
         .map(|(scope, controller)| run_controller(scope, controller, ctx.clone(), shutdown.clone()))
         .collect();
+    let ready_stores = stores.clone();
+    let shared_caches = caches.clone();
+    let shared = tokio::spawn(shared::run(
+        ctx.clone(),
+        SHARED_TICK,
+        async move {
+            for store in &ready_stores {
+                let _ = store.wait_until_ready().await;
+            }
+        },
+        move || shared_caches.resources(),
+    ));
     let health = tokio::spawn(health_loop::run(
         ctx.clone(),
         health_loop::prometheus_backends(),
@@ -270,6 +286,7 @@ pub async fn run(
     };
     health.abort();
     watches.stop_all();
+    shared.abort();
     if let Some((lock, name)) = &lease
         && outcome.is_ok()
     {

@@ -3,11 +3,15 @@
 //! only input of the builders.
 
 mod document;
+mod gpu_exporter;
 mod resolve;
 
 pub use document::{FieldError, strict_structural_schema, validate_document};
+pub use gpu_exporter::{
+    DEFAULT_GPU_EXPORTER_IMAGE, DEFAULT_GPU_EXPORTER_NAMESPACE, GpuExporterSettings,
+};
 pub use resolve::{
     ClusterFacts, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_INTERVAL, DEFAULT_SCRAPE_TIMEOUT,
-    Dashboards, DcgmExporter, DcgmPlan, Endpoint, Folder, HealthCheck, Namespaces, Output, PortRef,
-    ResolveError, Targets, Validated, output_name, planned_output, pod_namespaces, resolve,
+    Dashboards, DcgmPlan, Endpoint, Folder, HealthCheck, Namespaces, Output, PortRef, ResolveError,
+    Targets, Validated, output_name, planned_output, pod_namespaces, resolve,
 };

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
@@ -64,11 +63,20 @@ impl ClusterFacts {
 pub enum ResolveError {
     /// `engine: auto` and no engine was detected.
     #[error(
-        "spec.engine: engine is auto and none could be detected ({reason}); set spec.engine to one of vllm, sglang, tgi, triton, trtllm, jetstream, max, dynamo, llamacpp or custom"
+        "spec.engine: engine is auto and none could be detected ({reason}); set spec.engine to one of {}",
+        engines::engine_choices()
     )]
     EngineUndetermined {
         /// Why detection failed.
         reason: String,
+    },
+    /// `spec.engine` names an engine whose metrics no longer exist upstream.
+    #[error("spec.engine: {engine} is no longer supported: {instead}")]
+    EngineRemoved {
+        /// The removed engine.
+        engine: Engine,
+        /// What to use instead.
+        instead: &'static str,
     },
     /// The chosen output needs an API the cluster does not serve.
     #[error(
@@ -252,29 +260,10 @@ pub struct Folder {
 pub enum DcgmPlan {
     /// Not asked for.
     Disabled,
-    /// Asked for, but an exporter already runs and `skipIfPresent` is set.
+    /// Asked for, but an exporter infmon did not deploy already runs in the cluster.
     SkippedExisting,
-    /// Deploy ours.
-    Deploy(Box<DcgmExporter>),
-}
-
-/// The DCGM exporter to deploy.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DcgmExporter {
-    /// Namespace of the DaemonSet.
-    pub namespace: String,
-    /// Image.
-    pub image: String,
-    /// Node selector.
-    pub node_selector: BTreeMap<String, String>,
-    /// Tolerations.
-    pub tolerations: Vec<Toleration>,
-    /// RuntimeClass.
-    pub runtime_class_name: Option<String>,
-    /// Resources (defaults applied by the builder when `None`).
-    pub resources: Option<ResourceRequirements>,
-    /// Scrape interval.
-    pub interval: String,
+    /// Wants infmon's shared exporter (one for the cluster; its settings are the operator's).
+    Deploy,
 }
 
 /// The health-check settings.
@@ -303,6 +292,12 @@ pub fn resolve(
             .ok_or_else(|| ResolveError::EngineUndetermined {
                 reason: "no engine was detected from the selected pods".into(),
             })?,
+        Engine::DynamoRouter => {
+            return Err(ResolveError::EngineRemoved {
+                engine: Engine::DynamoRouter,
+                instead: "Dynamo removed its KV-router metrics aggregator (port 9091, llm_kv_* and llm_load_* series) in October 2025; monitor the frontend with engine dynamo (its router series are dynamo_frontend_router_* and dynamo_frontend_worker_*) and the workers with engine dynamoworker",
+            });
+        }
         engine => engine,
     };
     let preset = engines::profile(engine).unwrap_or_else(EngineProfile::custom);
@@ -347,34 +342,12 @@ pub fn resolve(
         instance_selector: spec.dashboards.instance_selector.clone(),
     });
 
-    let dcgm_spec = &spec.gpu.dcgm_exporter;
-    let dcgm = if !dcgm_spec.enabled {
+    let dcgm = if !spec.gpu.dcgm_exporter.enabled {
         DcgmPlan::Disabled
-    } else if dcgm_spec.skip_if_present && facts.existing_dcgm_exporter {
+    } else if facts.existing_dcgm_exporter {
         DcgmPlan::SkippedExisting
     } else {
-        DcgmPlan::Deploy(Box::new(DcgmExporter {
-            namespace: dcgm_spec
-                .namespace
-                .clone()
-                .unwrap_or_else(|| namespace.clone()),
-            image: dcgm_spec.image.clone(),
-            node_selector: dcgm_spec.node_selector.clone(),
-            tolerations: dcgm_spec.tolerations.clone().unwrap_or_else(|| {
-                vec![Toleration {
-                    key: Some("nvidia.com/gpu".into()),
-                    operator: Some("Exists".into()),
-                    effect: Some("NoSchedule".into()),
-                    ..Default::default()
-                }]
-            }),
-            runtime_class_name: dcgm_spec.runtime_class_name.clone(),
-            resources: dcgm_spec.resources.clone(),
-            interval: dcgm_spec
-                .interval
-                .clone()
-                .unwrap_or_else(|| DEFAULT_INTERVAL.to_string()),
-        }))
+        DcgmPlan::Deploy
     };
 
     let health = HealthCheck {
@@ -557,6 +530,36 @@ mod tests {
     }
 
     #[test]
+    fn the_removed_dynamo_router_names_what_to_use_instead() {
+        let err = resolve(
+            &parse(json!({"engine": "dynamorouter", "selector": {"matchLabels": {"app": "r"}}})),
+            &ClusterFacts::assumed_offline(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("spec.engine: dynamorouter is no longer supported"),
+            "{err}"
+        );
+        assert!(
+            err.contains("engine dynamo ") && err.contains("engine dynamoworker"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_undetected_engine_lists_the_catalog() {
+        let err = ResolveError::EngineUndetermined { reason: "x".into() }.to_string();
+        for p in engines::all_profiles() {
+            assert!(err.contains(p.engine.as_str()), "{err}");
+        }
+        assert!(
+            !err.contains("dynamorouter") && err.ends_with("llamacpp or custom"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn engine_preset_fills_every_default() {
         let v = resolve(
             &parse(json!({"engine": "max", "selector": {"matchLabels": {"app": "max"}}})),
@@ -696,11 +699,9 @@ mod tests {
             resolve(&r, &running).unwrap().dcgm,
             DcgmPlan::SkippedExisting
         );
-        let DcgmPlan::Deploy(d) = resolve(&r, &ClusterFacts::assumed_offline()).unwrap().dcgm
-        else {
-            panic!("expected a deployment");
-        };
-        assert_eq!(d.tolerations[0].key.as_deref(), Some("nvidia.com/gpu"));
-        assert_eq!(d.node_selector["nvidia.com/gpu.present"], "true");
+        assert_eq!(
+            resolve(&r, &ClusterFacts::assumed_offline()).unwrap().dcgm,
+            DcgmPlan::Deploy
+        );
     }
 }

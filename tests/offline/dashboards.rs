@@ -69,7 +69,10 @@ fn dashboards_are_structurally_sound() {
             uid.len() <= 40 && uids.insert(uid.to_string()),
             "{name}: uid {uid}"
         );
-        assert_eq!(d["schemaVersion"], 39, "{name}");
+        assert_eq!(
+            d["schemaVersion"], 42,
+            "{name}: Grafana's current schema version"
+        );
         let vars = d["templating"]["list"].as_array().unwrap();
         assert_eq!(vars[0]["type"], "datasource", "{name}");
         assert_eq!(vars[0]["query"], "prometheus", "{name}");
@@ -103,6 +106,77 @@ fn dashboards_are_structurally_sound() {
                 v["datasource"]["uid"], "${datasource}",
                 "{name}: {}",
                 v["name"]
+            );
+        }
+    }
+}
+
+/// Every target of a dashboard: (panel title, expr, legend).
+fn targets(d: &Value) -> Vec<(String, String, String)> {
+    d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| {
+            panel["targets"].as_array().unwrap().iter().map(|t| {
+                (
+                    panel["title"].as_str().unwrap().to_string(),
+                    t["expr"].as_str().unwrap().to_string(),
+                    t["legendFormat"].as_str().unwrap().to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_model_picker_filters_every_panel_of_the_engines_own_series() {
+    let mut checked = 0;
+    for profile in all_profiles() {
+        let Some(label) = profile.model_label.as_deref() else {
+            continue;
+        };
+        let name = profile.engine.as_str();
+        let d: Value = serde_json::from_str(infmon::dashboards::embedded(name).unwrap()).unwrap();
+        let vars = d["templating"]["list"].as_array().unwrap();
+        assert!(
+            vars.iter().any(|v| v["name"] == "model"),
+            "{name}: no model variable"
+        );
+        // `|` also keeps series of another layer that lack the label (vLLM's and SGLang's
+        // HTTP counters, as the engines' pages show).
+        let model = format!(r#"{label}=~"$model|""#);
+        for (title, expr, _) in targets(&d) {
+            // DCGM series carry no model label; every other selector is the engine's.
+            if expr.contains("DCGM_FI_") {
+                continue;
+            }
+            for selector in expr.split('{').skip(1) {
+                let selector = selector.split('}').next().unwrap();
+                assert!(
+                    selector.contains(&model),
+                    "{name}/{title}: selector {{{selector}}} ignores the model picker ({model})"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} selectors checked");
+}
+
+#[test]
+fn overview_legends_tell_resources_apart() {
+    let d: Value = serde_json::from_str(infmon::dashboards::embedded("overview").unwrap()).unwrap();
+    for (title, expr, legend) in targets(&d) {
+        assert!(
+            legend.contains("{{inference_monitoring}}"),
+            "overview/{title}: legend {legend:?} does not name the resource"
+        );
+        if let Some(by) = expr.split("by (").nth(1) {
+            let by = by.split(')').next().unwrap();
+            assert!(
+                by.contains("inference_monitoring"),
+                "overview/{title}: {expr} sums resources together"
             );
         }
     }
@@ -159,6 +233,10 @@ fn allowed_names(name: &str) -> BTreeSet<String> {
                 records::PROMPT_TOKENS,
                 records::GENERATION_TOKENS,
                 records::KV_CACHE_USAGE,
+                records::PREFIX_CACHE_HIT_RATE,
+                records::QUEUE_TIME_P95,
+                records::PREFILL_TIME_P95,
+                records::DECODE_TIME_P95,
             ]
             .map(String::from),
         );
@@ -248,7 +326,11 @@ fn engine_panels_follow_the_catalog_roles_and_units() {
             .unwrap()
             .ends_with("* 0.000001")
     );
-    assert_eq!(triton["targets"][0]["legendFormat"], "{{pod}} mean");
+    // Triton counts requests per model (ensembles count again per composing model).
+    assert_eq!(
+        triton["targets"][0]["legendFormat"],
+        "{{pod}} {{model}} mean"
+    );
     // Variables: a model variable only where the engine has a model label.
     let has_model = |n: &str| {
         lint::variable_selectors(get(n))
@@ -269,21 +351,26 @@ fn engine_panels_follow_the_catalog_roles_and_units() {
 #[test]
 fn delivery_picks_the_engine_overview_and_gpu_dashboards() {
     let vllm = lint::example("vllm");
-    let names: Vec<String> = infmon::dashboards::children(&vllm)
+    // The preset engine dashboard is shared: the resource has none of its own.
+    assert!(infmon::dashboards::children(&vllm).unwrap().is_empty());
+    let names: Vec<String> = infmon::dashboards::shared_children(std::slice::from_ref(&vllm))
         .unwrap()
         .iter()
         .map(|c| c.name.clone())
         .collect();
-    assert_eq!(names, ["vllm-dashboard-vllm", "vllm-dashboard-overview"]);
+    assert_eq!(
+        names,
+        ["infmon-dashboard-overview", "infmon-dashboard-vllm"]
+    );
     let kitchen = lint::example("kitchen-sink");
-    let children = infmon::dashboards::children(&kitchen).unwrap();
+    let children = infmon::dashboards::shared_children(std::slice::from_ref(&kitchen)).unwrap();
     let names: Vec<&str> = children.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
         [
-            "kitchen-sink-dashboard-vllm",
-            "kitchen-sink-dashboard-overview",
-            "kitchen-sink-dashboard-gpu"
+            "infmon-dashboard-gpu",
+            "infmon-dashboard-overview",
+            "infmon-dashboard-vllm"
         ]
     );
     for child in &children {
@@ -314,13 +401,17 @@ fn delivery_picks_the_engine_overview_and_gpu_dashboards() {
     }
     let mut disabled = vllm.clone();
     disabled.dashboards = None;
-    assert!(infmon::dashboards::children(&disabled).unwrap().is_empty());
+    assert!(
+        infmon::dashboards::shared_children(&[disabled])
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
 fn grafana_dashboards_match_the_upstream_crd() {
     let resource = lint::example("grafana-operator");
-    let children = infmon::dashboards::children(&resource).unwrap();
+    let children = infmon::dashboards::shared_children(&[resource]).unwrap();
     assert_eq!(children.len(), 2);
     for child in children {
         assert_eq!(child.kind, ChildKind::GrafanaDashboard);
@@ -346,9 +437,20 @@ fn the_readme_shows_which_panels_exist_for_which_engine() {
 }
 
 #[test]
-fn render_all_includes_the_dashboards_and_the_rules() {
-    let children = infmon::render::render_all(&lint::example("kitchen-sink")).unwrap();
-    let count = |kind| children.iter().filter(|c| c.kind == kind).count();
-    assert_eq!(count(ChildKind::ConfigMap), 3);
-    assert_eq!(count(ChildKind::PrometheusRule), 1);
+fn the_shared_objects_hold_the_dashboards_and_render_all_the_rules() {
+    let kitchen = lint::example("kitchen-sink");
+    let own = infmon::render::render_all(&kitchen).unwrap();
+    let shared = infmon::render::render_shared(
+        std::slice::from_ref(&kitchen),
+        &infmon::validate::GpuExporterSettings::default(),
+    )
+    .unwrap();
+    let count = |children: &[infmon::render::Child], kind| {
+        children.iter().filter(|c| c.kind == kind).count()
+    };
+    assert_eq!(count(&own, ChildKind::ConfigMap), 0);
+    assert_eq!(count(&own, ChildKind::PrometheusRule), 1);
+    // Three dashboards and the exporter's counters.
+    assert_eq!(count(&shared, ChildKind::ConfigMap), 4);
+    assert_eq!(count(&shared, ChildKind::DaemonSet), 1);
 }

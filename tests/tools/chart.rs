@@ -19,6 +19,7 @@ const SCENARIOS: &[(&str, Option<&str>)] = &[
     ("namespaced", Some("ci/namespaced-values.yaml")),
     ("ha", Some("ci/ha-values.yaml")),
     ("e2e", Some("../../e2e/values.yaml")),
+    ("network-policy", Some("ci/network-policy-values.yaml")),
 ];
 
 fn chart_dir() -> String {
@@ -151,6 +152,7 @@ fn default_install_is_one_restricted_replica_watching_everything() {
             "--metrics-port=8080",
             "--probe-port=8081",
             "--health-check-interval=1m",
+            &gpu_exporter_arg(NAMESPACE),
         ]
     );
     assert!(find(&docs, "Service", Some(NAMESPACE)).is_empty());
@@ -160,6 +162,21 @@ fn default_install_is_one_restricted_replica_watching_everything() {
         crd["metadata"]["name"],
         "inferencemonitorings.monitoring.inference.dev"
     );
+}
+
+/// The `--gpu-exporter` flag of the default `gpuExporter` values (keys sorted, as Helm's
+/// `toJson` writes them), with the exporter in `namespace`.
+fn gpu_exporter_arg(namespace: &str) -> String {
+    let settings = serde_json::json!({
+        "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless",
+        "interval": "15s",
+        "namespace": namespace,
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "profiling": false,
+        "resources": {"limits": {"memory": "512Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
+        "tolerations": [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}],
+    });
+    format!("--gpu-exporter={settings}")
 }
 
 #[test]
@@ -184,6 +201,7 @@ fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
             "--health-check-interval=30s",
             "--prometheus-url=http://prometheus-operated.monitoring:9090",
             "--default-monitor-labels=release=kube-prometheus-stack,team=ml",
+            &gpu_exporter_arg(NAMESPACE),
             "--leader-election",
         ]
     );
@@ -206,11 +224,12 @@ fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
 /// `(group, resource, verb)` triples.
 type Grants = BTreeSet<(String, String, String)>;
 
-/// Every grant of the rules of the given RBAC objects; panics on wildcards and on anything
-/// but plain apiGroups/resources/verbs rules.
+/// Every grant of the rules of the given RBAC objects; panics on wildcards, on a grant given
+/// twice by one object and on anything but plain apiGroups/resources/verbs rules.
 fn grants(roles: &[&Value]) -> Grants {
-    let mut grants = Grants::new();
+    let mut all = Grants::new();
     for role in roles {
+        let mut grants = Grants::new();
         for rule in role["rules"].as_array().expect("rules") {
             let rule = rule.as_object().expect("rule");
             let keys: BTreeSet<&str> = rule.keys().map(String::as_str).collect();
@@ -242,8 +261,9 @@ fn grants(roles: &[&Value]) -> Grants {
                 }
             }
         }
+        all.extend(grants);
     }
-    grants
+    all
 }
 
 /// The grants of `infmon::rbac::permissions()`, without the leader-election Lease when there is
@@ -342,6 +362,15 @@ fn schema_rejects_wrong_values() {
         ),
         ("rbac.create=yes", "rbac.create"),
         ("replica=2", "Additional property replica is not allowed"),
+        ("podAntiAffinity=soft", "podAntiAffinity"),
+        (
+            "podDisruptionBudget.minAvailable=-1",
+            "podDisruptionBudget.minAvailable",
+        ),
+        (
+            "networkPolicy.ingress=all",
+            "Additional property ingress is not allowed",
+        ),
     ];
     for (set, message) in cases {
         let err = template(&["--set".to_string(), set.to_string()])
@@ -525,4 +554,156 @@ fn infmon_run_accepts_the_arguments_of_every_scenario() {
         );
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
     }
+}
+
+/// `helm template` with `--set` arguments, parsed.
+fn render_set(sets: &[&str]) -> Vec<Value> {
+    let args: Vec<String> = sets
+        .iter()
+        .flat_map(|set| ["--set".to_string(), set.to_string()])
+        .collect();
+    support::yaml_docs(&template(&args).unwrap_or_else(|err| panic!("{err}")))
+}
+
+/// The Deployment's pod selector labels.
+fn pod_selector(docs: &[Value]) -> &Value {
+    &one(docs, "Deployment", Some(NAMESPACE))["spec"]["selector"]["matchLabels"]
+}
+
+/// The Deployment container's port number with the given name.
+fn container_port(docs: &[Value], name: &str) -> u64 {
+    container(docs)["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["containerPort"].as_u64())
+        .unwrap_or_else(|| panic!("no container port {name}"))
+}
+
+#[test]
+fn network_policy_is_optional_and_admits_only_the_metrics_and_probe_ports() {
+    for (name, values) in SCENARIOS
+        .iter()
+        .filter(|(name, _)| *name != "network-policy")
+    {
+        assert!(
+            find(&render(*values), "NetworkPolicy", Some(NAMESPACE)).is_empty(),
+            "{name}: a NetworkPolicy without networkPolicy.enabled"
+        );
+    }
+
+    let docs = render(Some("ci/network-policy-values.yaml"));
+    let policy = one(&docs, "NetworkPolicy", Some(NAMESPACE));
+    let spec = &policy["spec"];
+    assert_eq!(&spec["podSelector"]["matchLabels"], pod_selector(&docs));
+    assert_eq!(
+        spec["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    let ingress = spec["ingress"].as_array().expect("ingress rules");
+    let ports: Vec<(u64, &str)> = ingress
+        .iter()
+        .flat_map(|rule| rule["ports"].as_array().expect("ports").iter())
+        .map(|p| {
+            (
+                p["port"].as_u64().expect("port number"),
+                p["protocol"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            (container_port(&docs, "metrics"), "TCP"),
+            (container_port(&docs, "probes"), "TCP")
+        ]
+    );
+    // metricsFrom of the values file: the monitoring namespace only; the probes from anywhere.
+    assert_eq!(
+        ingress[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert!(ingress[1].get("from").is_none(), "{}", ingress[1]);
+    assert_eq!(spec["egress"].as_array().map(Vec::len), Some(3));
+
+    // Enabled with nothing else: ingress only, egress left alone, ports follow the values.
+    let docs = render_set(&[
+        "networkPolicy.enabled=true",
+        "operator.metricsPort=9100",
+        "operator.probePort=9101",
+    ]);
+    let spec = &one(&docs, "NetworkPolicy", Some(NAMESPACE))["spec"];
+    assert_eq!(spec["policyTypes"], serde_json::json!(["Ingress"]));
+    assert!(spec.get("egress").is_none(), "{spec}");
+    assert_eq!(spec["ingress"][0]["ports"][0]["port"], 9100);
+    assert_eq!(spec["ingress"][1]["ports"][0]["port"], 9101);
+    assert_eq!(container_port(&docs, "metrics"), 9100);
+}
+
+#[test]
+fn more_than_one_replica_gets_a_disruption_budget_and_anti_affinity() {
+    let pod_spec = |docs: &[Value]| {
+        one(docs, "Deployment", Some(NAMESPACE))["spec"]["template"]["spec"].clone()
+    };
+    let single = render(None);
+    assert!(find(&single, "PodDisruptionBudget", Some(NAMESPACE)).is_empty());
+    assert!(pod_spec(&single).get("affinity").is_none());
+
+    // Two replicas (ha values): keep one up, prefer different nodes.
+    let ha = render(Some("ci/ha-values.yaml"));
+    let budget = one(&ha, "PodDisruptionBudget", Some(NAMESPACE));
+    assert_eq!(budget["spec"]["minAvailable"], 1);
+    assert_eq!(
+        &budget["spec"]["selector"]["matchLabels"],
+        pod_selector(&ha)
+    );
+    let preferred = &pod_spec(&ha)["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        [0]["podAffinityTerm"];
+    assert_eq!(preferred["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        &preferred["labelSelector"]["matchLabels"],
+        pod_selector(&ha)
+    );
+
+    // Three replicas, required spreading, two kept up.
+    let three = render(Some("ci/network-policy-values.yaml"));
+    assert_eq!(
+        one(&three, "PodDisruptionBudget", Some(NAMESPACE))["spec"]["minAvailable"],
+        2
+    );
+    let required = &pod_spec(&three)["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        [0];
+    assert_eq!(required["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        &required["labelSelector"]["matchLabels"],
+        pod_selector(&three)
+    );
+
+    // The user's affinity wins; both can be turned off.
+    let own = render_set(&["replicas=2", "affinity.nodeAffinity.x=1"]);
+    assert_eq!(
+        pod_spec(&own)["affinity"],
+        serde_json::json!({"nodeAffinity": {"x": 1}})
+    );
+    let off = render_set(&[
+        "replicas=2",
+        "podAntiAffinity=none",
+        "podDisruptionBudget.enabled=false",
+    ]);
+    assert!(pod_spec(&off).get("affinity").is_none());
+    assert!(find(&off, "PodDisruptionBudget", Some(NAMESPACE)).is_empty());
+
+    // A budget that would block every drain is refused.
+    let err = template(&[
+        "--set".into(),
+        "replicas=2".into(),
+        "--set".into(),
+        "podDisruptionBudget.minAvailable=2".into(),
+    ])
+    .expect_err("minAvailable equal to replicas must be refused");
+    assert!(
+        err.contains("podDisruptionBudget.minAvailable (2) must be less than replicas (2)"),
+        "{err}"
+    );
 }

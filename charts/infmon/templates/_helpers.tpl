@@ -45,7 +45,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/*
 RBAC rules for the namespaced objects the operator reads and writes, one rule per resource
-with exactly the verbs of `infmon::rbac::permissions()` (tests/chart.rs checks that they
+with exactly the verbs of `infmon::rbac::permissions()` (tests/tools/chart.rs checks that they
 agree). Cluster mode puts them in a ClusterRole; namespaced mode in a Role per watched
 namespace.
 */}}
@@ -117,4 +117,18 @@ monitoring namespace the operator does not watch.
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [create, get, update]
+{{- end -}}
+
+{{/* The exporter's namespace: gpuExporter.namespace or the release namespace. */}}
+{{- define "infmon.gpuExporterNamespace" -}}
+{{- .Values.gpuExporter.namespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{/* The --gpu-exporter settings (YAML): the values, namespace defaulted, empty names left out. */}}
+{{- define "infmon.gpuExporter" -}}
+{{- $settings := omit .Values.gpuExporter "namespace" "priorityClassName" "runtimeClassName" -}}
+{{- $_ := set $settings "namespace" (include "infmon.gpuExporterNamespace" .) -}}
+{{- with .Values.gpuExporter.priorityClassName }}{{ $_ := set $settings "priorityClassName" . }}{{ end -}}
+{{- with .Values.gpuExporter.runtimeClassName }}{{ $_ := set $settings "runtimeClassName" . }}{{ end -}}
+{{- toYaml $settings -}}
 {{- end -}}
