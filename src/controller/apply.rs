@@ -13,7 +13,9 @@ use serde_json::Value;
 use super::Error;
 use super::cache::{LiveChild, fingerprint};
 use crate::api::ChildReference;
-use crate::render::{Child, ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, label_value};
+use crate::render::{
+    Child, ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, label_value, owner_selector,
+};
 
 /// The field manager of every write.
 pub const FIELD_MANAGER: &str = "infmon";
@@ -336,6 +338,20 @@ async fn delete(client: &Client, live: &LiveChild) -> Result<(), Error> {
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
         Err(err) => Err(Error::kube(format!("delete {}", display(live)), err)),
     }
+}
+
+/// [`sync_selected`] for one resource's children, found by its owner labels (listing, not the
+/// cache: for one-off syncs outside the controller).
+pub async fn sync(
+    client: &Client,
+    scope: &[String],
+    owner: &Owner,
+    children: &[Child],
+    served: &BTreeSet<ChildKind>,
+) -> Outcome {
+    let selector = owner_selector(&owner.namespace, &owner.name);
+    let whose = format!("owned by {}/{}", owner.namespace, owner.name);
+    sync_selected(client, scope, (&selector, &whose), owner, children, served).await
 }
 
 /// [`plan`] and [`execute`] for objects found by listing with a label selector instead of

@@ -51,10 +51,8 @@ pub fn dereference(
         detected,
         // Scanning the pods for an exporter only matters to a resource that wants one.
         existing_dcgm_exporter: resource.spec.gpu.dcgm_exporter.enabled
-            && caches
-                .found_exporter()
-                .unwrap_or_else(|| discovered.existing_dcgm_exporter.clone())
-                .is_some(),
+            && (discovered.existing_dcgm_exporter.is_some()
+                || caches.found_exporter().flatten().is_some()),
     }
 }
 

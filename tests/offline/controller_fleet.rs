@@ -55,7 +55,7 @@ fn cluster() -> Discovered {
     Discovered {
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: vec![kps],
-        existing_dcgm_exporter: false,
+        existing_dcgm_exporter: None,
     }
 }
 
