@@ -208,22 +208,6 @@ pub async fn execute(
     plan: &Plan,
     applied: &mut Applied,
 ) -> Outcome {
-    let selector = owner_selector(&owner.namespace, &owner.name);
-    let whose = format!("owned by {}/{}", owner.namespace, owner.name);
-    sync_selected(client, scope, (&selector, &whose), owner, children, served).await
-}
-
-/// [`sync`] for the objects a label selector finds (named `whose` in errors): a resource's
-/// children (its owner labels) or the cluster-shared objects (the shared label, with an
-/// [`Owner`] without reference).
-pub async fn sync_selected(
-    client: &Client,
-    scope: &[String],
-    selector: (&str, &str),
-    owner: &Owner,
-    children: &[Child],
-    served: &BTreeSet<ChildKind>,
-) -> Outcome {
     let mut outcome = Outcome::default();
     for (child, step) in children.iter().zip(&plan.steps) {
         let existed = match step {
