@@ -143,16 +143,9 @@ pub fn resolve_once(
 
 #[cfg(test)]
 mod tests {
+    use super::super::watches::test_resource as resource;
     use super::*;
     use serde_json::json;
-
-    fn resource(spec: serde_json::Value) -> InferenceMonitoring {
-        serde_json::from_value(json!({
-            "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
-            "metadata": {"name": "llm", "namespace": "ai"}, "spec": spec,
-        }))
-        .unwrap()
-    }
 
     fn kps() -> PrometheusSelectors {
         PrometheusSelectors::from_object(&json!({

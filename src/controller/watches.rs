@@ -29,18 +29,21 @@ pub fn selects_pod(
     in_scope && matches(selector, labels)
 }
 
+/// `ai/llm` with `spec`, for the controller's unit tests.
+#[cfg(test)]
+pub(super) fn test_resource(spec: serde_json::Value) -> InferenceMonitoring {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
+        "metadata": {"name": "llm", "namespace": "ai"}, "spec": spec,
+    }))
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_resource as resource;
     use super::*;
     use serde_json::json;
-
-    fn resource(spec: serde_json::Value) -> InferenceMonitoring {
-        serde_json::from_value(json!({
-            "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
-            "metadata": {"name": "llm", "namespace": "ai"}, "spec": spec,
-        }))
-        .unwrap()
-    }
 
     #[test]
     fn pods_are_matched_by_selector_and_namespace_scope() {
