@@ -202,6 +202,7 @@ impl HealthLoop {
             existing_dcgm_exporter: facts.existing_dcgm_exporter,
             required_monitor_labels: BTreeMap::new(),
             default_prometheus_url: ctx.config.default_prometheus_url.clone(),
+            policy: ctx.config.policy.clone(),
         };
         let validated = resolve(resource, &facts).ok()?;
         validated.health.url.as_ref()?;

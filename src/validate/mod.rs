@@ -3,9 +3,11 @@
 //! only input of the builders.
 
 mod document;
+mod policy;
 mod resolve;
 
 pub use document::{FieldError, strict_structural_schema, validate_document};
+pub use policy::{Allowed, Policy, normalize_url};
 pub use resolve::{
     ClusterFacts, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_INTERVAL, DEFAULT_SCRAPE_TIMEOUT,
     Dashboards, DcgmExporter, DcgmPlan, Endpoint, Folder, HealthCheck, Namespaces, Output, PortRef,
