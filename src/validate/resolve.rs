@@ -335,8 +335,9 @@ pub fn resolve(
             })?,
         engine => engine,
     };
+    let metrics = super::grammar::check(resource)?;
     let preset = engines::profile(engine).unwrap_or_else(EngineProfile::custom);
-    let profile = match &spec.metrics {
+    let profile = match &metrics {
         Some(metrics) => engines::with_overrides(preset, metrics),
         None => preset,
     };
@@ -349,11 +350,28 @@ pub fn resolve(
         },
     };
 
-    let endpoint = resolve_endpoint(
+    let mut endpoint = resolve_endpoint(
         spec.endpoint.clone().unwrap_or_default(),
         &profile,
         &targets,
     )?;
+    if !endpoint.metric_relabelings.is_empty() {
+        // Last, so no user rule can claim or hide another resource's series.
+        for (label, value) in [
+            (
+                super::OWNER_TARGET_LABEL,
+                format!("{namespace}/{}", resource.name_any()),
+            ),
+            (super::ENGINE_TARGET_LABEL, engine.as_str().to_string()),
+        ] {
+            endpoint.metric_relabelings.push(RelabelConfig {
+                target_label: Some(label.to_string()),
+                replacement: Some(value),
+                action: Some(crate::api::RelabelAction::Replace),
+                ..Default::default()
+            });
+        }
+    }
     let output = resolve_output(spec.prometheus.output, &targets, facts)?;
 
     let monitor_labels = if spec.prometheus.monitor_labels.is_empty() {
