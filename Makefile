@@ -1,8 +1,10 @@
 # infmon developer entry points. `make test` is what CI runs (through .ci/run).
 CARGO ?= cargo
 SHELL := /bin/bash
+# Tools installed into the repository (helm, kubernetes-validate, ...) come first on PATH.
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: all build test lint fmt crds golden dashboards tools release
+.PHONY: all build test test-offline lint fmt crds golden dashboards tools release demo e2e
 
 all: build
 
@@ -13,12 +15,18 @@ build:
 ## lint: formatting and clippy with warnings as errors
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## test: lint, then every test (unit, golden, real Prometheus/promtool/helm/schema tests)
-test: lint
-	$(CARGO) test --all-targets --no-fail-fast
+## test: installs the real tools if missing (idempotent), lints, then runs every test: unit,
+##       offline (golden, mock API), and real Prometheus/promtool/helm/schema tests
+test: tools lint
+	$(CARGO) build --quiet -p infmon-devkit --bins
+	$(CARGO) test --workspace --all-targets --no-fail-fast
 	$(CARGO) test --doc
+
+## test-offline: the quick loop while editing: unit tests and the tests that need no external tool
+test-offline:
+	$(CARGO) test --lib --test offline
 
 ## crds: regenerate the committed CRD from src/api
 crds:
@@ -28,7 +36,8 @@ crds:
 ## golden: regenerate every generated artifact (crds/, dashboards/*.json, tests/promtool/*.rules.yml,
 ##         tests/golden/ of `infmon render`); review the diff before committing
 golden: crds
-	INFMON_UPDATE_GOLDEN=1 $(CARGO) test --test dashboards --test rules --test render_golden --test metrics_overrides
+	INFMON_UPDATE_GOLDEN=1 $(CARGO) test --test offline -- dashboards:: render_golden:: metrics_overrides::
+	INFMON_UPDATE_GOLDEN=1 $(CARGO) test --test tools -- rules::committed_rule_files
 
 ## dashboards: same as golden (named in the dashboards' drift message)
 dashboards: golden
@@ -42,7 +51,8 @@ release:
 	$(CARGO) build --release
 	@ls -l target/release/infmon
 
-## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, lua, shellcheck)
+## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, lua,
+##        shellcheck); idempotent, quick when everything is there
 tools:
 	.ci/install-tools
 

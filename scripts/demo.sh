@@ -3,7 +3,7 @@
 #
 # 1. installs Prometheus from Debian if it is missing, builds infmon;
 # 2. starts demo stand-ins for GPU servers (two vLLM, one TGI, one DCGM exporter) that serve
-#    the engines' real metric formats on 127.0.0.1 (src/bin/infmon-demo-exporter.rs);
+#    the engines' real metric formats on 127.0.0.1 (tests/support/src/bin/infmon-demo-exporter.rs);
 # 3. writes an InferenceMonitoring with staticTargets, renders its prometheus.yml with
 #    `infmon render --format prometheus`, starts Prometheus with it;
 # 4. runs `infmon check` until healthy, stops one vLLM stand-in, shows the diagnosis change;
@@ -45,7 +45,7 @@ fi
 bin_dir=${INFMON_DEMO_BIN_DIR:-}
 if [ -z "$bin_dir" ]; then
     step "Building infmon"
-    cargo build --quiet --bin infmon --bin infmon-demo-exporter
+    cargo build --quiet -p infmon -p infmon-devkit --bin infmon --bin infmon-demo-exporter
     bin_dir="$repo/target/debug"
 fi
 infmon="$bin_dir/infmon"

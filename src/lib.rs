@@ -11,7 +11,6 @@ pub mod crd;
 pub mod dashboards;
 pub mod discovery;
 pub mod engines;
-pub mod fixtures;
 pub mod health;
 pub mod manifests;
 pub mod promql;

@@ -58,11 +58,21 @@ pub fn resolve_offline(
     };
     let resource = validate_document(&document.value)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    resolve(&resource, &facts).map_err(|err| {
-        let mut message = err.to_string();
-        if resource.spec.engine == Engine::Auto && engine.is_none() {
-            message.push_str(" (offline, pass --engine ENGINE to choose one)");
-        }
-        vec![message]
-    })
+    if resource.spec.engine == Engine::Auto && engine.is_none() {
+        return Err(vec![auto_needs_engine_flag()]);
+    }
+    resolve(&resource, &facts).map_err(|err| vec![err.to_string()])
+}
+
+/// Offline there are no pods to detect an `engine: auto` resource's engine from: the user
+/// names it. The list comes from the engine catalog.
+fn auto_needs_engine_flag() -> String {
+    let engines: Vec<&str> = infmon::engines::all_profiles()
+        .iter()
+        .map(|p| p.engine.as_str())
+        .collect();
+    format!(
+        "spec.engine: auto is detected from the running pods, and offline there are none; pass --engine ENGINE (one of {}) or set spec.engine",
+        engines.join(", ")
+    )
 }

@@ -3,7 +3,7 @@
 //! delivered per resource as ConfigMaps or `GrafanaDashboard`s ([`children`]).
 //!
 //! Regenerate the committed files after changing the catalog or a generator with
-//! `make dashboards` (`INFMON_UPDATE_GOLDEN=1 cargo test --test dashboards`).
+//! `make dashboards`.
 
 mod deliver;
 pub mod generate;

@@ -1,0 +1,173 @@
+//! Helpers shared by the health and `infmon check` tests: resources from YAML, a
+//! prometheus.yml rendered from them by infmon itself, metric pages, and a loopback proxy in
+//! front of Prometheus that counts requests and may demand credentials or a path prefix.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use infmon::health::HealthTarget;
+use infmon::render::scrape::{prometheus_scrape_configs, prometheus_yml};
+use infmon::validate::{ClusterFacts, Validated, resolve, validate_document};
+
+use crate::http;
+
+/// A static-targets resource scraped every second.
+pub fn resource_yaml(name: &str, engine: &str, addresses: &[String]) -> String {
+    let targets: Vec<String> = addresses.iter().map(|a| format!("'{a}'")).collect();
+    format!(
+        "apiVersion: monitoring.inference.dev/v1alpha1\n\
+         kind: InferenceMonitoring\n\
+         metadata: {{name: {name}, namespace: demo}}\n\
+         spec:\n  engine: {engine}\n  staticTargets: [{}]\n  endpoint: {{interval: 1s, scrapeTimeout: 1s}}\n",
+        targets.join(", ")
+    )
+}
+
+/// Resolves a resource the way `infmon check` does.
+pub fn validated(yaml: &str) -> Validated {
+    let value: serde_json::Value = serde_yaml::from_str(yaml).expect("YAML");
+    let resource = validate_document(&value).expect("valid resource");
+    resolve(&resource, &ClusterFacts::assumed_offline()).expect("resolves")
+}
+
+/// The health check's view of a resource.
+pub fn health_target(yaml: &str) -> HealthTarget {
+    HealthTarget::from_validated(&validated(yaml), None)
+}
+
+/// The prometheus.yml `infmon render --format prometheus` produces for these resources,
+/// with a 1 s global interval so the test Prometheus reacts quickly.
+pub fn prometheus_config(resources: &[&str]) -> String {
+    let jobs = resources
+        .iter()
+        .flat_map(|yaml| prometheus_scrape_configs(&validated(yaml)).expect("renders"))
+        .collect();
+    let mut config = prometheus_yml(jobs);
+    config["global"]["scrape_interval"] = "1s".into();
+    config["global"]["evaluation_interval"] = "1s".into();
+    serde_yaml::to_string(&config).expect("YAML")
+}
+
+/// A vLLM page (the core metric `vllm:num_requests_running` included).
+pub fn vllm_page(tick: u64) -> String {
+    format!(
+        "# HELP vllm:num_requests_running Number of requests currently running on GPU.\n\
+         # TYPE vllm:num_requests_running gauge\n\
+         vllm:num_requests_running{{model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}} 3\n\
+         # HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n\
+         # TYPE vllm:num_requests_waiting gauge\n\
+         vllm:num_requests_waiting{{model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}} 1\n\
+         # HELP vllm:generation_tokens_total Number of generation tokens processed.\n\
+         # TYPE vllm:generation_tokens_total counter\n\
+         vllm:generation_tokens_total{{model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}} {}\n",
+        100 * (tick + 1)
+    )
+}
+
+/// A TGI page (core metric `tgi_request_count`).
+pub fn tgi_page(tick: u64) -> String {
+    format!(
+        "# HELP tgi_request_count Total number of requests.\n\
+         # TYPE tgi_request_count counter\n\
+         tgi_request_count {}\n\
+         # HELP tgi_queue_size Current queue size.\n\
+         # TYPE tgi_queue_size gauge\n\
+         tgi_queue_size 2\n",
+        10 * (tick + 1)
+    )
+}
+
+/// A loopback HTTP proxy in front of a Prometheus.
+pub struct Proxy {
+    addr: SocketAddr,
+    prefix: String,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    /// Forwards `GET <prefix><path>` to `upstream<path>`; with `authorization` (e.g.
+    /// `Bearer <token>`), answers 401 to requests without exactly that header.
+    pub fn start(upstream: &str, prefix: &str, authorization: Option<&str>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&requests);
+        let upstream = upstream.to_string();
+        let prefix_owned = prefix.to_string();
+        let token = authorization.map(str::to_string);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let (upstream, prefix, token) =
+                    (upstream.clone(), prefix_owned.clone(), token.clone());
+                std::thread::spawn(move || serve(stream, &upstream, &prefix, token.as_deref()));
+            }
+        });
+        Proxy {
+            addr,
+            prefix: prefix.to_string(),
+            requests,
+        }
+    }
+
+    /// The base URL to give infmon (with the prefix).
+    pub fn url(&self) -> String {
+        format!("http://{}{}", self.addr, self.prefix)
+    }
+
+    /// Requests received so far (each arrives on its own connection: responses close it).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn serve(mut stream: TcpStream, upstream: &str, prefix: &str, token: Option<&str>) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&request).to_string();
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let authorization = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("authorization"))
+        .map(|(_, value)| value.trim().to_string());
+    let (status, content_type, body) = if token.is_some() && authorization.as_deref() != token {
+        (401, "text/plain".to_string(), "unauthorized\n".to_string())
+    } else if let Some(path) = target.strip_prefix(prefix).filter(|p| p.starts_with('/')) {
+        match http::get(&format!("{upstream}{path}")) {
+            Ok(response) => (
+                response.status,
+                response
+                    .header("content-type")
+                    .unwrap_or("text/plain")
+                    .to_string(),
+                response.body,
+            ),
+            Err(err) => (
+                502,
+                "text/plain".to_string(),
+                format!("bad gateway: {err}\n"),
+            ),
+        }
+    } else {
+        (
+            404,
+            "text/plain".to_string(),
+            "404 page not found\n".to_string(),
+        )
+    };
+    let response = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+    let _ = stream.flush();
+}

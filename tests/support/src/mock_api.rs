@@ -1,0 +1,172 @@
+//! A scripted Kubernetes API server for controller tests: each expected request is checked
+//! (method, path with query, body) in order and answered; an unexpected extra request fails
+//! the scenario, a missing one times out.
+
+use std::time::Duration;
+
+use http::{Request, Response};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+use tower_test::mock::{self, Handle};
+
+/// How a request body is checked.
+pub enum Expect {
+    /// No body check (GET, LIST).
+    Any,
+    /// The body must equal this JSON.
+    Body(Value),
+    /// The body is passed to this closure, which asserts on it.
+    Check(Box<dyn Fn(&Value) + Send>),
+}
+
+/// One request/response pair.
+pub struct Exchange {
+    /// `GET`, `PATCH`, …
+    pub method: &'static str,
+    /// Path and query, exactly as the client sends them.
+    pub uri: String,
+    /// Body expectation.
+    pub expect: Expect,
+    /// Response status code.
+    pub status: u16,
+    /// Response body; `None` echoes the request body.
+    pub reply: Option<Value>,
+}
+
+impl Exchange {
+    /// A request answered with 200 and `reply`.
+    pub fn new(method: &'static str, uri: impl Into<String>, reply: Value) -> Self {
+        Self {
+            method,
+            uri: uri.into(),
+            expect: Expect::Any,
+            status: 200,
+            reply: Some(reply),
+        }
+    }
+    /// A write answered by echoing its body.
+    pub fn echo(method: &'static str, uri: impl Into<String>, expect: Expect) -> Self {
+        Self {
+            method,
+            uri: uri.into(),
+            expect,
+            status: 200,
+            reply: None,
+        }
+    }
+    /// Sets the expected body.
+    pub fn expecting(mut self, expect: Expect) -> Self {
+        self.expect = expect;
+        self
+    }
+    /// A request answered with an API error.
+    pub fn fail(method: &'static str, uri: impl Into<String>, code: u16, reason: &str) -> Self {
+        Self {
+            method,
+            uri: uri.into(),
+            expect: Expect::Any,
+            status: code,
+            reply: Some(status(code, reason)),
+        }
+    }
+}
+
+/// A `metav1.Status` failure body.
+pub fn status(code: u16, reason: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": format!("{reason} (from the mock API server)"), "reason": reason, "code": code})
+}
+
+/// A list response.
+pub fn list(kind: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+/// A client talking to a fresh mock server.
+pub fn client() -> (Client, Handle<Request<Body>, Response<Body>>) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(service, "default"), handle)
+}
+
+/// Percent-encodes a query value the way the client does (`form_urlencoded`).
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A request as it was received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+}
+
+/// Answers `script` in order, then fails on any further request for a short while. Returns
+/// every request seen.
+pub async fn serve(
+    mut handle: Handle<Request<Body>, Response<Body>>,
+    script: Vec<Exchange>,
+) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    for (i, exchange) in script.into_iter().enumerate() {
+        let Ok(Some((request, send))) =
+            tokio::time::timeout(Duration::from_secs(2), handle.next_request()).await
+        else {
+            panic!(
+                "request #{i} never came: expected {} {}; seen so far: {seen:#?}",
+                exchange.method, exchange.uri
+            );
+        };
+        let method = request.method().to_string();
+        let uri = request.uri().to_string();
+        seen.push(Seen {
+            method: method.clone(),
+            uri: uri.clone(),
+        });
+        assert_eq!(
+            (method.as_str(), uri.as_str()),
+            (exchange.method, exchange.uri.as_str()),
+            "request #{i} differs; seen so far: {seen:#?}"
+        );
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        match &exchange.expect {
+            Expect::Any => {}
+            Expect::Body(expected) => {
+                pretty_assertions::assert_eq!(&body, expected, "body of request #{i} {uri}")
+            }
+            Expect::Check(check) => check(&body),
+        }
+        let reply = exchange.reply.unwrap_or(body);
+        send.send_response(
+            Response::builder()
+                .status(exchange.status)
+                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                .unwrap(),
+        );
+    }
+    if let Ok(Some((request, _))) =
+        tokio::time::timeout(Duration::from_millis(100), handle.next_request()).await
+    {
+        panic!(
+            "unexpected request {} {} after the script; seen: {seen:#?}",
+            request.method(),
+            request.uri()
+        );
+    }
+    seen
+}

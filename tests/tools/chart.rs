@@ -1,0 +1,528 @@
+//! The Helm chart in `charts/infmon`, checked with the real helm v3: `lint --strict`, `template`
+//! with default and non-default values, the rendered manifests validated with
+//! `kubernetes-validate --strict` for Kubernetes 1.33 (the ServiceMonitor against the upstream
+//! CRD), RBAC equal to `infmon::rbac::permissions()`, and `values.schema.json` rejecting wrong
+//! values.
+
+use infmon_devkit as support;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use support::{helm, upstream};
+
+const NAMESPACE: &str = "infmon-system";
+
+/// The values scenarios: a name and a values file relative to `charts/infmon` (none: defaults).
+const SCENARIOS: &[(&str, Option<&str>)] = &[
+    ("default", None),
+    ("namespaced", Some("ci/namespaced-values.yaml")),
+    ("ha", Some("ci/ha-values.yaml")),
+    ("e2e", Some("../../e2e/values.yaml")),
+];
+
+fn chart_dir() -> String {
+    support::repo_path("charts/infmon").display().to_string()
+}
+
+fn values_args(values: Option<&str>) -> Vec<String> {
+    values
+        .map(|file| {
+            vec![
+                "--values".to_string(),
+                support::repo_path("charts/infmon")
+                    .join(file)
+                    .display()
+                    .to_string(),
+            ]
+        })
+        .unwrap_or_default()
+}
+
+/// `helm template` of the chart with the given extra arguments.
+fn template(extra: &[String]) -> Result<String, String> {
+    let chart = chart_dir();
+    let mut args = vec![
+        "template",
+        "infmon",
+        chart.as_str(),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        "1.33.0",
+        "--include-crds",
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    helm::run(&args)
+}
+
+fn render(values: Option<&str>) -> Vec<Value> {
+    let yaml = template(&values_args(values)).unwrap_or_else(|err| panic!("{err}"));
+    support::yaml_docs(&yaml)
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, namespace: Option<&str>) -> Vec<&'a Value> {
+    docs.iter()
+        .filter(|d| d["kind"] == kind && d["metadata"]["namespace"].as_str() == namespace)
+        .collect()
+}
+
+fn one<'a>(docs: &'a [Value], kind: &str, namespace: Option<&str>) -> &'a Value {
+    let found = find(docs, kind, namespace);
+    assert_eq!(found.len(), 1, "expected one {kind} in {namespace:?}");
+    found[0]
+}
+
+fn container(docs: &[Value]) -> &Value {
+    &one(docs, "Deployment", Some(NAMESPACE))["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn args(docs: &[Value]) -> Vec<&str> {
+    container(docs)["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg"))
+        .collect()
+}
+
+#[test]
+fn lint_strict_passes_with_every_values_file() {
+    let chart = chart_dir();
+    for (name, values) in SCENARIOS {
+        let values = values_args(*values);
+        let mut args = vec!["lint", "--strict", chart.as_str()];
+        args.extend(values.iter().map(String::as_str));
+        let output = helm::run(&args).unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert!(output.contains("0 chart(s) failed"), "{name}: {output}");
+    }
+}
+
+#[test]
+fn rendered_manifests_validate_for_kubernetes_1_33() {
+    let mut custom_resources = 0;
+    for (name, values) in SCENARIOS {
+        let yaml = template(&values_args(*values)).unwrap_or_else(|err| panic!("{err}"));
+        support::kubernetes_validate(&yaml).unwrap_or_else(|err| panic!("{name}: {err}"));
+        for doc in support::yaml_docs(&yaml) {
+            let group = doc["apiVersion"].as_str().unwrap_or_default();
+            if group.starts_with("monitoring.coreos.com/") {
+                upstream::validate_against_crd(&doc)
+                    .unwrap_or_else(|errors| panic!("{name}: {}", errors.join("\n")));
+                custom_resources += 1;
+            }
+        }
+    }
+    assert_eq!(custom_resources, 1, "the ServiceMonitor of the ha scenario");
+}
+
+#[test]
+fn default_install_is_one_restricted_replica_watching_everything() {
+    let docs = render(None);
+    let deployment = one(&docs, "Deployment", Some(NAMESPACE));
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "infmon");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let container = container(&docs);
+    assert_eq!(container["image"], "ghcr.io/infmon/infmon:0.1.0");
+    let security = &container["securityContext"];
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["runAsNonRoot"], true);
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], "probes");
+    assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
+    assert_eq!(container["resources"]["requests"]["cpu"], "50m");
+    assert_eq!(
+        args(&docs),
+        [
+            "run",
+            "--log-level=info",
+            "--log-format=json",
+            "--metrics-port=8080",
+            "--probe-port=8081",
+            "--health-check-interval=1m",
+        ]
+    );
+    assert!(find(&docs, "Service", Some(NAMESPACE)).is_empty());
+    assert!(find(&docs, "ServiceMonitor", Some(NAMESPACE)).is_empty());
+    let crd = one(&docs, "CustomResourceDefinition", None);
+    assert_eq!(
+        crd["metadata"]["name"],
+        "inferencemonitorings.monitoring.inference.dev"
+    );
+}
+
+#[test]
+fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
+    let docs = render(Some("ci/ha-values.yaml"));
+    assert_eq!(
+        one(&docs, "Deployment", Some(NAMESPACE))["spec"]["replicas"],
+        2
+    );
+    assert_eq!(
+        container(&docs)["image"],
+        "ghcr.io/infmon/infmon@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(
+        args(&docs),
+        [
+            "run",
+            "--log-level=infmon=debug,kube=warn",
+            "--log-format=text",
+            "--metrics-port=8080",
+            "--probe-port=8081",
+            "--health-check-interval=30s",
+            "--prometheus-url=http://prometheus-operated.monitoring:9090",
+            "--default-monitor-labels=release=kube-prometheus-stack,team=ml",
+            "--leader-election",
+        ]
+    );
+    let service = one(&docs, "Service", Some(NAMESPACE));
+    assert_eq!(service["spec"]["ports"][0]["name"], "metrics");
+    assert_eq!(service["spec"]["ports"][0]["port"], 8080);
+    let monitor = one(&docs, "ServiceMonitor", Some(NAMESPACE));
+    assert_eq!(
+        monitor["metadata"]["labels"]["release"],
+        "kube-prometheus-stack"
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    assert_eq!(monitor["spec"]["endpoints"][0]["interval"], "15s");
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"],
+        service["spec"]["selector"]
+    );
+}
+
+/// `(group, resource, verb)` triples.
+type Grants = BTreeSet<(String, String, String)>;
+
+/// Every grant of the rules of the given RBAC objects; panics on wildcards and on anything
+/// but plain apiGroups/resources/verbs rules.
+fn grants(roles: &[&Value]) -> Grants {
+    let mut grants = Grants::new();
+    for role in roles {
+        for rule in role["rules"].as_array().expect("rules") {
+            let rule = rule.as_object().expect("rule");
+            let keys: BTreeSet<&str> = rule.keys().map(String::as_str).collect();
+            assert_eq!(
+                keys,
+                BTreeSet::from(["apiGroups", "resources", "verbs"]),
+                "{rule:?}"
+            );
+            let strings = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .expect("list")
+                    .iter()
+                    .map(|v| v.as_str().expect("string").to_string())
+                    .collect()
+            };
+            for list in ["apiGroups", "resources", "verbs"] {
+                assert!(
+                    strings(list).iter().all(|s| !s.contains('*')),
+                    "wildcard in {rule:?}"
+                );
+            }
+            for group in strings("apiGroups") {
+                for resource in strings("resources") {
+                    for verb in strings("verbs") {
+                        let grant = (group.clone(), resource.clone(), verb);
+                        assert!(grants.insert(grant.clone()), "granted twice: {grant:?}");
+                    }
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// The grants of `infmon::rbac::permissions()`, without the leader-election Lease when there is
+/// one replica.
+fn expected(leader_election: bool) -> Grants {
+    infmon::rbac::permissions()
+        .into_iter()
+        .filter(|p| leader_election || p.resource != "leases")
+        .flat_map(|p| {
+            p.verbs
+                .iter()
+                .map(move |v| (p.group.to_string(), p.resource.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Asserts that the chart grants exactly `expected`, naming what is missing and what is extra.
+fn assert_grants(actual: &Grants, expected: &Grants, context: &str) {
+    let missing: Vec<_> = expected.difference(actual).collect();
+    let extra: Vec<_> = actual.difference(expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{context}: the chart's RBAC differs from infmon::rbac::permissions()\n\
+         missing from the chart: {missing:?}\nnot in the table: {extra:?}"
+    );
+}
+
+#[test]
+fn cluster_mode_rbac_is_exactly_the_permission_table() {
+    let docs = render(None);
+    assert!(find(&docs, "Role", Some(NAMESPACE)).is_empty());
+    let cluster_role = one(&docs, "ClusterRole", None);
+    assert_grants(&grants(&[cluster_role]), &expected(false), "ClusterRole");
+    let binding = one(&docs, "ClusterRoleBinding", None);
+    assert_eq!(binding["roleRef"]["name"], cluster_role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["name"], "infmon");
+    assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+
+    let docs = render(Some("ci/ha-values.yaml"));
+    let cluster_role = one(&docs, "ClusterRole", None);
+    let lease_role = one(&docs, "Role", Some(NAMESPACE));
+    assert!(
+        grants(&[lease_role])
+            .iter()
+            .all(|(_, resource, _)| resource == "leases")
+    );
+    assert_grants(
+        &grants(&[cluster_role, lease_role]),
+        &expected(true),
+        "ClusterRole + leader-election Role",
+    );
+    let binding = one(&docs, "RoleBinding", Some(NAMESPACE));
+    assert_eq!(binding["roleRef"]["name"], lease_role["metadata"]["name"]);
+}
+
+#[test]
+fn namespaced_mode_writes_only_in_the_watched_namespaces() {
+    let docs = render(Some("ci/namespaced-values.yaml"));
+    assert!(args(&docs).contains(&"--watch-namespaces=llm,llm-staging"));
+    let cluster_role = one(&docs, "ClusterRole", None);
+    let cluster_grants = grants(&[cluster_role]);
+    assert!(
+        cluster_grants
+            .iter()
+            .all(|(_, _, verb)| ["get", "list", "watch"].contains(&verb.as_str())),
+        "cluster-wide access must be read-only in namespaced mode: {cluster_grants:?}"
+    );
+    for namespace in ["llm", "llm-staging"] {
+        let role = one(&docs, "Role", Some(namespace));
+        assert_grants(
+            &grants(&[role, cluster_role]),
+            &expected(false),
+            &format!("Role in {namespace} + ClusterRole"),
+        );
+        let binding = one(&docs, "RoleBinding", Some(namespace));
+        assert_eq!(binding["roleRef"]["kind"], "Role");
+        assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+    }
+}
+
+#[test]
+fn schema_rejects_wrong_values() {
+    let cases = [
+        ("replicas=0", "replicas: Must be greater than or equal to 1"),
+        ("operator.logLevel=loud", "operator.logLevel"),
+        ("operator.logFormat=xml", "operator.logFormat"),
+        ("watchNamespaces={Bad_NS}", "watchNamespaces.0"),
+        (
+            "operator.prometheusUrl=ftp://prometheus",
+            "operator.prometheusUrl",
+        ),
+        ("operator.metricsPort=70000", "operator.metricsPort"),
+        (
+            "metrics.serviceMonitor.interval=often",
+            "metrics.serviceMonitor.interval",
+        ),
+        ("rbac.create=yes", "rbac.create"),
+        ("replica=2", "Additional property replica is not allowed"),
+    ];
+    for (set, message) in cases {
+        let err = template(&["--set".to_string(), set.to_string()])
+            .expect_err(&format!("--set {set} must be rejected"));
+        assert!(
+            err.contains("values don't meet the specifications of the schema")
+                && err.contains(message),
+            "--set {set}: expected {message:?} in:\n{err}"
+        );
+    }
+    // The same values pass when right, so the failures above come from the values.
+    template(&["--set".into(), "replicas=3".into()]).expect("replicas=3 is valid");
+}
+
+#[test]
+fn chart_crd_is_byte_identical_to_crds_dir() {
+    let name = "monitoring.inference.dev_inferencemonitorings.yaml";
+    let chart = std::fs::read(support::repo_path("charts/infmon/crds").join(name)).unwrap();
+    let crds = std::fs::read(support::repo_path("crds").join(name)).unwrap();
+    assert!(
+        chart == crds,
+        "charts/infmon/crds/{name} differs from crds/{name}: cp crds/{name} charts/infmon/crds/"
+    );
+}
+
+#[test]
+fn chart_versions_follow_the_crate() {
+    let text = std::fs::read_to_string(support::repo_path("charts/infmon/Chart.yaml")).unwrap();
+    let chart: Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
+}
+
+/// Copies a directory tree.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `NOTES.txt` as `helm install` would print it. `helm template` does not render NOTES, so a
+/// copy of the chart renders it through `tpl` into a one-key YAML document.
+fn notes(values: Option<&str>) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chart = dir.path().join("infmon");
+    copy_dir(&support::repo_path("charts/infmon"), &chart);
+    std::fs::create_dir(chart.join("files")).unwrap();
+    std::fs::rename(
+        chart.join("templates/NOTES.txt"),
+        chart.join("files/NOTES.txt"),
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/notes.yaml"),
+        "notes: {{ tpl (.Files.Get \"files/NOTES.txt\") . | quote }}\n",
+    )
+    .unwrap();
+    let chart = chart.display().to_string();
+    let mut args = vec![
+        "template",
+        "infmon",
+        chart.as_str(),
+        "--namespace",
+        NAMESPACE,
+        "--show-only",
+        "templates/notes.yaml",
+    ];
+    let values = values_args(values);
+    args.extend(values.iter().map(String::as_str));
+    let yaml = helm::run(&args).unwrap_or_else(|err| panic!("{err}"));
+    let doc: Value = serde_yaml::from_str(&yaml).unwrap();
+    doc["notes"].as_str().expect("notes").to_string()
+}
+
+#[test]
+fn notes_tell_what_to_apply_next() {
+    let default = notes(None);
+    assert!(
+        default.contains("rollout status deployment/infmon"),
+        "{default}"
+    );
+    assert!(default.contains("watching every namespace"), "{default}");
+    assert!(
+        default.contains("operator.prometheusUrl is empty"),
+        "{default}"
+    );
+    // The resource the notes suggest applying is valid.
+    let (_, rest) = default
+        .split_once("<<'YAML'\n")
+        .expect("a resource to apply");
+    let (resource, _) = rest.split_once("     YAML\n").expect("end of the resource");
+    let resource: String = resource
+        .lines()
+        .map(|line| format!("{}\n", line.strip_prefix("     ").unwrap_or(line)))
+        .collect();
+    let resource: Value = serde_yaml::from_str(&resource).unwrap();
+    infmon::validate::validate_document(&resource)
+        .unwrap_or_else(|errors| panic!("the resource in NOTES.txt is invalid: {errors:?}"));
+
+    let ha = notes(Some("ci/ha-values.yaml"));
+    assert!(!ha.contains("operator.prometheusUrl is empty"), "{ha}");
+
+    let namespaced = notes(Some("ci/namespaced-values.yaml"));
+    assert!(
+        namespaced.contains("watching only: llm, llm-staging"),
+        "{namespaced}"
+    );
+    assert!(namespaced.contains("add the namespaces"), "{namespaced}");
+}
+
+/// The Deployment's environment: name → the pod field it comes from.
+fn env_fields(docs: &[Value]) -> Vec<(String, String)> {
+    container(docs)["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| {
+            let field = e["valueFrom"]["fieldRef"]["fieldPath"].as_str();
+            (
+                e["name"].as_str().expect("name").to_string(),
+                field.expect("a pod field").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn infmon_run_accepts_the_arguments_of_every_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\n\
+         clusters: [{name: nowhere, cluster: {server: 'https://127.0.0.1:1'}}]\n\
+         contexts: [{name: nowhere, context: {cluster: nowhere, user: nobody}}]\n\
+         current-context: nowhere\n\
+         users: [{name: nobody, user: {token: not-a-real-token}}]\n",
+    )
+    .unwrap();
+    for (name, values) in SCENARIOS {
+        let docs = render(*values);
+        assert_eq!(
+            env_fields(&docs),
+            [
+                ("POD_NAME".to_string(), "metadata.name".to_string()),
+                (
+                    "POD_NAMESPACE".to_string(),
+                    "metadata.namespace".to_string()
+                ),
+            ],
+            "{name}: the pod name and namespace (Lease identity and namespace)"
+        );
+        // The chart's flags as they are, except for free ports in place of the fixed ones.
+        let args: Vec<String> = args(&docs)
+            .into_iter()
+            .map(|arg| match arg.split_once('=') {
+                Some((flag @ ("--metrics-port" | "--probe-port"), _)) => format!("{flag}=0"),
+                _ => arg.to_string(),
+            })
+            .collect();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_infmon"))
+            .args(&args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAME", "infmon-0")
+            .env("POD_NAMESPACE", NAMESPACE)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // Parsing succeeded when it gets as far as contacting the (absent) API server.
+        assert!(
+            stderr.contains("cannot reach the Kubernetes API server"),
+            "{name}: infmon {args:?}\n{stderr}"
+        );
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+    }
+}

@@ -1,0 +1,16 @@
+//! The tests that run real tools: Prometheus, promtool, helm, kubernetes-validate, yamllint,
+//! lua and shellcheck (`make tools` installs them; `make test` does it for you). A missing
+//! tool fails its test with the install command.
+
+mod argocd_flux_health;
+mod chart;
+mod chart_scripts;
+mod check_cli;
+mod check_demo;
+mod health_prometheus;
+mod infra;
+mod kubernetes_validate;
+mod panels_prometheus;
+mod relabel_prometheus;
+mod render_prometheus;
+mod rules;
