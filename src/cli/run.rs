@@ -2,7 +2,7 @@
 //! can set them either way.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -53,6 +53,12 @@ pub struct Args {
     /// Port of /healthz and /readyz.
     #[arg(long, env = "INFMON_PROBE_PORT", default_value_t = 8081)]
     probe_port: u16,
+    /// Address /metrics listens on (0.0.0.0: every interface; 127.0.0.1: only inside the pod).
+    #[arg(long, env = "INFMON_METRICS_BIND_ADDRESS", default_value = "0.0.0.0")]
+    metrics_bind_address: IpAddr,
+    /// Address /healthz and /readyz listen on.
+    #[arg(long, env = "INFMON_PROBE_BIND_ADDRESS", default_value = "0.0.0.0")]
+    probe_bind_address: IpAddr,
     /// Log format.
     #[arg(long, env = "INFMON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
@@ -163,8 +169,8 @@ async fn operate(args: &Args) -> anyhow::Result<ExitCode> {
                 .collect(),
             policy: policy(args),
         },
-        metrics_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.metrics_port)),
-        probe_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.probe_port)),
+        metrics_addr: SocketAddr::from((args.metrics_bind_address, args.metrics_port)),
+        probe_addr: SocketAddr::from((args.probe_bind_address, args.probe_port)),
         leader: args.leader_election.then(|| LeaseSettings {
             namespace: args.lease_namespace.clone(),
             name: args.lease_name.clone(),
