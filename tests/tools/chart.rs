@@ -150,6 +150,10 @@ fn default_install_is_one_restricted_replica_watching_everything() {
             "--log-format=json",
             "--metrics-port=8080",
             "--probe-port=8081",
+            "--metrics-bind-address=0.0.0.0",
+            "--probe-bind-address=0.0.0.0",
+            "--allowed-prometheus-urls=",
+            "--dashboard-namespaces=monitoring",
             "--health-check-interval=1m",
         ]
     );
@@ -336,6 +340,18 @@ fn schema_rejects_wrong_values() {
             "operator.prometheusUrl",
         ),
         ("operator.metricsPort=70000", "operator.metricsPort"),
+        (
+            "operator.metricsBindAddress=everywhere",
+            "operator.metricsBindAddress",
+        ),
+        (
+            "operator.policy.allowedPrometheusUrls={file:///etc/passwd}",
+            "operator.policy.allowedPrometheusUrls.0",
+        ),
+        (
+            "operator.policy.dashboardNamespaces={Kube_System}",
+            "operator.policy.dashboardNamespaces.0",
+        ),
         (
             "metrics.serviceMonitor.interval=often",
             "metrics.serviceMonitor.interval",

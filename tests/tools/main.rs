@@ -7,6 +7,7 @@ mod chart;
 mod chart_scripts;
 mod check_cli;
 mod check_demo;
+mod fuzz_render;
 mod health_prometheus;
 mod infra;
 mod kubernetes_validate;
