@@ -361,7 +361,7 @@ async fn watch_prometheuses(client: Client, refresh: Arc<Notify>) {
 /// A resource as the controller watches it: decoded, or kept aside (with its metadata and the
 /// decoding error) so that one stored object that does not match the types cannot stop the
 /// list, and with it every other resource's reconciles.
-type Guarded = DeserializeGuard<InferenceMonitoring>;
+pub type Guarded = DeserializeGuard<InferenceMonitoring>;
 
 /// The decoded resources of a store snapshot.
 fn decoded(state: &[Arc<Guarded>]) -> Vec<Arc<InferenceMonitoring>> {
@@ -377,7 +377,7 @@ const AFTER_PANIC: Duration = Duration::from_secs(300);
 
 /// Reconciles a decoded resource; reports and skips one that cannot be decoded; turns a panic
 /// while handling one resource into a logged failure for that resource only.
-async fn reconcile_guarded(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile_guarded(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
     let obj = match &guard.0 {
         Ok(obj) => Arc::new(obj.clone()),
         Err(invalid) => {

@@ -362,3 +362,37 @@ fn long_non_ascii_names_are_rejected_not_a_crash() {
     assert!(text.contains("metadata.name"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
 }
+
+#[tokio::test]
+async fn an_undecodable_resource_is_skipped_and_the_others_still_decode() {
+    use infmon::controller::runner::{Guarded, reconcile_guarded};
+    use kube::core::ObjectList;
+    use kube::runtime::controller::Action;
+
+    let good = serde_json::to_value(resource("good", json!({}), None)).unwrap();
+    let mut bad = serde_json::to_value(resource("bad", json!({}), None)).unwrap();
+    bad["spec"]["alerts"] = json!({"ttftP95Seconds": "fast"});
+    let list: ObjectList<Guarded> = serde_json::from_value(json!({
+        "apiVersion": "monitoring.inference.dev/v1alpha1",
+        "kind": "InferenceMonitoringList",
+        "metadata": {"resourceVersion": "1"},
+        "items": [bad, good],
+    }))
+    .expect("one bad item does not fail the list");
+    assert!(list.items[0].0.is_err());
+    assert_eq!(
+        list.items[1].0.as_ref().unwrap().metadata.name.as_deref(),
+        Some("good")
+    );
+
+    // Reconciling the undecodable one makes no request and waits for a change.
+    let (client, handle) = mock_api::client();
+    let ctx = Arc::new(context(client, Policy::default()));
+    let server = tokio::spawn(serve(handle, Vec::new()));
+    let bad = Arc::new(list.items.into_iter().next().unwrap());
+    assert_eq!(
+        reconcile_guarded(bad, ctx).await.unwrap(),
+        Action::await_change()
+    );
+    server.await.unwrap();
+}
