@@ -335,20 +335,6 @@ pub fn resolve(
             })?,
         engine => engine,
     };
-    // The API server's checks again: a resource stored before a CRD upgrade (or written
-    // around the schema) must not render children the current rules forbid.
-    let value = serde_json::to_value(resource).map_err(|err| ResolveError::Invalid {
-        field: "spec".into(),
-        problem: err.to_string(),
-    })?;
-    if let Err(errors) = super::validate_document(&value)
-        && let Some(first) = errors.into_iter().next()
-    {
-        return Err(ResolveError::Invalid {
-            field: first.field,
-            problem: first.message,
-        });
-    }
     let metrics = super::grammar::check(resource)?;
     let preset = engines::profile(engine).unwrap_or_else(EngineProfile::custom);
     let profile = match &metrics {
