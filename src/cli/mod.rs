@@ -22,6 +22,9 @@ pub struct PolicyArgs {
     /// as the operator's --dashboard-namespaces. Default: any.
     #[arg(long, value_delimiter = ',')]
     dashboard_namespaces: Option<Vec<String>>,
+    /// As the operator's --without-secrets: refuse what needs Secrets.
+    #[arg(long)]
+    without_secrets: bool,
 }
 
 impl PolicyArgs {
@@ -32,6 +35,7 @@ impl PolicyArgs {
         Policy {
             prometheus_urls: allowed(&self.allowed_prometheus_urls),
             dashboard_namespaces: allowed(&self.dashboard_namespaces),
+            without_secrets: self.without_secrets,
         }
     }
 }

@@ -154,6 +154,11 @@ pub async fn run(
         existing_dcgm_exporter = first.existing_dcgm_exporter,
         "discovered the cluster"
     );
+    let without_secrets = settings.config.policy.without_secrets;
+    let mut first = first;
+    if without_secrets {
+        first.served.remove(&ChildKind::Secret);
+    }
     let served = first.served.clone();
     let watch_prometheus = first.serves(ChildKind::PodMonitor);
     let discovered = Arc::new(RwLock::new(first));
@@ -187,6 +192,7 @@ pub async fn run(
     tokio::spawn(rediscover(
         client.clone(),
         settings.config.namespaces.clone(),
+        without_secrets,
         discovered,
         settings.discovery_interval,
         refresh.clone(),
@@ -304,10 +310,12 @@ async fn keep_leading(lock: LeaseLock, lost: watch::Sender<bool>) {
 }
 
 /// Re-reads the cluster facts every `interval` (or when a `Prometheus` changed) and bumps
-/// `changed` when they differ, which reconciles every resource.
+/// `changed` when they differ, which reconciles every resource. Without Secrets (the policy's
+/// `without_secrets`) Secrets are never counted as a served kind, so nothing lists them.
 async fn rediscover(
     client: Client,
     scope: Vec<String>,
+    without_secrets: bool,
     discovered: Arc<RwLock<Discovered>>,
     interval: Duration,
     refresh: Arc<Notify>,
@@ -319,7 +327,10 @@ async fn rediscover(
             _ = refresh.notified() => {}
         }
         match discovery::discover(&client, &scope).await {
-            Ok(facts) => {
+            Ok(mut facts) => {
+                if without_secrets {
+                    facts.served.remove(&ChildKind::Secret);
+                }
                 let mut current = discovered.write().unwrap_or_else(|p| p.into_inner());
                 if *current != facts {
                     if current.served != facts.served {

@@ -373,6 +373,9 @@ pub fn resolve(
         }
     }
     let output = resolve_output(spec.prometheus.output, &targets, facts)?;
+    if facts.policy.without_secrets {
+        check_without_secrets(resource, output)?;
+    }
 
     let monitor_labels = if spec.prometheus.monitor_labels.is_empty() {
         facts.required_monitor_labels.clone()
@@ -501,6 +504,33 @@ fn check_policy(
             setting: "--dashboard-namespaces (Helm operator.policy.dashboardNamespaces), besides the resource's own namespace",
             allowed: policy.dashboard_namespaces.describe(),
             remedy: "remove spec.dashboards.namespace to write dashboards to this resource's namespace, or use an allowed namespace",
+        });
+    }
+    Ok(())
+}
+
+/// Under `--without-secrets`: no output or setting that needs the operator to touch Secrets.
+fn check_without_secrets(
+    resource: &InferenceMonitoring,
+    output: Output,
+) -> Result<(), ResolveError> {
+    const SETTING: &str = "--without-secrets (Helm rbac.secrets: false)";
+    if output == Output::RawScrapeConfig {
+        return Err(ResolveError::Forbidden {
+            field: "spec.prometheus.output",
+            value: output_name(output).to_string(),
+            setting: SETTING,
+            allowed: "podMonitor, serviceMonitor, scrapeConfig".into(),
+            remedy: "the raw scrape configuration is a Secret, which this operator may not write; choose another output (auto picks rawScrapeConfig only without the Prometheus Operator)",
+        });
+    }
+    if resource.spec.prometheus.auth.is_some() {
+        return Err(ResolveError::Forbidden {
+            field: "spec.prometheus.auth",
+            value: "credentials from Secrets".into(),
+            setting: SETTING,
+            allowed: "none".into(),
+            remedy: "this operator may not read Secrets; remove spec.prometheus.auth or use a query API that needs no credentials",
         });
     }
     Ok(())
@@ -761,6 +791,36 @@ mod tests {
             resolve(&r, &facts).unwrap().monitor_labels,
             BTreeMap::from([("team".into(), "a".into())])
         );
+    }
+
+    #[test]
+    fn without_secrets_refuses_what_needs_them() {
+        let facts = ClusterFacts {
+            policy: Policy {
+                without_secrets: true,
+                ..Policy::default()
+            },
+            ..ClusterFacts::assumed_offline()
+        };
+        let raw = parse(
+            json!({"engine": "vllm", "selector": {}, "prometheus": {"output": "rawScrapeConfig"}}),
+        );
+        let err = resolve(&raw, &facts).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("spec.prometheus.output: \"rawScrapeConfig\" is not allowed"),
+            "{err}"
+        );
+        let auth = parse(
+            json!({"engine": "vllm", "selector": {}, "prometheus": {"auth": {"bearerToken": {"name": "t", "key": "k"}}}}),
+        );
+        let err = resolve(&auth, &facts).unwrap_err();
+        assert!(
+            err.to_string().starts_with("spec.prometheus.auth:"),
+            "{err}"
+        );
+        let plain = parse(json!({"engine": "vllm", "selector": {}}));
+        assert_eq!(resolve(&plain, &facts).unwrap().output, Output::PodMonitor);
     }
 
     #[test]
