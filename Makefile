@@ -51,8 +51,9 @@ release:
 	$(CARGO) build --release
 	@ls -l target/release/infmon
 
-## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, lua,
-##        shellcheck); idempotent, quick when everything is there
+## tools: install the real tools tests need (Prometheus, promtool, helm, kubernetes-validate, Checkov,
+##        Grafana's dashboard types with TypeScript, lua, shellcheck); idempotent, quick when
+##        everything is there
 tools:
 	.ci/install-tools
 

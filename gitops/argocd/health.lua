@@ -1,6 +1,6 @@
 -- Argo CD health check for monitoring.inference.dev/InferenceMonitoring, from the status the
 -- operator writes: status.observedGeneration and the Ready condition (type, status, reason).
--- Plain Lua 5.1 so that Argo CD's interpreter runs it; tests/argocd_flux_health.rs runs it with lua5.4.
+-- Plain Lua 5.1 so that Argo CD's interpreter runs it; tests/tools/argocd_flux_health.rs runs it with lua5.4.
 local hs = {}
 
 -- Ready=False reasons that need someone to act: Degraded. Every other Ready=False reason

@@ -71,12 +71,8 @@ pub fn resolve_offline(
 /// Offline there are no pods to detect an `engine: auto` resource's engine from: the user
 /// names it. The list comes from the engine catalog.
 fn auto_needs_engine_flag() -> String {
-    let engines: Vec<&str> = infmon::engines::all_profiles()
-        .iter()
-        .map(|p| p.engine.as_str())
-        .collect();
     format!(
         "spec.engine: auto is detected from the running pods, and offline there are none; pass --engine ENGINE (one of {}) or set spec.engine",
-        engines.join(", ")
+        infmon::engines::engine_choices()
     )
 }

@@ -22,7 +22,7 @@ struct PanelSpec {
     roles: &'static [(Role, &'static str)],
 }
 
-const ENGINE_PANELS: [PanelSpec; 8] = [
+const ENGINE_PANELS: [PanelSpec; 13] = [
     PanelSpec {
         title: "Requests and errors",
         unit: "reqps",
@@ -74,6 +74,40 @@ const ENGINE_PANELS: [PanelSpec; 8] = [
         description: "Sequences or tokens per engine step.",
         roles: &[(Role::BatchSize, "")],
     },
+    PanelSpec {
+        title: "Prefix-cache hit rate",
+        unit: "percentunit",
+        description: "Share of prompt tokens served from the prefix cache: what cache-aware routing and prompt layout raise.",
+        roles: &[(Role::PrefixCacheHitRate, "")],
+    },
+    PanelSpec {
+        title: "Preemptions",
+        unit: "short",
+        description: "Requests preempted per second to free KV cache: above zero, the batch is larger than the cache holds.",
+        roles: &[(Role::Preemptions, "")],
+    },
+    PanelSpec {
+        title: "Queue, prefill and decode time",
+        unit: "s",
+        description: "Where request time goes: waiting to be scheduled, computing the prompt, generating the rest.",
+        roles: &[
+            (Role::QueueTime, "queue"),
+            (Role::PrefillTime, "prefill"),
+            (Role::DecodeTime, "decode"),
+        ],
+    },
+    PanelSpec {
+        title: "Speculative-decoding acceptance",
+        unit: "percentunit",
+        description: "Accepted over proposed draft tokens; empty without speculative decoding.",
+        roles: &[(Role::SpecDecodeAcceptance, "")],
+    },
+    PanelSpec {
+        title: "Finished requests by reason",
+        unit: "reqps",
+        description: "Finished requests per second by finish reason: many length stops mean max_tokens cuts answers short.",
+        roles: &[(Role::FinishedReason, "{{finished_reason}}")],
+    },
 ];
 
 /// Dashboard name (file stem and uid suffix) of an engine.
@@ -84,37 +118,66 @@ pub fn engine_dashboard_name(profile: &EngineProfile) -> &'static str {
 /// The dashboard of one engine: a panel for each group of roles the engine reports.
 pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
     let core = profile.core_metric.as_deref().unwrap_or("up");
+    let by = match (profile.per_model, profile.model_label.as_deref()) {
+        (true, Some(label)) => format!("namespace, pod, {label}"),
+        _ => "namespace, pod".to_string(),
+    };
+    // The engine's series carry its model label (the catalog's), so the model picker
+    // narrows every panel of the engine's own series, not only the pod list. Series of
+    // another layer lack the label (vLLM's and SGLang's HTTP counters): `|` keeps them,
+    // still narrowed by pod.
+    let model_matcher = profile
+        .model_label
+        .as_deref()
+        .map(|label| format!(r#",{label}=~"$model|""#))
+        .unwrap_or_default();
+    let sel = format!(r#"namespace=~"$namespace",pod=~"$pod"{model_matcher}"#);
     let scope = Scope {
-        sel: r#"namespace=~"$namespace",pod=~"$pod""#,
-        by: "namespace, pod",
+        sel: &sel,
+        by: &by,
         window: "$__rate_interval",
     };
     let mut panels: Vec<Panel> = ENGINE_PANELS
         .iter()
         .filter_map(|spec| engine_panel(profile, spec, &scope))
         .collect();
+    if let Some(expr) = records::error_ratio(profile, &scope) {
+        panels.insert(
+            1,
+            Panel {
+                title: "Error ratio".into(),
+                description: "Failed over all requests, both counted on the same layer.".into(),
+                unit: "percentunit",
+                targets: vec![Target {
+                    expr,
+                    legend: pod_legend(profile, &[]),
+                }],
+            },
+        );
+    }
     panels.extend(extra_panels(profile, &scope));
     if profile.extras.gpu_panels {
-        panels.extend(gpu_device_panels(r#"namespace=~"$namespace",pod!="""#));
+        panels.extend(gpu_device_panels(
+            r#"namespace=~"$namespace",pod!="""#,
+            "Pods: every pod with GPUs in the selected namespaces; the pod picker does not apply.",
+        ));
     }
     let mut variables = vec![Variable {
         name: "namespace",
         label: "Namespace",
         query: format!("label_values({core}, namespace)"),
     }];
-    let mut pod_sel = r#"namespace=~"$namespace""#.to_string();
     if let Some(label) = profile.model_label.as_deref() {
         variables.push(Variable {
             name: "model",
             label: "Model",
             query: format!(r#"label_values({core}{{namespace=~"$namespace"}}, {label})"#),
         });
-        pod_sel.push_str(&format!(r#",{label}=~"$model""#));
     }
     variables.push(Variable {
         name: "pod",
         label: "Pod",
-        query: format!("label_values({core}{{{pod_sel}}}, pod)"),
+        query: format!(r#"label_values({core}{{namespace=~"$namespace"{model_matcher}}}, pod)"#),
     });
     let name = engine_dashboard_name(profile);
     Dashboard {
@@ -213,6 +276,19 @@ fn extra_panels(profile: &EngineProfile, scope: &Scope) -> Vec<Panel> {
             }],
         });
     }
+    if let Some(view) = &extras.per_worker {
+        let by = format!("namespace, {}", view.label);
+        let per_worker = Scope { by: &by, ..*scope };
+        panels.extend(view.series.iter().map(|series| Panel {
+            title: series.title.into(),
+            description: series.description.into(),
+            unit: if series.ratio { "percentunit" } else { "short" },
+            targets: vec![Target {
+                expr: promql::expr(&series.source, 0.5, &per_worker),
+                legend: format!("{{{{{}}}}}", view.label),
+            }],
+        }));
+    }
     let gauges = [
         (
             &extras.gpu_memory,
@@ -250,13 +326,7 @@ fn engine_panel(profile: &EngineProfile, spec: &PanelSpec, scope: &Scope) -> Opt
         let Some(source) = profile.source(*role) else {
             continue;
         };
-        let legend = |extra: &str| {
-            let parts: Vec<&str> = ["{{pod}}", suffix, extra]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .collect();
-            parts.join(" ")
-        };
+        let legend = |extra: &str| pod_legend(profile, &[suffix, extra]);
         if promql::has_quantiles(source) {
             targets.extend(QUANTILES.iter().map(|(q, name)| Target {
                 expr: promql::expr(source, *q, scope),
@@ -279,12 +349,29 @@ fn engine_panel(profile: &EngineProfile, spec: &PanelSpec, scope: &Scope) -> Opt
     })
 }
 
+/// `{{pod}}` (and the model, where requests are counted per model) followed by the non-empty
+/// parts.
+fn pod_legend(profile: &EngineProfile, parts: &[&str]) -> String {
+    let model = match (profile.per_model, profile.model_label.as_deref()) {
+        (true, Some(label)) => format!("{{{{{label}}}}}"),
+        _ => String::new(),
+    };
+    let all: Vec<&str> = ["{{pod}}", model.as_str()]
+        .into_iter()
+        .chain(parts.iter().copied())
+        .filter(|p| !p.is_empty())
+        .collect();
+    all.join(" ")
+}
+
 /// The engine-neutral overview, on the recording rules (needs `spec.alerts.enabled`).
 pub fn overview() -> Dashboard {
     let sel = r#"namespace=~"$namespace",inference_engine=~"$engine",model=~"$model""#;
     let sel_no_model = r#"namespace=~"$namespace",inference_engine=~"$engine""#;
-    let by = "namespace, inference_engine, model";
-    let legend = "{{namespace}} {{model}} ({{inference_engine}})";
+    // `inference_monitoring` (`<namespace>/<name>`) keeps two resources with the same
+    // namespace, engine and model apart.
+    let by = "namespace, inference_monitoring, inference_engine, model";
+    let legend = "{{inference_monitoring}} {{model}} ({{inference_engine}})";
     let sum = |record: &str, suffix: &str| Target {
         expr: format!("sum by ({by}) ({record}{{{sel}}})"),
         legend: format!("{legend} {suffix}").trim_end().to_string(),
@@ -296,13 +383,13 @@ pub fn overview() -> Dashboard {
     let panels = vec![
         Panel {
             title: "Requests".into(),
-            description: "Finished requests per second, per model.".into(),
+            description: "Finished requests per second, per resource and model.".into(),
             unit: "reqps",
             targets: vec![sum(records::REQUESTS, "")],
         },
         Panel {
             title: "Error ratio".into(),
-            description: "Failed over finished requests, per resource (engines without an error counter are absent).".into(),
+            description: "Failed over all requests, both counted on the same layer, per resource (engines without an error counter are absent).".into(),
             unit: "percentunit",
             targets: vec![Target {
                 expr: format!("{}{{{sel_no_model}}}", records::ERROR_RATIO),
@@ -311,7 +398,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "Time to first token".into(),
-            description: "p50, p95 and p99 per model. TGI's is approximated (queue plus prefill time); llama.cpp has none.".into(),
+            description: "p50, p95 and p99 per resource and model. TGI's is approximated (queue plus prefill time); llama.cpp has none.".into(),
             unit: "s",
             targets: vec![
                 direct(records::TTFT_P50, "p50"),
@@ -321,7 +408,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "Inter-token and end-to-end latency (p95)".into(),
-            description: "p95 per model. llama.cpp's inter-token latency and Triton's end-to-end latency are means.".into(),
+            description: "p95 per resource and model. llama.cpp's inter-token latency and Triton's end-to-end latency are means.".into(),
             unit: "s",
             targets: vec![
                 direct(records::ITL_P95, "inter-token"),
@@ -330,7 +417,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "Token throughput (tokens/s)".into(),
-            description: "Prompt and generated tokens per second, per model.".into(),
+            description: "Prompt and generated tokens per second, per resource and model.".into(),
             unit: "short",
             targets: vec![
                 sum(records::PROMPT_TOKENS, "prompt"),
@@ -339,7 +426,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "Waiting and running requests".into(),
-            description: "Queued and in-flight requests, per model.".into(),
+            description: "Queued and in-flight requests, per resource and model.".into(),
             unit: "short",
             targets: vec![
                 sum(records::WAITING, "waiting"),
@@ -347,8 +434,27 @@ pub fn overview() -> Dashboard {
             ],
         },
         Panel {
+            title: "Prefix-cache hit rate".into(),
+            description: "Share of prompt tokens served from the prefix cache, mean over each model's pods (engines without the series are absent).".into(),
+            unit: "percentunit",
+            targets: vec![Target {
+                expr: format!("avg by ({by}) ({}{{{sel}}})", records::PREFIX_CACHE_HIT_RATE),
+                legend: legend.into(),
+            }],
+        },
+        Panel {
+            title: "Queue, prefill and decode time (p95)".into(),
+            description: "Where request time goes, p95 per model (engines without the series are absent; Triton's queue time is a mean).".into(),
+            unit: "s",
+            targets: vec![
+                direct(records::QUEUE_TIME_P95, "queue"),
+                direct(records::PREFILL_TIME_P95, "prefill"),
+                direct(records::DECODE_TIME_P95, "decode"),
+            ],
+        },
+        Panel {
             title: "KV-cache usage (fullest pod)".into(),
-            description: "The highest KV-cache usage among each model's pods.".into(),
+            description: "The highest KV-cache usage among the pods of each resource and model.".into(),
             unit: "percentunit",
             targets: vec![Target {
                 expr: format!("max by ({by}) ({}{{{sel}}})", records::KV_CACHE_USAGE),
@@ -400,15 +506,15 @@ pub const DCGM_METRICS: [&str; 5] = [
 /// How GPU series are attributed to pods, said in every GPU panel's description.
 const GPU_ATTRIBUTION: &str = "GPUs are attributed to pods by the DCGM exporter's pod label (needs DCGM_EXPORTER_KUBERNETES and honorLabels on the scrape).";
 
-/// Utilisation, framebuffer and power of the GPUs of the pods `sel` matches (DCGM series;
-/// `by` must include `pod`), one line per pod and GPU model.
-fn gpu_device_panels(sel: &str) -> Vec<Panel> {
+/// Utilisation, framebuffer and power of the GPUs of the pods `sel` matches (DCGM series),
+/// one line per pod and GPU model; `pods` says in each description which pods those are.
+fn gpu_device_panels(sel: &str, pods: &str) -> Vec<Panel> {
     let by = "namespace, pod, modelName";
     let legend = "{{pod}} ({{modelName}})";
     let attribution = GPU_ATTRIBUTION;
     let per_pod = |title: &str, what: &str, expr: String, unit: &'static str| Panel {
         title: title.into(),
-        description: format!("{what} {attribution}"),
+        description: format!("{what} {pods} {attribution}"),
         unit,
         targets: vec![Target {
             expr,
@@ -449,7 +555,7 @@ fn gpu_device_panels(sel: &str) -> Vec<Panel> {
 pub fn gpu() -> Dashboard {
     let sel = r#"namespace=~"$namespace",pod=~"$pod",pod!="""#;
     let attribution = GPU_ATTRIBUTION;
-    let mut panels = gpu_device_panels(sel);
+    let mut panels = gpu_device_panels(sel, "Pods: those the pod picker selects.");
     panels.extend([
         Panel {
             title: "GPU utilisation by model".into(),

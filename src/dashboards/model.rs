@@ -4,8 +4,9 @@
 
 use serde_json::{Value, json};
 
-/// Grafana schema version of the generated JSON (the one kube-prometheus-stack uses).
-pub const SCHEMA_VERSION: u64 = 39;
+/// Grafana schema version of the generated JSON: the current one (Grafana 12 and 13), so
+/// Grafana runs no migration when it loads a dashboard.
+pub const SCHEMA_VERSION: u64 = 42;
 
 /// The datasource reference every panel, target and query variable carries.
 pub fn datasource() -> Value {
@@ -74,12 +75,13 @@ impl Dashboard {
             .enumerate()
             .map(|(i, panel)| panel_json(panel, i as u64))
             .collect();
+        // No `current`: Grafana selects the default Prometheus data source (a `current`
+        // needs both `text` and `value`).
         let mut templating = vec![json!({
             "name": "datasource",
             "label": "Data source",
             "type": "datasource",
             "query": "prometheus",
-            "current": {},
             "hide": 0,
             "includeAll": false,
             "multi": false,
@@ -167,7 +169,6 @@ fn variable_json(var: &Variable) -> Value {
         "label": var.label,
         "type": "query",
         "datasource": datasource(),
-        "definition": var.query,
         "query": {"query": var.query, "refId": "PrometheusVariableQueryEditor-VariableQuery", "qryType": 1},
         "current": {"selected": true, "text": ["All"], "value": ["$__all"]},
         "hide": 0,

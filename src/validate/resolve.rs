@@ -69,11 +69,20 @@ impl ClusterFacts {
 pub enum ResolveError {
     /// `engine: auto` and no engine was detected.
     #[error(
-        "spec.engine: engine is auto and none could be detected ({reason}); set spec.engine to one of vllm, sglang, tgi, triton, trtllm, jetstream, max, dynamo, llamacpp or custom"
+        "spec.engine: engine is auto and none could be detected ({reason}); set spec.engine to one of {}",
+        engines::engine_choices()
     )]
     EngineUndetermined {
         /// Why detection failed.
         reason: String,
+    },
+    /// `spec.engine` names an engine whose metrics no longer exist upstream.
+    #[error("spec.engine: {engine} is no longer supported: {instead}")]
+    EngineRemoved {
+        /// The removed engine.
+        engine: Engine,
+        /// What to use instead.
+        instead: &'static str,
     },
     /// The chosen output needs an API the cluster does not serve.
     #[error(
@@ -333,6 +342,12 @@ pub fn resolve(
             .ok_or_else(|| ResolveError::EngineUndetermined {
                 reason: "no engine was detected from the selected pods".into(),
             })?,
+        Engine::DynamoRouter => {
+            return Err(ResolveError::EngineRemoved {
+                engine: Engine::DynamoRouter,
+                instead: "Dynamo removed its KV-router metrics aggregator (port 9091, llm_kv_* and llm_load_* series) in October 2025; monitor the frontend with engine dynamo (its router series are dynamo_frontend_router_* and dynamo_frontend_worker_*) and the workers with engine dynamoworker",
+            });
+        }
         engine => engine,
     };
     let metrics = super::grammar::check(resource)?;
@@ -664,6 +679,36 @@ mod tests {
             "spec": spec,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn the_removed_dynamo_router_names_what_to_use_instead() {
+        let err = resolve(
+            &parse(json!({"engine": "dynamorouter", "selector": {"matchLabels": {"app": "r"}}})),
+            &ClusterFacts::assumed_offline(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("spec.engine: dynamorouter is no longer supported"),
+            "{err}"
+        );
+        assert!(
+            err.contains("engine dynamo ") && err.contains("engine dynamoworker"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_undetected_engine_lists_the_catalog() {
+        let err = ResolveError::EngineUndetermined { reason: "x".into() }.to_string();
+        for p in engines::all_profiles() {
+            assert!(err.contains(p.engine.as_str()), "{err}");
+        }
+        assert!(
+            !err.contains("dynamorouter") && err.ends_with("llamacpp or custom"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -69,7 +69,10 @@ fn dashboards_are_structurally_sound() {
             uid.len() <= 40 && uids.insert(uid.to_string()),
             "{name}: uid {uid}"
         );
-        assert_eq!(d["schemaVersion"], 39, "{name}");
+        assert_eq!(
+            d["schemaVersion"], 42,
+            "{name}: Grafana's current schema version"
+        );
         let vars = d["templating"]["list"].as_array().unwrap();
         assert_eq!(vars[0]["type"], "datasource", "{name}");
         assert_eq!(vars[0]["query"], "prometheus", "{name}");
@@ -103,6 +106,77 @@ fn dashboards_are_structurally_sound() {
                 v["datasource"]["uid"], "${datasource}",
                 "{name}: {}",
                 v["name"]
+            );
+        }
+    }
+}
+
+/// Every target of a dashboard: (panel title, expr, legend).
+fn targets(d: &Value) -> Vec<(String, String, String)> {
+    d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| {
+            panel["targets"].as_array().unwrap().iter().map(|t| {
+                (
+                    panel["title"].as_str().unwrap().to_string(),
+                    t["expr"].as_str().unwrap().to_string(),
+                    t["legendFormat"].as_str().unwrap().to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_model_picker_filters_every_panel_of_the_engines_own_series() {
+    let mut checked = 0;
+    for profile in all_profiles() {
+        let Some(label) = profile.model_label.as_deref() else {
+            continue;
+        };
+        let name = profile.engine.as_str();
+        let d: Value = serde_json::from_str(infmon::dashboards::embedded(name).unwrap()).unwrap();
+        let vars = d["templating"]["list"].as_array().unwrap();
+        assert!(
+            vars.iter().any(|v| v["name"] == "model"),
+            "{name}: no model variable"
+        );
+        // `|` also keeps series of another layer that lack the label (vLLM's and SGLang's
+        // HTTP counters, as the engines' pages show).
+        let model = format!(r#"{label}=~"$model|""#);
+        for (title, expr, _) in targets(&d) {
+            // DCGM series carry no model label; every other selector is the engine's.
+            if expr.contains("DCGM_FI_") {
+                continue;
+            }
+            for selector in expr.split('{').skip(1) {
+                let selector = selector.split('}').next().unwrap();
+                assert!(
+                    selector.contains(&model),
+                    "{name}/{title}: selector {{{selector}}} ignores the model picker ({model})"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} selectors checked");
+}
+
+#[test]
+fn overview_legends_tell_resources_apart() {
+    let d: Value = serde_json::from_str(infmon::dashboards::embedded("overview").unwrap()).unwrap();
+    for (title, expr, legend) in targets(&d) {
+        assert!(
+            legend.contains("{{inference_monitoring}}"),
+            "overview/{title}: legend {legend:?} does not name the resource"
+        );
+        if let Some(by) = expr.split("by (").nth(1) {
+            let by = by.split(')').next().unwrap();
+            assert!(
+                by.contains("inference_monitoring"),
+                "overview/{title}: {expr} sums resources together"
             );
         }
     }
@@ -159,6 +233,10 @@ fn allowed_names(name: &str) -> BTreeSet<String> {
                 records::PROMPT_TOKENS,
                 records::GENERATION_TOKENS,
                 records::KV_CACHE_USAGE,
+                records::PREFIX_CACHE_HIT_RATE,
+                records::QUEUE_TIME_P95,
+                records::PREFILL_TIME_P95,
+                records::DECODE_TIME_P95,
             ]
             .map(String::from),
         );
@@ -248,7 +326,11 @@ fn engine_panels_follow_the_catalog_roles_and_units() {
             .unwrap()
             .ends_with("* 0.000001")
     );
-    assert_eq!(triton["targets"][0]["legendFormat"], "{{pod}} mean");
+    // Triton counts requests per model (ensembles count again per composing model).
+    assert_eq!(
+        triton["targets"][0]["legendFormat"],
+        "{{pod}} {{model}} mean"
+    );
     // Variables: a model variable only where the engine has a model label.
     let has_model = |n: &str| {
         lint::variable_selectors(get(n))

@@ -19,6 +19,7 @@ const SCENARIOS: &[(&str, Option<&str>)] = &[
     ("namespaced", Some("ci/namespaced-values.yaml")),
     ("ha", Some("ci/ha-values.yaml")),
     ("e2e", Some("../../e2e/values.yaml")),
+    ("network-policy", Some("ci/network-policy-values.yaml")),
 ];
 
 fn chart_dir() -> String {
@@ -389,6 +390,15 @@ fn schema_rejects_wrong_values() {
         ),
         ("rbac.create=yes", "rbac.create"),
         ("replica=2", "Additional property replica is not allowed"),
+        ("podAntiAffinity=soft", "podAntiAffinity"),
+        (
+            "podDisruptionBudget.minAvailable=-1",
+            "podDisruptionBudget.minAvailable",
+        ),
+        (
+            "networkPolicy.ingress=all",
+            "Additional property ingress is not allowed",
+        ),
     ];
     for (set, message) in cases {
         let err = template(&["--set".to_string(), set.to_string()])
@@ -572,4 +582,156 @@ fn infmon_run_accepts_the_arguments_of_every_scenario() {
         );
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
     }
+}
+
+/// `helm template` with `--set` arguments, parsed.
+fn render_set(sets: &[&str]) -> Vec<Value> {
+    let args: Vec<String> = sets
+        .iter()
+        .flat_map(|set| ["--set".to_string(), set.to_string()])
+        .collect();
+    support::yaml_docs(&template(&args).unwrap_or_else(|err| panic!("{err}")))
+}
+
+/// The Deployment's pod selector labels.
+fn pod_selector(docs: &[Value]) -> &Value {
+    &one(docs, "Deployment", Some(NAMESPACE))["spec"]["selector"]["matchLabels"]
+}
+
+/// The Deployment container's port number with the given name.
+fn container_port(docs: &[Value], name: &str) -> u64 {
+    container(docs)["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == name)
+        .and_then(|p| p["containerPort"].as_u64())
+        .unwrap_or_else(|| panic!("no container port {name}"))
+}
+
+#[test]
+fn network_policy_is_optional_and_admits_only_the_metrics_and_probe_ports() {
+    for (name, values) in SCENARIOS
+        .iter()
+        .filter(|(name, _)| *name != "network-policy")
+    {
+        assert!(
+            find(&render(*values), "NetworkPolicy", Some(NAMESPACE)).is_empty(),
+            "{name}: a NetworkPolicy without networkPolicy.enabled"
+        );
+    }
+
+    let docs = render(Some("ci/network-policy-values.yaml"));
+    let policy = one(&docs, "NetworkPolicy", Some(NAMESPACE));
+    let spec = &policy["spec"];
+    assert_eq!(&spec["podSelector"]["matchLabels"], pod_selector(&docs));
+    assert_eq!(
+        spec["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    let ingress = spec["ingress"].as_array().expect("ingress rules");
+    let ports: Vec<(u64, &str)> = ingress
+        .iter()
+        .flat_map(|rule| rule["ports"].as_array().expect("ports").iter())
+        .map(|p| {
+            (
+                p["port"].as_u64().expect("port number"),
+                p["protocol"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            (container_port(&docs, "metrics"), "TCP"),
+            (container_port(&docs, "probes"), "TCP")
+        ]
+    );
+    // metricsFrom of the values file: the monitoring namespace only; the probes from anywhere.
+    assert_eq!(
+        ingress[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    assert!(ingress[1].get("from").is_none(), "{}", ingress[1]);
+    assert_eq!(spec["egress"].as_array().map(Vec::len), Some(3));
+
+    // Enabled with nothing else: ingress only, egress left alone, ports follow the values.
+    let docs = render_set(&[
+        "networkPolicy.enabled=true",
+        "operator.metricsPort=9100",
+        "operator.probePort=9101",
+    ]);
+    let spec = &one(&docs, "NetworkPolicy", Some(NAMESPACE))["spec"];
+    assert_eq!(spec["policyTypes"], serde_json::json!(["Ingress"]));
+    assert!(spec.get("egress").is_none(), "{spec}");
+    assert_eq!(spec["ingress"][0]["ports"][0]["port"], 9100);
+    assert_eq!(spec["ingress"][1]["ports"][0]["port"], 9101);
+    assert_eq!(container_port(&docs, "metrics"), 9100);
+}
+
+#[test]
+fn more_than_one_replica_gets_a_disruption_budget_and_anti_affinity() {
+    let pod_spec = |docs: &[Value]| {
+        one(docs, "Deployment", Some(NAMESPACE))["spec"]["template"]["spec"].clone()
+    };
+    let single = render(None);
+    assert!(find(&single, "PodDisruptionBudget", Some(NAMESPACE)).is_empty());
+    assert!(pod_spec(&single).get("affinity").is_none());
+
+    // Two replicas (ha values): keep one up, prefer different nodes.
+    let ha = render(Some("ci/ha-values.yaml"));
+    let budget = one(&ha, "PodDisruptionBudget", Some(NAMESPACE));
+    assert_eq!(budget["spec"]["minAvailable"], 1);
+    assert_eq!(
+        &budget["spec"]["selector"]["matchLabels"],
+        pod_selector(&ha)
+    );
+    let preferred = &pod_spec(&ha)["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        [0]["podAffinityTerm"];
+    assert_eq!(preferred["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        &preferred["labelSelector"]["matchLabels"],
+        pod_selector(&ha)
+    );
+
+    // Three replicas, required spreading, two kept up.
+    let three = render(Some("ci/network-policy-values.yaml"));
+    assert_eq!(
+        one(&three, "PodDisruptionBudget", Some(NAMESPACE))["spec"]["minAvailable"],
+        2
+    );
+    let required = &pod_spec(&three)["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        [0];
+    assert_eq!(required["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        &required["labelSelector"]["matchLabels"],
+        pod_selector(&three)
+    );
+
+    // The user's affinity wins; both can be turned off.
+    let own = render_set(&["replicas=2", "affinity.nodeAffinity.x=1"]);
+    assert_eq!(
+        pod_spec(&own)["affinity"],
+        serde_json::json!({"nodeAffinity": {"x": 1}})
+    );
+    let off = render_set(&[
+        "replicas=2",
+        "podAntiAffinity=none",
+        "podDisruptionBudget.enabled=false",
+    ]);
+    assert!(pod_spec(&off).get("affinity").is_none());
+    assert!(find(&off, "PodDisruptionBudget", Some(NAMESPACE)).is_empty());
+
+    // A budget that would block every drain is refused.
+    let err = template(&[
+        "--set".into(),
+        "replicas=2".into(),
+        "--set".into(),
+        "podDisruptionBudget.minAvailable=2".into(),
+    ])
+    .expect_err("minAvailable equal to replicas must be refused");
+    assert!(
+        err.contains("podDisruptionBudget.minAvailable (2) must be less than replicas (2)"),
+        "{err}"
+    );
 }

@@ -1,13 +1,16 @@
 //! The tests that run real tools: Prometheus, promtool, helm, kubernetes-validate, yamllint,
-//! lua and shellcheck (`make tools` installs them; `make test` does it for you). A missing
-//! tool fails its test with the install command.
+//! Checkov, Grafana's dashboard types (TypeScript on node), lua and shellcheck (`make tools`
+//! installs them; `make test` does it for you). A missing tool fails its test with the install
+//! command.
 
 mod argocd_flux_health;
 mod chart;
 mod chart_scripts;
 mod check_cli;
 mod check_demo;
+mod checkov;
 mod fuzz_render;
+mod grafana_schema;
 mod health_prometheus;
 mod infra;
 mod kubernetes_validate;

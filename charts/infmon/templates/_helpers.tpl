@@ -45,7 +45,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/*
 RBAC rules for the namespaced objects the operator reads and writes, one rule per resource
-with exactly the verbs of `infmon::rbac::permissions()` (tests/chart.rs checks that they
+with exactly the verbs of `infmon::rbac::permissions()` (tests/tools/chart.rs checks that they
 agree). Cluster mode puts them in a ClusterRole; namespaced mode in a Role per watched
 namespace.
 */}}

@@ -24,6 +24,10 @@ pub enum Tool {
     Lua,
     /// shellcheck (Debian package `shellcheck`).
     Shellcheck,
+    /// Node.js, which runs TypeScript and Grafana's value formats (Debian package `nodejs`).
+    Node,
+    /// Checkov 3.3.30, a Kubernetes policy linter (PyPI, into `.venv-ci/`).
+    Checkov,
 }
 
 impl Tool {
@@ -37,6 +41,8 @@ impl Tool {
             Tool::Yamllint => "INFMON_YAMLLINT",
             Tool::Lua => "INFMON_LUA",
             Tool::Shellcheck => "INFMON_SHELLCHECK",
+            Tool::Node => "INFMON_NODE",
+            Tool::Checkov => "INFMON_CHECKOV",
         }
     }
 
@@ -50,6 +56,8 @@ impl Tool {
             Tool::Yamllint => "yamllint",
             Tool::Lua => "lua5.4",
             Tool::Shellcheck => "shellcheck",
+            Tool::Node => "node",
+            Tool::Checkov => "checkov",
         }
     }
 
@@ -59,6 +67,7 @@ impl Tool {
             Tool::Helm => Some(".tools/layer/helm/helm"),
             Tool::KubernetesValidate => Some(".venv-ci/bin/kubernetes-validate"),
             Tool::Yamllint => Some(".venv-ci/bin/yamllint"),
+            Tool::Checkov => Some(".venv-ci/bin/checkov"),
             _ => None,
         }
     }
@@ -83,6 +92,12 @@ impl Tool {
             }
             Tool::Yamllint => {
                 "run `make tools`, or `python3 -m venv .venv-ci && .venv-ci/bin/pip install yamllint`"
+            }
+            Tool::Node => {
+                "`apt-get update && apt-get install -y --no-install-recommends nodejs npm`, then `make tools`"
+            }
+            Tool::Checkov => {
+                "run `make tools`, or `python3 -m venv .venv-ci && .venv-ci/bin/pip install checkov==3.3.30`"
             }
         }
     }
