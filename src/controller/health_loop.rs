@@ -4,16 +4,18 @@
 //! something besides the check time changed, so a healthy resource stays quiet.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Secret as KubeSecret, SecretKeySelector};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::SignedDuration;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::Error;
 use super::apply::FIELD_MANAGER;
@@ -191,6 +193,20 @@ impl HealthLoop {
         if owned_by_reconcile {
             return None;
         }
+        // Not due before the operator's interval, whatever the resource's: skip resolving.
+        let key = format!(
+            "{}/{}",
+            resource.metadata.namespace.as_deref().unwrap_or("default"),
+            resource.metadata.name.as_deref().unwrap_or_default()
+        );
+        if let Some(last) = self.last_checked.get(&key) {
+            let earliest = SignedDuration::try_from(ctx.config.health_interval)
+                .ok()
+                .and_then(|step| last.0.checked_add(step).ok());
+            if earliest.is_none_or(|earliest| earliest > now.0) {
+                return None;
+            }
+        }
         let facts = ClusterFacts {
             prometheus_operator: facts.serves(ChildKind::PodMonitor),
             scrape_config_api: facts.serves(ChildKind::ScrapeConfig),
@@ -202,13 +218,17 @@ impl HealthLoop {
             existing_dcgm_exporter: facts.existing_dcgm_exporter.is_some(),
             required_monitor_labels: BTreeMap::new(),
             default_prometheus_url: ctx.config.default_prometheus_url.clone(),
+            policy: ctx.config.policy.clone(),
         };
         let validated = resolve(resource, &facts).ok()?;
         validated.health.url.as_ref()?;
         let interval = validated.health.interval.max(ctx.config.health_interval);
         if let Some(last) = self.last_checked.get(&validated.key()) {
-            let next = last.0 + SignedDuration::try_from(interval).ok()?;
-            if next > now.0 {
+            // Checked: an interval past the clock's range means "not yet", never a panic.
+            let next = SignedDuration::try_from(interval)
+                .ok()
+                .and_then(|step| last.0.checked_add(step).ok());
+            if next.is_none_or(|next| next > now.0) {
                 return None;
             }
         }
@@ -274,10 +294,18 @@ pub async fn run(
     tick: Duration,
     list: impl Fn() -> Vec<Arc<InferenceMonitoring>> + Send,
 ) {
-    let mut health = HealthLoop::new(factory);
+    let mut health = HealthLoop::new(factory.clone());
     loop {
         tokio::time::sleep(tick).await;
         let resources = list();
-        health.cycle(&ctx, &resources).await;
+        // A panic while checking one cycle ends that cycle, not the loop.
+        if AssertUnwindSafe(health.cycle(&ctx, &resources))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            error!("a health-check cycle panicked; the next cycle starts afresh");
+            health = HealthLoop::new(factory.clone());
+        }
     }
 }

@@ -19,3 +19,4 @@ mod metrics_overrides;
 mod readme;
 mod render_cli;
 mod render_golden;
+mod tenant_boundary;
