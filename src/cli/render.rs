@@ -40,6 +40,8 @@ pub struct Args {
     /// The shared DCGM exporter's settings as JSON, as `infmon run --gpu-exporter` takes them.
     #[arg(long, env = "INFMON_GPU_EXPORTER", value_parser = parse_gpu_exporter, default_value = "")]
     gpu_exporter: Box<GpuExporterSettings>,
+    #[command(flatten)]
+    policy: super::PolicyArgs,
 }
 
 fn parse_gpu_exporter(text: &str) -> Result<Box<GpuExporterSettings>, String> {
@@ -61,10 +63,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let policy = args.policy.policy();
     let mut failed = false;
     let mut resources = Vec::new();
     for document in &documents {
-        match super::resolve_offline(document, args.engine) {
+        match super::resolve_offline(document, args.engine, &policy) {
             Ok(resource) => resources.push(resource),
             Err(errors) => {
                 failed = true;

@@ -36,6 +36,8 @@ pub struct Config {
     pub namespaces: Vec<String>,
     /// The shared DCGM exporter's settings.
     pub gpu_exporter: GpuExporterSettings,
+    /// What resources may ask for (Prometheus URLs, dashboard namespaces).
+    pub policy: crate::validate::Policy,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             health_interval: Duration::from_secs(30),
             namespaces: Vec::new(),
             gpu_exporter: GpuExporterSettings::default(),
+            policy: crate::validate::Policy::default(),
         }
     }
 }

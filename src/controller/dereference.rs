@@ -89,6 +89,7 @@ pub fn resolve_once(
         existing_dcgm_exporter: found.existing_dcgm_exporter,
         required_monitor_labels: BTreeMap::new(),
         default_prometheus_url: config.default_prometheus_url.clone(),
+        policy: config.policy.clone(),
     };
     let output = planned_output(resource, &facts)?;
     let with_rules = resource.spec.alerts.enabled;

@@ -6,14 +6,16 @@
 //! quiet.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Secret as KubeSecret, SecretKeySelector};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::SignedDuration;
 use kube::api::Api;
-use tracing::warn;
+use tracing::{error, warn};
 
 use super::Error;
 use super::context::Context;
@@ -148,9 +150,11 @@ impl HealthLoop {
         }
         let interval = validated.health.interval.max(ctx.config.health_interval);
         match self.last_checked.get(key) {
-            Some(last) => {
-                SignedDuration::try_from(interval).is_ok_and(|interval| last.0 + interval <= now.0)
-            }
+            // Checked: an interval past the clock's range means "not yet", never a panic.
+            Some(last) => SignedDuration::try_from(interval)
+                .ok()
+                .and_then(|step| last.0.checked_add(step).ok())
+                .is_some_and(|next| next <= now.0),
             None => true,
         }
     }
@@ -216,10 +220,18 @@ pub async fn run(
     tick: Duration,
     existing: impl Fn() -> HashSet<String> + Send,
 ) {
-    let mut health = HealthLoop::new(factory);
+    let mut health = HealthLoop::new(factory.clone());
     loop {
         tokio::time::sleep(tick).await;
         health.sweep(&ctx, &existing());
-        health.cycle(&ctx).await;
+        // A panic while checking one cycle ends that cycle, not the loop.
+        if AssertUnwindSafe(health.cycle(&ctx))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            error!("a health-check cycle panicked; the next cycle starts afresh");
+            health = HealthLoop::new(factory.clone());
+        }
     }
 }

@@ -150,6 +150,7 @@ pub(super) fn facts_for(
         existing_dcgm_exporter: discovered.existing_dcgm_exporter.is_some(),
         required_monitor_labels: std::collections::BTreeMap::new(),
         default_prometheus_url: ctx.config.default_prometheus_url.clone(),
+        policy: ctx.config.policy.clone(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -12,13 +13,13 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
-use kube::runtime::controller::{self, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::cache::{Caches, cached_pod, compact_child, strip_prometheus};
 use super::context::{Config, Context, system_clock};
@@ -27,7 +28,7 @@ use super::metrics::Metrics;
 use super::reconcile::watched_key;
 use super::server::{self, Probes};
 use super::watches::selects_pod;
-use super::{Watched, error_policy, reconcile};
+use super::{Error, Watched, error_policy, reconcile};
 use super::{health_loop, shared};
 use crate::api::{Engine, InferenceMonitoring};
 use crate::discovery::{self, Discovered, prometheus_resource};
@@ -127,8 +128,8 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
     let probes = Arc::new(Probes {
-        ready: Default::default(),
         metrics: metrics.clone(),
+        ..Probes::default()
     });
     let probe_listener = bind(settings.probe_addr).await?;
     let metrics_listener = bind(settings.metrics_addr).await?;
@@ -163,6 +164,11 @@ pub async fn run(
         existing_dcgm_exporter = ?first.existing_dcgm_exporter,
         "discovered the cluster"
     );
+    let without_secrets = settings.config.policy.without_secrets;
+    let mut first = first;
+    if without_secrets {
+        first.served.remove(&ChildKind::Secret);
+    }
     let served = first.served.clone();
     let discovered = Arc::new(RwLock::new(first));
     probes.ready.store(true, Ordering::Release);
@@ -223,6 +229,7 @@ pub async fn run(
         changed: changed_tx.clone(),
         running: Mutex::new(BTreeMap::new()),
         prometheus_started: AtomicBool::new(false),
+        without_secrets,
     });
     watches.start_pods();
     if settings.config.namespaces.is_empty() {
@@ -264,7 +271,7 @@ pub async fn run(
         },
         move || shared_caches.resources(),
     ));
-    let health = tokio::spawn(health_loop::run(
+    let health_loop = health_loop::run(
         ctx.clone(),
         health_loop::prometheus_backends(),
         HEALTH_TICK,
@@ -275,7 +282,16 @@ pub async fn run(
                 .map(|r| watched_key(&r))
                 .collect()
         },
-    ));
+    );
+    let watched = probes.clone();
+    let health = tokio::spawn(async move {
+        // The loop contains each cycle's panics itself; should it still end, /readyz says so.
+        let outcome = AssertUnwindSafe(health_loop).catch_unwind().await;
+        watched.health_loop_stopped.store(true, Ordering::Release);
+        if outcome.is_err() {
+            error!("the health loop stopped after a panic; health checks no longer run");
+        }
+    });
     let controllers = futures::future::join_all(runs);
     let lost = async {
         let _ = lost_rx.wait_for(|lost| *lost).await;
@@ -350,6 +366,8 @@ struct Watches {
     changed: watch::Sender<u64>,
     running: Mutex<BTreeMap<String, Vec<tokio::task::JoinHandle<()>>>>,
     prometheus_started: AtomicBool,
+    /// The policy's `without_secrets`: Secrets are never a served kind, so nothing watches them.
+    without_secrets: bool,
 }
 
 impl Watches {
@@ -576,7 +594,14 @@ impl Watches {
     /// Starts the watches of kinds newly served and stops those of kinds no longer served;
     /// `discovered.served` follows once their caches are filled, and every resource is
     /// reconciled.
-    async fn follow(self: &Arc<Self>, discovered: &RwLock<Discovered>, now: BTreeSet<ChildKind>) {
+    async fn follow(
+        self: &Arc<Self>,
+        discovered: &RwLock<Discovered>,
+        mut now: BTreeSet<ChildKind>,
+    ) {
+        if self.without_secrets {
+            now.remove(&ChildKind::Secret);
+        }
         let before = discovered
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -750,6 +775,28 @@ async fn keep_leading(lock: LeaseLock, lost: watch::Sender<bool>) {
     let _ = lost.send(true);
 }
 
+/// A resource as the controller watches it: decoded, or kept aside with its metadata and the
+/// decoding error, so that one stored object that does not match the types cannot stop the
+/// list (and with it every other resource's reconciles).
+pub type Guarded = Watched;
+
+/// How long a resource whose reconcile panicked waits before it is tried again (a change to
+/// it tries at once).
+const AFTER_PANIC: Duration = Duration::from_secs(300);
+
+/// [`reconcile`], with a panic while handling one resource turned into a logged failure for
+/// that resource only.
+pub async fn reconcile_contained(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = watched_key(&guard);
+    match AssertUnwindSafe(reconcile(guard, ctx)).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => {
+            error!(resource = %key, "reconcile panicked; other resources are not affected, this one is retried in 5 minutes or when it changes");
+            Ok(Action::requeue(AFTER_PANIC))
+        }
+    }
+}
+
 /// Builds the controller of one scope: reconcile requests come from its own watch, from
 /// `requests` (children, pods, the health loop) and from `changed` (every resource).
 fn controller(
@@ -786,7 +833,7 @@ fn run_controller(
 ) -> impl Future<Output = ()> {
     controller
         .graceful_shutdown_on(wait_for(shutdown))
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_contained, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(err) = result {
                 warn!(error = %err, "controller event");

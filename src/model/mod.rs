@@ -22,9 +22,10 @@ use serde_json::Value;
 use crate::validate::Validated;
 
 /// Target label naming the owning resource (`<namespace>/<name>`); the health checks group by it.
-pub const INFERENCE_MONITORING_LABEL: &str = "inference_monitoring";
+/// The same name `resolve` reserves against user matchers and relabelings.
+pub const INFERENCE_MONITORING_LABEL: &str = crate::validate::OWNER_TARGET_LABEL;
 /// Target label naming the engine. Not `engine`: vLLM already exports an `engine` label.
-pub const INFERENCE_ENGINE_LABEL: &str = "inference_engine";
+pub const INFERENCE_ENGINE_LABEL: &str = crate::validate::ENGINE_TARGET_LABEL;
 
 /// One generated object: its kind from the [`ChildKind`] table and its full manifest
 /// (`apiVersion`, `kind`, `metadata`, …) as JSON.

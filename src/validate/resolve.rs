@@ -15,6 +15,8 @@ use crate::api::{
 };
 use crate::engines::{self, EngineProfile};
 
+use super::policy::Policy;
+
 /// Default scrape interval.
 pub const DEFAULT_INTERVAL: &str = "15s";
 /// Default scrape timeout (capped at the interval).
@@ -40,6 +42,8 @@ pub struct ClusterFacts {
     pub required_monitor_labels: BTreeMap<String, String>,
     /// The operator-wide Prometheus URL, used when the spec names none.
     pub default_prometheus_url: Option<String>,
+    /// What the operator's configuration allows resources to ask for.
+    pub policy: Policy,
 }
 
 impl ClusterFacts {
@@ -54,6 +58,7 @@ impl ClusterFacts {
             existing_dcgm_exporter: false,
             required_monitor_labels: BTreeMap::new(),
             default_prometheus_url: None,
+            policy: Policy::default(),
         }
     }
 }
@@ -111,6 +116,31 @@ pub enum ResolveError {
     PortUnresolved {
         /// The engine.
         engine: Engine,
+    },
+    /// The resource asks for something the operator's policy does not allow.
+    #[error(
+        "{field}: {value:?} is not allowed by the operator's policy ({setting} allows: {allowed}); {remedy}"
+    )]
+    Forbidden {
+        /// The spec field.
+        field: &'static str,
+        /// The value asked for.
+        value: String,
+        /// The operator setting that forbids it (flag and Helm value).
+        setting: &'static str,
+        /// What the setting allows.
+        allowed: String,
+        /// What to do.
+        remedy: &'static str,
+    },
+    /// A value that would not be valid where it lands (PromQL, Prometheus configuration,
+    /// Kubernetes object names, …).
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The spec field, e.g. `spec.metrics.queues[0].matchers`.
+        field: String,
+        /// What is wrong and what to do.
+        problem: String,
     },
 }
 
@@ -300,8 +330,9 @@ pub fn resolve(
         }
         engine => engine,
     };
+    let metrics = super::grammar::check(resource)?;
     let preset = engines::profile(engine).unwrap_or_else(EngineProfile::custom);
-    let profile = match &spec.metrics {
+    let profile = match &metrics {
         Some(metrics) => engines::with_overrides(preset, metrics),
         None => preset,
     };
@@ -314,18 +345,40 @@ pub fn resolve(
         },
     };
 
-    let endpoint = resolve_endpoint(
+    let mut endpoint = resolve_endpoint(
         spec.endpoint.clone().unwrap_or_default(),
         &profile,
         &targets,
     )?;
+    if !endpoint.metric_relabelings.is_empty() {
+        // Last, so no user rule can claim or hide another resource's series.
+        for (label, value) in [
+            (
+                super::OWNER_TARGET_LABEL,
+                format!("{namespace}/{}", resource.name_any()),
+            ),
+            (super::ENGINE_TARGET_LABEL, engine.as_str().to_string()),
+        ] {
+            endpoint.metric_relabelings.push(RelabelConfig {
+                target_label: Some(label.to_string()),
+                replacement: Some(value),
+                action: Some(crate::api::RelabelAction::Replace),
+                ..Default::default()
+            });
+        }
+    }
     let output = resolve_output(spec.prometheus.output, &targets, facts)?;
+    if facts.policy.without_secrets {
+        check_without_secrets(resource, output)?;
+    }
 
     let monitor_labels = if spec.prometheus.monitor_labels.is_empty() {
         facts.required_monitor_labels.clone()
     } else {
         spec.prometheus.monitor_labels.clone()
     };
+
+    check_policy(resource, &namespace, facts)?;
 
     let dashboards = spec.dashboards.enabled.then(|| Dashboards {
         target: spec.dashboards.target,
@@ -381,6 +434,79 @@ pub fn resolve(
         alerts: spec.alerts.enabled.then(|| spec.alerts.clone()),
         health,
     })
+}
+
+/// Rejects what the operator's policy does not allow.
+fn check_policy(
+    resource: &InferenceMonitoring,
+    namespace: &str,
+    facts: &ClusterFacts,
+) -> Result<(), ResolveError> {
+    let spec = &resource.spec;
+    let policy = &facts.policy;
+    if let Some(url) = &spec.prometheus.url
+        && !policy.allows_prometheus_url(url, facts.default_prometheus_url.as_deref())
+    {
+        let mut allowed = facts
+            .default_prometheus_url
+            .clone()
+            .into_iter()
+            .collect::<Vec<_>>();
+        if let super::Allowed::Only(urls) = &policy.prometheus_urls {
+            allowed.extend(urls.iter().cloned());
+        }
+        return Err(ResolveError::Forbidden {
+            field: "spec.prometheus.url",
+            value: url.clone(),
+            setting: "--prometheus-url and --allowed-prometheus-urls (Helm operator.prometheusUrl and operator.policy.allowedPrometheusUrls)",
+            allowed: if allowed.is_empty() {
+                "none".into()
+            } else {
+                allowed.join(", ")
+            },
+            remedy: "remove spec.prometheus.url to use the operator's Prometheus, or ask the operator's administrators to allow this URL",
+        });
+    }
+    if spec.dashboards.enabled
+        && let Some(target) = &spec.dashboards.namespace
+        && !policy.allows_dashboard_namespace(target, namespace)
+    {
+        return Err(ResolveError::Forbidden {
+            field: "spec.dashboards.namespace",
+            value: target.clone(),
+            setting: "--dashboard-namespaces (Helm operator.policy.dashboardNamespaces), besides the resource's own namespace",
+            allowed: policy.dashboard_namespaces.describe(),
+            remedy: "remove spec.dashboards.namespace to write dashboards to this resource's namespace, or use an allowed namespace",
+        });
+    }
+    Ok(())
+}
+
+/// Under `--without-secrets`: no output or setting that needs the operator to touch Secrets.
+fn check_without_secrets(
+    resource: &InferenceMonitoring,
+    output: Output,
+) -> Result<(), ResolveError> {
+    const SETTING: &str = "--without-secrets (Helm rbac.secrets: false)";
+    if output == Output::RawScrapeConfig {
+        return Err(ResolveError::Forbidden {
+            field: "spec.prometheus.output",
+            value: output_name(output).to_string(),
+            setting: SETTING,
+            allowed: "podMonitor, serviceMonitor, scrapeConfig".into(),
+            remedy: "the raw scrape configuration is a Secret, which this operator may not write; choose another output (auto picks rawScrapeConfig only without the Prometheus Operator)",
+        });
+    }
+    if resource.spec.prometheus.auth.is_some() {
+        return Err(ResolveError::Forbidden {
+            field: "spec.prometheus.auth",
+            value: "credentials from Secrets".into(),
+            setting: SETTING,
+            allowed: "none".into(),
+            remedy: "this operator may not read Secrets; remove spec.prometheus.auth or use a query API that needs no credentials",
+        });
+    }
+    Ok(())
 }
 
 fn resolve_endpoint(
@@ -684,6 +810,36 @@ mod tests {
             resolve(&r, &facts).unwrap().monitor_labels,
             BTreeMap::from([("team".into(), "a".into())])
         );
+    }
+
+    #[test]
+    fn without_secrets_refuses_what_needs_them() {
+        let facts = ClusterFacts {
+            policy: Policy {
+                without_secrets: true,
+                ..Policy::default()
+            },
+            ..ClusterFacts::assumed_offline()
+        };
+        let raw = parse(
+            json!({"engine": "vllm", "selector": {}, "prometheus": {"output": "rawScrapeConfig"}}),
+        );
+        let err = resolve(&raw, &facts).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("spec.prometheus.output: \"rawScrapeConfig\" is not allowed"),
+            "{err}"
+        );
+        let auth = parse(
+            json!({"engine": "vllm", "selector": {}, "prometheus": {"auth": {"bearerToken": {"name": "t", "key": "k"}}}}),
+        );
+        let err = resolve(&auth, &facts).unwrap_err();
+        assert!(
+            err.to_string().starts_with("spec.prometheus.auth:"),
+            "{err}"
+        );
+        let plain = parse(json!({"engine": "vllm", "selector": {}}));
+        assert_eq!(resolve(&plain, &facts).unwrap().output, Output::PodMonitor);
     }
 
     #[test]

@@ -25,8 +25,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 /// Answers like a Prometheus that scrapes one healthy vLLM pod of `ai/llm`.
-struct Healthy {
-    queries: Mutex<Vec<String>>,
+pub(crate) struct Healthy {
+    pub(crate) queries: Mutex<Vec<String>>,
 }
 
 impl MetricsBackend for Healthy {

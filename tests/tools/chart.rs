@@ -58,7 +58,11 @@ fn template(extra: &[String]) -> Result<String, String> {
 }
 
 fn render(values: Option<&str>) -> Vec<Value> {
-    let yaml = template(&values_args(values)).unwrap_or_else(|err| panic!("{err}"));
+    render_with(&values_args(values))
+}
+
+fn render_with(extra: &[String]) -> Vec<Value> {
+    let yaml = template(extra).unwrap_or_else(|err| panic!("{err}"));
     support::yaml_docs(&yaml)
 }
 
@@ -151,6 +155,10 @@ fn default_install_is_one_restricted_replica_watching_everything() {
             "--log-format=json",
             "--metrics-port=8080",
             "--probe-port=8081",
+            "--metrics-bind-address=0.0.0.0",
+            "--probe-bind-address=0.0.0.0",
+            "--allowed-prometheus-urls=",
+            "--dashboard-namespaces=monitoring",
             "--health-check-interval=1m",
             &gpu_exporter_arg(NAMESPACE),
         ]
@@ -198,6 +206,10 @@ fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
             "--log-format=text",
             "--metrics-port=8080",
             "--probe-port=8081",
+            "--metrics-bind-address=0.0.0.0",
+            "--probe-bind-address=::",
+            "--allowed-prometheus-urls=http://thanos-query.monitoring:9090",
+            "--dashboard-namespaces=monitoring,grafana",
             "--health-check-interval=30s",
             "--prometheus-url=http://prometheus-operated.monitoring:9090",
             "--default-monitor-labels=release=kube-prometheus-stack,team=ml",
@@ -269,7 +281,13 @@ fn grants(roles: &[&Value]) -> Grants {
 /// The grants of `infmon::rbac::permissions()`, without the leader-election Lease when there is
 /// one replica.
 fn expected(leader_election: bool) -> Grants {
-    infmon::rbac::permissions()
+    expected_with(leader_election, true)
+}
+
+/// The grants of `infmon::rbac::permissions_with(secrets)`, without the Lease unless
+/// `leader_election`.
+fn expected_with(leader_election: bool, secrets: bool) -> Grants {
+    infmon::rbac::permissions_with(secrets)
         .into_iter()
         .filter(|p| leader_election || p.resource != "leases")
         .flat_map(|p| {
@@ -320,6 +338,23 @@ fn cluster_mode_rbac_is_exactly_the_permission_table() {
 }
 
 #[test]
+fn without_secrets_the_chart_grants_no_secret_access_and_says_so_to_the_operator() {
+    let docs = render_with(&["--set".into(), "rbac.secrets=false".into()]);
+    let cluster_role = one(&docs, "ClusterRole", None);
+    assert_grants(
+        &grants(&[cluster_role]),
+        &expected_with(false, false),
+        "ClusterRole without Secrets",
+    );
+    assert!(
+        args(&docs).contains(&"--without-secrets"),
+        "{:?}",
+        args(&docs)
+    );
+    assert!(!args(&render(None)).contains(&"--without-secrets"));
+}
+
+#[test]
 fn namespaced_mode_writes_only_in_the_watched_namespaces() {
     let docs = render(Some("ci/namespaced-values.yaml"));
     assert!(args(&docs).contains(&"--watch-namespaces=llm,llm-staging"));
@@ -356,6 +391,18 @@ fn schema_rejects_wrong_values() {
             "operator.prometheusUrl",
         ),
         ("operator.metricsPort=70000", "operator.metricsPort"),
+        (
+            "operator.metricsBindAddress=everywhere",
+            "operator.metricsBindAddress",
+        ),
+        (
+            "operator.policy.allowedPrometheusUrls={file:///etc/passwd}",
+            "operator.policy.allowedPrometheusUrls.0",
+        ),
+        (
+            "operator.policy.dashboardNamespaces={Kube_System}",
+            "operator.policy.dashboardNamespaces.0",
+        ),
         (
             "metrics.serviceMonitor.interval=often",
             "metrics.serviceMonitor.interval",
