@@ -335,12 +335,22 @@ pub async fn sync(
 ) -> Outcome {
     let selector = owner_selector(&owner.namespace, &owner.name);
     let whose = format!("owned by {}/{}", owner.namespace, owner.name);
-    sync_selected(client, scope, (&selector, &whose), owner, children, served).await
+    sync_selected(
+        client,
+        scope,
+        (&selector, &whose),
+        owner,
+        children,
+        served,
+        None,
+    )
+    .await
 }
 
-/// [`plan`] and [`execute`] for objects found by listing with a label selector instead of
-/// from the cache (the cluster-shared objects, with an [`Owner`] without reference; `whose`
-/// names them in errors). Every listed object counts as the owner's.
+/// [`plan`] and [`execute`] for the objects a label selector finds (the cluster-shared
+/// objects, with an [`Owner`] without reference; `whose` names them in errors): `cached`, the
+/// ones the cache holds (see [`super::cache::Caches::labelled`]), or, when `None`, those
+/// found by listing. Every such object counts as the owner's.
 pub async fn sync_selected(
     client: &Client,
     scope: &[String],
@@ -348,11 +358,23 @@ pub async fn sync_selected(
     owner: &Owner,
     children: &[Child],
     served: &BTreeSet<ChildKind>,
+    cached: Option<Vec<LiveChild>>,
 ) -> Outcome {
     let mut live = Vec::new();
     let mut failures = Vec::new();
     let params = ListParams::default().labels(selector);
-    for kind in served {
+    let listed: &[ChildKind] = if cached.is_some() {
+        &[]
+    } else {
+        &ChildKind::ALL
+    };
+    if let Some(cached) = cached {
+        live.extend(cached.into_iter().map(|l| LiveChild {
+            owner: Some(owner.label_key()),
+            ..l
+        }));
+    }
+    for kind in listed.iter().filter(|k| served.contains(k)) {
         let apis: Vec<Api<DynamicObject>> = if scope.is_empty() {
             vec![Api::all_with(client.clone(), &kind.api_resource())]
         } else {

@@ -314,6 +314,34 @@ impl Caches {
             .map(|o| LiveChild::from_cached(kind, &o))
     }
 
+    /// Every cached child of `kinds` labelled `key=value` (e.g. the cluster-shared objects),
+    /// or `None` when one of the kinds is not cached.
+    pub fn labelled(
+        &self,
+        kinds: &BTreeSet<ChildKind>,
+        key: &str,
+        value: &str,
+    ) -> Option<Vec<LiveChild>> {
+        let children = self.children.read().unwrap_or_else(|p| p.into_inner());
+        let mut found = Vec::new();
+        for kind in kinds {
+            for store in children.get(kind)? {
+                found.extend(
+                    store
+                        .state_filter(|o| {
+                            o.metadata
+                                .labels
+                                .as_ref()
+                                .is_some_and(|l| l.get(key).map(String::as_str) == Some(value))
+                        })
+                        .iter()
+                        .map(|o| LiveChild::from_cached(*kind, o)),
+                );
+            }
+        }
+        Some(found)
+    }
+
     /// Every cached child whose owner labels name `owner` (`namespace/name`).
     pub fn owned_by(&self, owner_namespace: &str, owner_name: &str) -> Vec<LiveChild> {
         let owner_name = crate::render::label_value(owner_name);
@@ -557,5 +585,32 @@ mod tests {
         assert_eq!(caches.owned_by("ai", &long), [found]);
         assert!(caches.owned_by("ai", "other").is_empty());
         assert!(caches.child(ChildKind::Secret, "grafana", "dash").is_none());
+    }
+
+    #[test]
+    fn labelled_children_are_found_only_when_every_kind_is_cached() {
+        let shared: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "infmon-dashboard-gpu", "namespace": "grafana",
+                         "labels": {"monitoring.inference.dev/shared": "true"}},
+        }))
+        .unwrap();
+        let (caches, _) = Caches::fed_by_hand([ChildKind::Secret]);
+        caches.set_children(
+            ChildKind::ConfigMap,
+            vec![child_store_of(ChildKind::ConfigMap, [shared]).0],
+        );
+        let kinds = BTreeSet::from([ChildKind::Secret, ChildKind::ConfigMap]);
+        let found = caches
+            .labelled(&kinds, "monitoring.inference.dev/shared", "true")
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].name, "infmon-dashboard-gpu");
+        let more = BTreeSet::from([ChildKind::ConfigMap, ChildKind::DaemonSet]);
+        assert!(
+            caches
+                .labelled(&more, "monitoring.inference.dev/shared", "true")
+                .is_none()
+        );
     }
 }

@@ -26,7 +26,7 @@ use crate::api::{
     InferenceMonitoringStatus,
 };
 use crate::discovery::{self, SelectedKind, selectors};
-use crate::model::{shared_labels, shared_selector};
+use crate::model::{SHARED_LABEL, shared_labels, shared_selector};
 use crate::render::dcgm::{DCGM_COMPONENT, EXPORTER_NAME};
 use crate::render::{ChildKind, render_shared};
 use crate::validate::{DcgmPlan, Validated, resolve};
@@ -212,6 +212,15 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
         &nobody,
         &children,
         &discovered.served,
+        // The cache covers the exporter's namespace only when it covers the cluster.
+        ctx.config
+            .namespaces
+            .is_empty()
+            .then(|| {
+                ctx.caches
+                    .labelled(&discovered.served, SHARED_LABEL, "true")
+            })
+            .flatten(),
     )
     .await;
     let mut pass = Pass {
