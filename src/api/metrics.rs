@@ -73,15 +73,18 @@ pub struct MetricsSpec {
     /// Named latency stages of a request (tokenization, queue wait, inference, …), each a
     /// histogram in a time unit with a `title`; the generic dashboard shows each stage's share
     /// of the total.
-    /// Default: none.
+    /// Default: none. At most 32.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("self.all(s, s.type == 'histogram')").message("every spec.metrics.stages entry must be a histogram (type: histogram)"))]
     #[x_kube(validation = Rule::new("self.all(s, !has(s.unit) || s.unit in ['seconds', 'milliseconds', 'microseconds'])").message("every spec.metrics.stages unit must be seconds, milliseconds or microseconds"))]
     #[x_kube(validation = Rule::new("self.all(s, has(s.title))").message("every spec.metrics.stages entry needs a title"))]
     pub stages: Vec<MetricMapping>,
 
     /// Queue-size gauges shown side by side (tokenizer, model, batch queues, …). Default: none.
+    /// At most 32.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("self.all(q, q.type == 'gauge')").message("every spec.metrics.queues entry must be a gauge (type: gauge)"))]
     pub queues: Vec<MetricMapping>,
 

@@ -6,10 +6,12 @@
 //! that the API server evaluates at `kubectl apply` time and `infmon validate` evaluates
 //! offline with the very same rule text.
 
+mod bounds;
 mod conditions;
 mod durations;
 mod metrics;
 
+pub use bounds::{MAX_ITEMS, MAX_LENGTH, MAX_PROPERTIES};
 pub use conditions::{ConditionReason, ConditionType, Conditions};
 pub use durations::{DURATION_PATTERN, parse_duration};
 pub use metrics::{MetricMapping, MetricType, MetricUnit, MetricsSpec};
@@ -57,6 +59,7 @@ pub const KIND: &str = "InferenceMonitoring";
     validation = Rule::new("!has(self.staticTargets) || !has(self.namespaceSelector)").message("spec.namespaceSelector applies to spec.selector only; remove it when spec.staticTargets is set"),
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = bounds::bounded)]
 pub struct InferenceMonitoringSpec {
     /// The inference engine the selected pods run (`dynamorouter` for NVIDIA Dynamo's KV-router
     /// metrics aggregator). It picks the metrics port, path and metric names. Default: `auto`, detected from the pods' images, commands and ports (the result is
@@ -77,7 +80,7 @@ pub struct InferenceMonitoringSpec {
     /// `host:port` addresses of inference servers outside Kubernetes (docker compose, bare
     /// hosts), scraped as static targets. Exactly one of `selector` and `staticTargets` must be set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256), inner(length(max = 261)))]
     #[x_kube(validation = Rule::new("self.all(t, t.matches('^(\\\\[[0-9a-fA-F:.]+\\\\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):[0-9]{1,5}$'))").message("every spec.staticTargets entry must be host:port, e.g. 10.0.0.5:8000 or [::1]:8000"))]
     pub static_targets: Option<Vec<String>>,
 
@@ -216,8 +219,9 @@ pub struct NamespaceSelector {
     /// Select pods in every namespace. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub any: Option<bool>,
-    /// Select pods in exactly these namespaces. Default: empty (only this resource's namespace).
+    /// Select pods in exactly these namespaces (at most 64). Default: empty (only this resource's namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
     pub match_names: Option<Vec<String>>,
 }
 

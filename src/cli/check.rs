@@ -47,6 +47,8 @@ pub struct Args {
     /// The engine to assume for resources with `engine: auto`.
     #[arg(long, value_parser = super::parse_engine)]
     engine: Option<Engine>,
+    #[command(flatten)]
+    policy: super::PolicyArgs,
     /// A file holding a bearer token for the query API (never printed).
     #[arg(long)]
     bearer_token_file: Option<PathBuf>,
@@ -121,13 +123,14 @@ fn load_targets(args: &Args) -> anyhow::Result<Vec<HealthTarget>> {
     documents
         .iter()
         .map(|document| {
-            let validated = super::resolve_offline(document, args.engine).map_err(|errors| {
-                anyhow::anyhow!(
-                    "{}: invalid resource:\n  {}",
-                    document.location(),
-                    errors.join("\n  ")
-                )
-            })?;
+            let validated = super::resolve_offline(document, args.engine, &args.policy.policy())
+                .map_err(|errors| {
+                    anyhow::anyhow!(
+                        "{}: invalid resource:\n  {}",
+                        document.location(),
+                        errors.join("\n  ")
+                    )
+                })?;
             Ok(HealthTarget::from_validated(&validated, None))
         })
         .collect()

@@ -9,7 +9,32 @@ pub mod validate;
 
 use infmon::api::Engine;
 use infmon::manifests::Document;
-use infmon::validate::{ClusterFacts, Validated, resolve, validate_document};
+use infmon::validate::{Allowed, ClusterFacts, Policy, Validated, resolve, validate_document};
+
+/// The operator policy to check against offline; without these flags everything is allowed.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct PolicyArgs {
+    /// Prometheus URLs spec.prometheus.url may name, comma-separated, as the operator's
+    /// --allowed-prometheus-urls (plus its --prometheus-url). Default: any.
+    #[arg(long, value_delimiter = ',')]
+    allowed_prometheus_urls: Option<Vec<String>>,
+    /// Namespaces spec.dashboards.namespace may name besides the resource's own, comma-separated,
+    /// as the operator's --dashboard-namespaces. Default: any.
+    #[arg(long, value_delimiter = ',')]
+    dashboard_namespaces: Option<Vec<String>>,
+}
+
+impl PolicyArgs {
+    /// The policy these flags describe.
+    pub fn policy(&self) -> Policy {
+        let allowed =
+            |list: &Option<Vec<String>>| list.as_ref().map_or(Allowed::Any, Allowed::from_list);
+        Policy {
+            prometheus_urls: allowed(&self.allowed_prometheus_urls),
+            dashboard_namespaces: allowed(&self.dashboard_namespaces),
+        }
+    }
+}
 
 /// Parses `--engine`: any engine but `auto` (offline, no pods can be inspected).
 pub fn parse_engine(text: &str) -> Result<Engine, String> {
@@ -19,14 +44,16 @@ pub fn parse_engine(text: &str) -> Result<Engine, String> {
     }
 }
 
-/// Checks and resolves one document offline, `engine` standing in for detection. The errors
-/// name the fields to fix.
+/// Checks and resolves one document offline under `policy`, `engine` standing in for
+/// detection. The errors name the fields to fix.
 pub fn resolve_offline(
     document: &Document,
     engine: Option<Engine>,
+    policy: &Policy,
 ) -> Result<Validated, Vec<String>> {
     let facts = ClusterFacts {
         detected_engine: engine,
+        policy: policy.clone(),
         ..ClusterFacts::assumed_offline()
     };
     let resource = validate_document(&document.value)

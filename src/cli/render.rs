@@ -36,6 +36,8 @@ pub struct Args {
     /// Engine to assume for `engine: auto` resources (no pods can be inspected offline).
     #[arg(long, value_parser = super::parse_engine)]
     engine: Option<Engine>,
+    #[command(flatten)]
+    policy: super::PolicyArgs,
 }
 
 /// Renders every document; exit 0 when all rendered, 1 when any is invalid or cannot be
@@ -53,10 +55,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let policy = args.policy.policy();
     let mut failed = false;
     let mut resources = Vec::new();
     for document in &documents {
-        match super::resolve_offline(document, args.engine) {
+        match super::resolve_offline(document, args.engine, &policy) {
             Ok(resource) => resources.push(resource),
             Err(errors) => {
                 failed = true;

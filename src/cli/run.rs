@@ -2,7 +2,7 @@
 //! can set them either way.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use infmon::api::parse_duration;
 use infmon::controller::Config;
 use infmon::controller::leader::LeaseSettings;
 use infmon::controller::runner::{self, Settings};
+use infmon::validate::{Allowed, Policy};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -29,6 +30,20 @@ pub struct Args {
     /// Prometheus query API used for health checks when a resource sets no spec.prometheus.url.
     #[arg(long, env = "INFMON_PROMETHEUS_URL")]
     prometheus_url: Option<String>,
+    /// Further Prometheus query URLs a resource may name in spec.prometheus.url (comma-separated;
+    /// `*` allows any). The --prometheus-url is always allowed; a resource's query credentials are
+    /// only ever sent to an allowed URL.
+    #[arg(long, env = "INFMON_ALLOWED_PROMETHEUS_URLS", value_delimiter = ',')]
+    allowed_prometheus_urls: Vec<String>,
+    /// Namespaces a resource may write dashboards to with spec.dashboards.namespace, besides its
+    /// own (comma-separated; `*` allows any; empty allows only the resource's own).
+    #[arg(
+        long,
+        env = "INFMON_DASHBOARD_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "monitoring"
+    )]
+    dashboard_namespaces: Vec<String>,
     /// Labels for generated monitors and rules when a resource sets none and no Prometheus selector asks for any, e.g. release=kps,team=ml.
     #[arg(long, env = "INFMON_DEFAULT_MONITOR_LABELS", value_parser = parse_labels, default_value = "")]
     default_monitor_labels: BTreeMap<String, String>,
@@ -38,6 +53,12 @@ pub struct Args {
     /// Port of /healthz and /readyz.
     #[arg(long, env = "INFMON_PROBE_PORT", default_value_t = 8081)]
     probe_port: u16,
+    /// Address /metrics listens on (0.0.0.0: every interface; 127.0.0.1: only inside the pod).
+    #[arg(long, env = "INFMON_METRICS_BIND_ADDRESS", default_value = "0.0.0.0")]
+    metrics_bind_address: IpAddr,
+    /// Address /healthz and /readyz listen on.
+    #[arg(long, env = "INFMON_PROBE_BIND_ADDRESS", default_value = "0.0.0.0")]
+    probe_bind_address: IpAddr,
     /// Log format.
     #[arg(long, env = "INFMON_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
@@ -71,6 +92,14 @@ pub struct Args {
     /// How long the first contact with the API server may take before giving up.
     #[arg(long, env = "INFMON_STARTUP_TIMEOUT", value_parser = parse_duration_arg, default_value = "8s")]
     startup_timeout: Duration,
+}
+
+/// The operator's policy from its flags.
+fn policy(args: &Args) -> Policy {
+    Policy {
+        prometheus_urls: Allowed::from_list(&args.allowed_prometheus_urls),
+        dashboard_namespaces: Allowed::from_list(&args.dashboard_namespaces),
+    }
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {
@@ -138,9 +167,10 @@ async fn operate(args: &Args) -> anyhow::Result<ExitCode> {
                 .filter(|ns| !ns.is_empty())
                 .cloned()
                 .collect(),
+            policy: policy(args),
         },
-        metrics_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.metrics_port)),
-        probe_addr: SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.probe_port)),
+        metrics_addr: SocketAddr::from((args.metrics_bind_address, args.metrics_port)),
+        probe_addr: SocketAddr::from((args.probe_bind_address, args.probe_port)),
         leader: args.leader_election.then(|| LeaseSettings {
             namespace: args.lease_namespace.clone(),
             name: args.lease_name.clone(),

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use infmon::api::Engine;
 use infmon::manifests::read_files;
-use infmon::validate::validate_document;
 
 /// Arguments of `infmon validate`.
 #[derive(clap::Args)]
@@ -12,9 +12,13 @@ pub struct Args {
     /// Files with InferenceMonitoring resources (several YAML documents per file are fine; `-` reads stdin).
     #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
     files: Vec<PathBuf>,
+    #[command(flatten)]
+    policy: super::PolicyArgs,
 }
 
-/// Validates every document; exit 0 when all are valid, 1 when any is invalid, 2 when a file
+/// Validates every document the way the operator would: the API server's checks, then every
+/// value against the grammar of the place it lands and the policy (`engine: auto` is checked
+/// with a stand-in engine, as no pods can be inspected offline). Exit 0 when all are valid, 1 when any is invalid, 2 when a file
 /// cannot be read or parsed.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let documents = match read_files(&args.files) {
@@ -38,7 +42,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .pointer("/metadata/name")
             .and_then(|v| v.as_str())
             .unwrap_or("<unnamed>");
-        match validate_document(&document.value) {
+        let policy = args.policy.policy();
+        match super::resolve_offline(document, Some(Engine::Vllm), &policy) {
             Ok(_) => println!("{}: {name}: valid", document.location()),
             Err(errors) => {
                 invalid += 1;

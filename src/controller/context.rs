@@ -26,6 +26,8 @@ pub struct Config {
     pub health_interval: Duration,
     /// Namespaces the operator may read and write in; empty: the whole cluster.
     pub namespaces: Vec<String>,
+    /// What resources may ask for (Prometheus URLs, dashboard namespaces).
+    pub policy: crate::validate::Policy,
 }
 
 impl Default for Config {
@@ -36,6 +38,7 @@ impl Default for Config {
             resync: Duration::from_secs(300),
             health_interval: Duration::from_secs(30),
             namespaces: Vec::new(),
+            policy: crate::validate::Policy::default(),
         }
     }
 }

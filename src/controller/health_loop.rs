@@ -13,7 +13,10 @@ use k8s_openapi::jiff::SignedDuration;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use tracing::warn;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use tracing::{error, warn};
 
 use super::Error;
 use super::apply::FIELD_MANAGER;
@@ -202,13 +205,17 @@ impl HealthLoop {
             existing_dcgm_exporter: facts.existing_dcgm_exporter,
             required_monitor_labels: BTreeMap::new(),
             default_prometheus_url: ctx.config.default_prometheus_url.clone(),
+            policy: ctx.config.policy.clone(),
         };
         let validated = resolve(resource, &facts).ok()?;
         validated.health.url.as_ref()?;
         let interval = validated.health.interval.max(ctx.config.health_interval);
         if let Some(last) = self.last_checked.get(&validated.key()) {
-            let next = last.0 + SignedDuration::try_from(interval).ok()?;
-            if next > now.0 {
+            // Checked: an interval past the clock's range means "not yet", never a panic.
+            let next = SignedDuration::try_from(interval)
+                .ok()
+                .and_then(|step| last.0.checked_add(step).ok());
+            if next.is_none_or(|next| next > now.0) {
                 return None;
             }
         }
@@ -274,10 +281,18 @@ pub async fn run(
     tick: Duration,
     list: impl Fn() -> Vec<Arc<InferenceMonitoring>> + Send,
 ) {
-    let mut health = HealthLoop::new(factory);
+    let mut health = HealthLoop::new(factory.clone());
     loop {
         tokio::time::sleep(tick).await;
         let resources = list();
-        health.cycle(&ctx, &resources).await;
+        // A panic while checking one cycle ends that cycle, not the loop.
+        if AssertUnwindSafe(health.cycle(&ctx, &resources))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            error!("a health-check cycle panicked; the next cycle starts afresh");
+            health = HealthLoop::new(factory.clone());
+        }
     }
 }

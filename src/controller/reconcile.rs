@@ -143,6 +143,7 @@ fn facts_for(discovered: &Discovered, ctx: &Context, detected: Option<Engine>) -
         existing_dcgm_exporter: discovered.existing_dcgm_exporter,
         required_monitor_labels: BTreeMap::new(),
         default_prometheus_url: ctx.config.default_prometheus_url.clone(),
+        policy: ctx.config.policy.clone(),
     }
 }
 

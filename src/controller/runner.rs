@@ -6,17 +6,21 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::context::{Config, Context, system_clock};
 use super::health_loop;
@@ -24,7 +28,7 @@ use super::leader::{LeaseLock, LeaseSettings};
 use super::metrics::Metrics;
 use super::server::{self, Probes};
 use super::watches::selects_pod;
-use super::{error_policy, reconcile};
+use super::{Error, error_policy, reconcile};
 use crate::api::InferenceMonitoring;
 use crate::discovery::{self, Discovered, prometheus_resource};
 use crate::render::ChildKind;
@@ -116,8 +120,8 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
     let probes = Arc::new(Probes {
-        ready: Default::default(),
         metrics: metrics.clone(),
+        ..Probes::default()
     });
     let probe_listener = bind(settings.probe_addr).await?;
     let metrics_listener = bind(settings.metrics_addr).await?;
@@ -205,7 +209,7 @@ pub async fn run(
             .map(Some)
             .collect()
     };
-    let (stores, runs): (Vec<Store<InferenceMonitoring>>, Vec<_>) = scopes
+    let (stores, runs): (Vec<Store<Guarded>>, Vec<_>) = scopes
         .into_iter()
         .map(|scope| {
             controller(
@@ -218,12 +222,21 @@ pub async fn run(
             )
         })
         .unzip();
-    let health = tokio::spawn(health_loop::run(
+    let health_loop = health_loop::run(
         ctx.clone(),
         health_loop::prometheus_backends(),
         HEALTH_TICK,
-        move || stores.iter().flat_map(|s| s.state()).collect(),
-    ));
+        move || stores.iter().flat_map(|s| decoded(&s.state())).collect(),
+    );
+    let watched = probes.clone();
+    let health = tokio::spawn(async move {
+        // The loop contains each cycle's panics itself; should it still end, /readyz says so.
+        let outcome = AssertUnwindSafe(health_loop).catch_unwind().await;
+        watched.health_loop_stopped.store(true, Ordering::Release);
+        if outcome.is_err() {
+            error!("the health loop stopped after a panic; health checks no longer run");
+        }
+    });
     let controllers = futures::future::join_all(runs);
     let lost = async {
         let _ = lost_rx.wait_for(|lost| *lost).await;
@@ -345,6 +358,54 @@ async fn watch_prometheuses(client: Client, refresh: Arc<Notify>) {
     }
 }
 
+/// A resource as the controller watches it: decoded, or kept aside (with its metadata and the
+/// decoding error) so that one stored object that does not match the types cannot stop the
+/// list, and with it every other resource's reconciles.
+pub type Guarded = DeserializeGuard<InferenceMonitoring>;
+
+/// The decoded resources of a store snapshot.
+fn decoded(state: &[Arc<Guarded>]) -> Vec<Arc<InferenceMonitoring>> {
+    state
+        .iter()
+        .filter_map(|guard| guard.0.as_ref().ok().cloned().map(Arc::new))
+        .collect()
+}
+
+/// How long a resource whose reconcile panicked waits before it is tried again (a change to
+/// it tries at once).
+const AFTER_PANIC: Duration = Duration::from_secs(300);
+
+/// Reconciles a decoded resource; reports and skips one that cannot be decoded; turns a panic
+/// while handling one resource into a logged failure for that resource only.
+pub async fn reconcile_guarded(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let obj = match &guard.0 {
+        Ok(obj) => Arc::new(obj.clone()),
+        Err(invalid) => {
+            warn!(
+                resource = %format!("{}/{}", invalid.metadata.namespace.as_deref().unwrap_or_default(), invalid.metadata.name.as_deref().unwrap_or_default()),
+                error = %invalid.error,
+                "skipping a resource that does not match the InferenceMonitoring schema; fix or delete it"
+            );
+            return Ok(Action::await_change());
+        }
+    };
+    let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    match AssertUnwindSafe(reconcile(obj, ctx)).catch_unwind().await {
+        Ok(result) => result,
+        Err(_) => {
+            error!(resource = %key, "reconcile panicked; other resources are not affected, this one is retried in 5 minutes or when it changes");
+            Ok(Action::requeue(AFTER_PANIC))
+        }
+    }
+}
+
+fn error_policy_guarded(guard: Arc<Guarded>, err: &Error, ctx: Arc<Context>) -> Action {
+    match &guard.0 {
+        Ok(obj) => error_policy(Arc::new(obj.clone()), err, ctx),
+        Err(_) => Action::await_change(),
+    }
+}
+
 /// Builds the controller of one scope; returns its store (for the health loop) and the
 /// future that runs it until shutdown.
 fn controller(
@@ -354,8 +415,8 @@ fn controller(
     ctx: Arc<Context>,
     changed: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
-) -> (Store<InferenceMonitoring>, impl Future<Output = ()>) {
-    let resources: Api<InferenceMonitoring> = match &scope {
+) -> (Store<Guarded>, impl Future<Output = ()>) {
+    let resources: Api<Guarded> = match &scope {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
@@ -390,13 +451,16 @@ fn controller(
             store
                 .state()
                 .into_iter()
-                .filter(|r| selects_pod(r, &namespace, &labels))
-                .map(|r| ObjectRef::from_obj(&*r))
+                .filter(|g| {
+                    g.0.as_ref()
+                        .is_ok_and(|r| selects_pod(r, &namespace, &labels))
+                })
+                .map(|g| ObjectRef::from_obj(&*g))
                 .collect::<Vec<_>>()
         })
         .reconcile_all_on(triggers)
         .graceful_shutdown_on(wait_for(shutdown))
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_guarded, error_policy_guarded, ctx)
         .for_each(|result| async move {
             if let Err(err) = result {
                 warn!(error = %err, "controller event");

@@ -1,5 +1,6 @@
-//! `/healthz` (the process runs), `/readyz` (discovery has run; leadership does not matter,
-//! so a standby replica is ready) and `/metrics` (the Prometheus text format).
+//! `/healthz` (the process runs), `/readyz` (discovery has run and the health loop still runs;
+//! leadership does not matter, so a standby replica is ready) and `/metrics` (the Prometheus
+//! text format).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use super::metrics::Metrics;
 pub struct Probes {
     /// Set once the first discovery has completed.
     pub ready: AtomicBool,
+    /// Set when the health loop ended (it should run as long as the process).
+    pub health_loop_stopped: AtomicBool,
     /// The metrics to serve.
     pub metrics: Arc<Metrics>,
 }
@@ -39,7 +42,12 @@ pub fn metrics_routes(probes: Arc<Probes>) -> Router {
 }
 
 async fn readyz(State(probes): State<Arc<Probes>>) -> impl IntoResponse {
-    if probes.ready.load(Ordering::Acquire) {
+    if probes.health_loop_stopped.load(Ordering::Acquire) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the health loop stopped; health checks no longer run",
+        )
+    } else if probes.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready")
     } else {
         (
@@ -102,6 +110,11 @@ mod tests {
         assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
         probes.ready.store(true, Ordering::Release);
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        probes.health_loop_stopped.store(true, Ordering::Release);
+        let dead = get(addr, "/readyz").await;
+        assert!(dead.starts_with("HTTP/1.1 503"), "{dead}");
+        assert!(dead.contains("health loop stopped"), "{dead}");
+        probes.health_loop_stopped.store(false, Ordering::Release);
         let metrics = get(addr, "/metrics").await;
         assert!(metrics.contains("infmon_reconciles_total 1"), "{metrics}");
 

@@ -114,10 +114,10 @@ fn panel_json(panel: &Panel, index: u64) -> Value {
     let targets: Vec<Value> = panel
         .targets
         .iter()
-        .zip(b'A'..)
-        .map(|(t, ref_id)| {
+        .enumerate()
+        .map(|(i, t)| {
             json!({
-                "refId": (ref_id as char).to_string(),
+                "refId": ref_id(i),
                 "datasource": datasource(),
                 "expr": t.expr,
                 "legendFormat": t.legend,
@@ -149,6 +149,20 @@ fn panel_json(panel: &Panel, index: u64) -> Value {
     })
 }
 
+/// Grafana's query letters: `A`…`Z`, then `AA`, `AB`, … for any number of queries.
+fn ref_id(index: usize) -> String {
+    let mut letters = Vec::new();
+    let mut n = index;
+    loop {
+        letters.push(char::from(b'A' + (n % 26) as u8));
+        if n < 26 {
+            break;
+        }
+        n = n / 26 - 1;
+    }
+    letters.iter().rev().collect()
+}
+
 fn variable_json(var: &Variable) -> Value {
     json!({
         "name": var.name,
@@ -166,4 +180,21 @@ fn variable_json(var: &Variable) -> Value {
         "regex": "",
         "sort": 1
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ref_id;
+
+    #[test]
+    fn query_letters_never_run_out() {
+        let ids: Vec<String> = [0, 25, 26, 27, 51, 52, 190, 191, 701, 702]
+            .into_iter()
+            .map(ref_id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["A", "Z", "AA", "AB", "AZ", "BA", "GI", "GJ", "ZZ", "AAA"]
+        );
+    }
 }

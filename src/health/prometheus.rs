@@ -1,6 +1,10 @@
 //! The real [`MetricsBackend`]: a Prometheus-compatible HTTP API (Prometheus, Thanos Query,
 //! Mimir, VictoriaMetrics), reached at a base URL that may carry a path prefix, with optional
 //! bearer-token or basic authentication and a custom CA.
+//!
+//! Errors never carry what the server sent (its error messages, pages or bodies): a status
+//! code, an error type and our own words only, so an address chosen in a resource cannot be
+//! read through the operator's status, Events or logs.
 
 use std::collections::BTreeMap;
 use std::error::Error as _;
@@ -191,29 +195,29 @@ impl PrometheusBackend {
                             "down" => ScrapeHealth::Down,
                             _ => ScrapeHealth::Unknown,
                         },
-                        last_error: t.last_error,
+                        last_error: one_short_line(&t.last_error),
                     })
                     .collect(),
             )),
             _ => Err(BackendError::Api {
                 url: self.url.clone(),
                 what: "the targets request".into(),
-                reason: envelope
-                    .error
-                    .unwrap_or_else(|| format!("status {:?}", envelope.status)),
+                reason: format!("HTTP {status} without a target list"),
             }),
         }
     }
 
     fn map_error(&self, promql: &str, err: PromError) -> BackendError {
         match err {
+            // Only the error type, a fixed word: the message is the server's text.
             PromError::Prometheus(err) => BackendError::Api {
                 url: self.url.clone(),
                 what: format!("query {promql:?}"),
-                reason: err.to_string(),
+                reason: format!("error type {}", err.error_type()),
             },
             PromError::Client(err) => match err.inner() {
                 Some(inner) => self.unreachable(inner),
+                // The client's own fixed words (e.g. an unexpected media type).
                 None => BackendError::Unreachable {
                     url: self.url.clone(),
                     reason: err.to_string(),
@@ -229,6 +233,13 @@ impl PrometheusBackend {
     fn unreachable(&self, err: &reqwest::Error) -> BackendError {
         if let Some(status) = err.status() {
             return self.http_status(status);
+        }
+        if err.is_decode() || err.is_body() {
+            // A decoder's message can quote the body; the body is never repeated.
+            return BackendError::Unreachable {
+                url: self.url.clone(),
+                reason: "the answer is not the Prometheus query API's JSON".into(),
+            };
         }
         let reason = describe(err);
         BackendError::Unreachable {
@@ -285,7 +296,6 @@ struct TargetsEnvelope {
     #[serde(default)]
     status: String,
     data: Option<TargetsData>,
-    error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -304,6 +314,19 @@ struct RawTarget {
     health: String,
     #[serde(default, rename = "lastError")]
     last_error: String,
+}
+
+/// The longest scrape error kept from a targets answer.
+const MAX_TARGET_ERROR: usize = 256;
+
+/// A scrape error as status can carry it: its first line, at most [`MAX_TARGET_ERROR`] bytes.
+fn one_short_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    let mut end = line.len().min(MAX_TARGET_ERROR);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].to_string()
 }
 
 /// Standard base64 with padding (RFC 4648), for the basic-auth header.

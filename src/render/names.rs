@@ -31,24 +31,57 @@ pub fn short_hash(text: &str) -> String {
     hex_sha256(text, 4)
 }
 
-/// `<owner>-<suffix>`, shortened to 63 characters with a stable hash when needed (DNS-1123
-/// label rules: Services and label values need 63).
+/// `<owner>-<suffix>`, shortened to 63 characters with a stable hash when needed. Every child
+/// name is a DNS-1035 label (what Services need, and valid for every other kind): an owner name
+/// that is not one (`1vllm`, `a.b`) gets its invalid characters replaced, an `x` in front when
+/// it starts with a digit, and a hash of the original so two owners never share a name.
 pub fn child_name(owner: &str, suffix: &str) -> String {
     let full = if suffix.is_empty() {
         owner.to_string()
     } else {
         format!("{owner}-{suffix}")
     };
-    fit(&full)
+    if is_dns_1035_label(&full) {
+        return full;
+    }
+    let mut clean: String = full
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .collect();
+    if !clean.starts_with(|c: char| c.is_ascii_lowercase()) {
+        clean.insert(0, 'x');
+    }
+    let hash = short_hash(&full);
+    let keep = MAX_NAME - hash.len() - 1;
+    let head: String = clean.chars().take(keep).collect();
+    format!("{}-{hash}", head.trim_end_matches('-'))
 }
 
+fn is_dns_1035_label(name: &str) -> bool {
+    name.len() <= MAX_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `text` within 63 bytes: kept when it fits, else its head (cut on a character boundary) and
+/// a stable hash.
 fn fit(text: &str) -> String {
     if text.len() <= MAX_NAME {
         return text.to_string();
     }
     let hash = short_hash(text);
-    let keep = MAX_NAME - hash.len() - 1;
-    let head = text[..keep].trim_end_matches(['-', '.', '_']);
+    let mut keep = MAX_NAME - hash.len() - 1;
+    while !text.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let head = text[..keep].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
     format!("{head}-{hash}")
 }
 
@@ -108,6 +141,27 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, child_name(&owner, "dashboard-vllm"));
         assert!(!a.contains("--"));
+    }
+
+    #[test]
+    fn every_owner_name_gives_a_service_name() {
+        for owner in [
+            "1vllm",
+            "a.b",
+            "x".repeat(253).as_str(),
+            "a.b.c-".repeat(40).as_str(),
+        ] {
+            let name = child_name(owner, "dcgm-exporter");
+            assert!(is_dns_1035_label(&name), "{owner}: {name}");
+        }
+        assert_ne!(child_name("a.b", ""), child_name("a-b", ""));
+        assert_eq!(child_name("a-b", ""), "a-b");
+    }
+
+    #[test]
+    fn long_non_ascii_text_is_cut_on_a_character_boundary() {
+        let value = label_value(&"é".repeat(40));
+        assert!(value.len() <= 63, "{value}");
     }
 
     #[test]

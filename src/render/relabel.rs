@@ -13,9 +13,9 @@ use crate::api::{RelabelAction, RelabelConfig};
 use crate::validate::{Namespaces, PortRef, Validated};
 
 /// Target label naming the owning resource (`<namespace>/<name>`); the health checks group by it.
-pub const INFERENCE_MONITORING_LABEL: &str = "inference_monitoring";
+pub const INFERENCE_MONITORING_LABEL: &str = crate::validate::OWNER_TARGET_LABEL;
 /// Target label naming the engine. Not `engine`: vLLM already exports an `engine` label.
-pub const INFERENCE_ENGINE_LABEL: &str = "inference_engine";
+pub const INFERENCE_ENGINE_LABEL: &str = crate::validate::ENGINE_TARGET_LABEL;
 
 /// Prometheus' Kubernetes pod discovery labels read here.
 const META_NAMESPACE: &str = "__meta_kubernetes_namespace";

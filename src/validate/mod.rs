@@ -3,9 +3,16 @@
 //! only input of the builders.
 
 mod document;
+mod grammar;
+mod policy;
 mod resolve;
 
 pub use document::{FieldError, strict_structural_schema, validate_document};
+pub use grammar::{
+    ENGINE_TARGET_LABEL, MAX_DURATION, OWNER_TARGET_LABEL, RESERVED_LABELS, is_dns_label,
+    is_dns_subdomain, is_label_name,
+};
+pub use policy::{Allowed, Policy, normalize_url};
 pub use resolve::{
     ClusterFacts, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_INTERVAL, DEFAULT_SCRAPE_TIMEOUT,
     Dashboards, DcgmExporter, DcgmPlan, Endpoint, Folder, HealthCheck, Namespaces, Output, PortRef,

@@ -16,6 +16,8 @@ use crate::api::{
 };
 use crate::engines::{self, EngineProfile};
 
+use super::policy::Policy;
+
 /// Default scrape interval.
 pub const DEFAULT_INTERVAL: &str = "15s";
 /// Default scrape timeout (capped at the interval).
@@ -41,6 +43,8 @@ pub struct ClusterFacts {
     pub required_monitor_labels: BTreeMap<String, String>,
     /// The operator-wide Prometheus URL, used when the spec names none.
     pub default_prometheus_url: Option<String>,
+    /// What the operator's configuration allows resources to ask for.
+    pub policy: Policy,
 }
 
 impl ClusterFacts {
@@ -55,6 +59,7 @@ impl ClusterFacts {
             existing_dcgm_exporter: false,
             required_monitor_labels: BTreeMap::new(),
             default_prometheus_url: None,
+            policy: Policy::default(),
         }
     }
 }
@@ -103,6 +108,31 @@ pub enum ResolveError {
     PortUnresolved {
         /// The engine.
         engine: Engine,
+    },
+    /// The resource asks for something the operator's policy does not allow.
+    #[error(
+        "{field}: {value:?} is not allowed by the operator's policy ({setting} allows: {allowed}); {remedy}"
+    )]
+    Forbidden {
+        /// The spec field.
+        field: &'static str,
+        /// The value asked for.
+        value: String,
+        /// The operator setting that forbids it (flag and Helm value).
+        setting: &'static str,
+        /// What the setting allows.
+        allowed: String,
+        /// What to do.
+        remedy: &'static str,
+    },
+    /// A value that would not be valid where it lands (PromQL, Prometheus configuration,
+    /// Kubernetes object names, …).
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The spec field, e.g. `spec.metrics.queues[0].matchers`.
+        field: String,
+        /// What is wrong and what to do.
+        problem: String,
     },
 }
 
@@ -305,8 +335,23 @@ pub fn resolve(
             })?,
         engine => engine,
     };
+    // The API server's checks again: a resource stored before a CRD upgrade (or written
+    // around the schema) must not render children the current rules forbid.
+    let value = serde_json::to_value(resource).map_err(|err| ResolveError::Invalid {
+        field: "spec".into(),
+        problem: err.to_string(),
+    })?;
+    if let Err(errors) = super::validate_document(&value)
+        && let Some(first) = errors.into_iter().next()
+    {
+        return Err(ResolveError::Invalid {
+            field: first.field,
+            problem: first.message,
+        });
+    }
+    let metrics = super::grammar::check(resource)?;
     let preset = engines::profile(engine).unwrap_or_else(EngineProfile::custom);
-    let profile = match &spec.metrics {
+    let profile = match &metrics {
         Some(metrics) => engines::with_overrides(preset, metrics),
         None => preset,
     };
@@ -319,11 +364,28 @@ pub fn resolve(
         },
     };
 
-    let endpoint = resolve_endpoint(
+    let mut endpoint = resolve_endpoint(
         spec.endpoint.clone().unwrap_or_default(),
         &profile,
         &targets,
     )?;
+    if !endpoint.metric_relabelings.is_empty() {
+        // Last, so no user rule can claim or hide another resource's series.
+        for (label, value) in [
+            (
+                super::OWNER_TARGET_LABEL,
+                format!("{namespace}/{}", resource.name_any()),
+            ),
+            (super::ENGINE_TARGET_LABEL, engine.as_str().to_string()),
+        ] {
+            endpoint.metric_relabelings.push(RelabelConfig {
+                target_label: Some(label.to_string()),
+                replacement: Some(value),
+                action: Some(crate::api::RelabelAction::Replace),
+                ..Default::default()
+            });
+        }
+    }
     let output = resolve_output(spec.prometheus.output, &targets, facts)?;
 
     let monitor_labels = if spec.prometheus.monitor_labels.is_empty() {
@@ -331,6 +393,8 @@ pub fn resolve(
     } else {
         spec.prometheus.monitor_labels.clone()
     };
+
+    check_policy(resource, &namespace, facts)?;
 
     let dashboards = spec.dashboards.enabled.then(|| Dashboards {
         target: spec.dashboards.target,
@@ -408,6 +472,52 @@ pub fn resolve(
         alerts: spec.alerts.enabled.then(|| spec.alerts.clone()),
         health,
     })
+}
+
+/// Rejects what the operator's policy does not allow.
+fn check_policy(
+    resource: &InferenceMonitoring,
+    namespace: &str,
+    facts: &ClusterFacts,
+) -> Result<(), ResolveError> {
+    let spec = &resource.spec;
+    let policy = &facts.policy;
+    if let Some(url) = &spec.prometheus.url
+        && !policy.allows_prometheus_url(url, facts.default_prometheus_url.as_deref())
+    {
+        let mut allowed = facts
+            .default_prometheus_url
+            .clone()
+            .into_iter()
+            .collect::<Vec<_>>();
+        if let super::Allowed::Only(urls) = &policy.prometheus_urls {
+            allowed.extend(urls.iter().cloned());
+        }
+        return Err(ResolveError::Forbidden {
+            field: "spec.prometheus.url",
+            value: url.clone(),
+            setting: "--prometheus-url and --allowed-prometheus-urls (Helm operator.prometheusUrl and operator.policy.allowedPrometheusUrls)",
+            allowed: if allowed.is_empty() {
+                "none".into()
+            } else {
+                allowed.join(", ")
+            },
+            remedy: "remove spec.prometheus.url to use the operator's Prometheus, or ask the operator's administrators to allow this URL",
+        });
+    }
+    if spec.dashboards.enabled
+        && let Some(target) = &spec.dashboards.namespace
+        && !policy.allows_dashboard_namespace(target, namespace)
+    {
+        return Err(ResolveError::Forbidden {
+            field: "spec.dashboards.namespace",
+            value: target.clone(),
+            setting: "--dashboard-namespaces (Helm operator.policy.dashboardNamespaces), besides the resource's own namespace",
+            allowed: policy.dashboard_namespaces.describe(),
+            remedy: "remove spec.dashboards.namespace to write dashboards to this resource's namespace, or use an allowed namespace",
+        });
+    }
+    Ok(())
 }
 
 fn resolve_endpoint(

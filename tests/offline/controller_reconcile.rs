@@ -181,6 +181,7 @@ fn rendered(
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         default_prometheus_url: None,
+        policy: Default::default(),
     };
     let validated = resolve(obj, &facts).unwrap();
     (validated.output, render_all(&validated).unwrap())

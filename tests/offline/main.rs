@@ -17,3 +17,4 @@ mod metrics_overrides;
 mod readme;
 mod render_cli;
 mod render_golden;
+mod tenant_boundary;

@@ -151,6 +151,10 @@ fn default_install_is_one_restricted_replica_watching_everything() {
             "--log-format=json",
             "--metrics-port=8080",
             "--probe-port=8081",
+            "--metrics-bind-address=0.0.0.0",
+            "--probe-bind-address=0.0.0.0",
+            "--allowed-prometheus-urls=",
+            "--dashboard-namespaces=monitoring",
             "--health-check-interval=1m",
         ]
     );
@@ -182,6 +186,10 @@ fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
             "--log-format=text",
             "--metrics-port=8080",
             "--probe-port=8081",
+            "--metrics-bind-address=0.0.0.0",
+            "--probe-bind-address=::",
+            "--allowed-prometheus-urls=http://thanos-query.monitoring:9090",
+            "--dashboard-namespaces=monitoring,grafana",
             "--health-check-interval=30s",
             "--prometheus-url=http://prometheus-operated.monitoring:9090",
             "--default-monitor-labels=release=kube-prometheus-stack,team=ml",
@@ -337,6 +345,18 @@ fn schema_rejects_wrong_values() {
             "operator.prometheusUrl",
         ),
         ("operator.metricsPort=70000", "operator.metricsPort"),
+        (
+            "operator.metricsBindAddress=everywhere",
+            "operator.metricsBindAddress",
+        ),
+        (
+            "operator.policy.allowedPrometheusUrls={file:///etc/passwd}",
+            "operator.policy.allowedPrometheusUrls.0",
+        ),
+        (
+            "operator.policy.dashboardNamespaces={Kube_System}",
+            "operator.policy.dashboardNamespaces.0",
+        ),
         (
             "metrics.serviceMonitor.interval=often",
             "metrics.serviceMonitor.interval",

@@ -9,6 +9,7 @@ mod chart_scripts;
 mod check_cli;
 mod check_demo;
 mod checkov;
+mod fuzz_render;
 mod grafana_schema;
 mod health_prometheus;
 mod infra;
