@@ -179,6 +179,44 @@ fn works_behind_a_bearer_token_proxy_under_a_path_prefix() {
 }
 
 #[test]
+fn works_with_a_mimir_tenant_header() {
+    let exporter = Exporter::start(vllm_page);
+    let chat = resource_yaml("chat", "vllm", &[exporter.addr()]);
+    let prometheus = Prometheus::start(&prometheus_config(&[&chat]));
+    let proxy = Proxy::requiring(
+        &prometheus.url(),
+        "/prometheus",
+        Some(("X-Scope-OrgID", "team-a")),
+    );
+    let targets = [health_target(&chat)];
+    let tenant = |value: &str| Credentials {
+        headers: vec![("X-Scope-OrgID".into(), Secret::new(value))],
+        ..Credentials::default()
+    };
+    wait_for(
+        &backend(&proxy.url(), &tenant("team-a")),
+        &targets,
+        "healthy with the tenant header",
+        |r| reason(r, "demo/chat") == ConditionReason::Healthy,
+    );
+    for credentials in [Credentials::default(), tenant("team-b")] {
+        let report = check(&backend(&proxy.url(), &credentials), &targets)
+            .remove("demo/chat")
+            .unwrap();
+        assert_eq!(
+            report.diagnosis.reason,
+            ConditionReason::PrometheusUnreachable
+        );
+        let message = &report.diagnosis.message;
+        assert!(
+            message.contains("401 Unauthorized") && message.contains("X-Scope-OrgID"),
+            "{message}"
+        );
+        assert!(!message.contains("team-b"), "{message}");
+    }
+}
+
+#[test]
 fn works_with_basic_auth() {
     let exporter = Exporter::start(vllm_page);
     let chat = resource_yaml("chat", "vllm", &[exporter.addr()]);

@@ -90,19 +90,29 @@ impl Proxy {
     /// Forwards `GET <prefix><path>` to `upstream<path>`; with `authorization` (e.g.
     /// `Bearer <token>`), answers 401 to requests without exactly that header.
     pub fn start(upstream: &str, prefix: &str, authorization: Option<&str>) -> Proxy {
+        Self::requiring(
+            upstream,
+            prefix,
+            authorization.map(|value| ("authorization", value)),
+        )
+    }
+
+    /// Forwards like [`Proxy::start`]; with `header` (name, value), answers 401 to requests
+    /// without exactly that header, as Grafana Mimir does without `X-Scope-OrgID`.
+    pub fn requiring(upstream: &str, prefix: &str, header: Option<(&str, &str)>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&requests);
         let upstream = upstream.to_string();
         let prefix_owned = prefix.to_string();
-        let token = authorization.map(str::to_string);
+        let token = header.map(|(name, value)| (name.to_string(), value.to_string()));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 counter.fetch_add(1, Ordering::SeqCst);
                 let (upstream, prefix, token) =
                     (upstream.clone(), prefix_owned.clone(), token.clone());
-                std::thread::spawn(move || serve(stream, &upstream, &prefix, token.as_deref()));
+                std::thread::spawn(move || serve(stream, &upstream, &prefix, token.as_ref()));
             }
         });
         Proxy {
@@ -123,7 +133,7 @@ impl Proxy {
     }
 }
 
-fn serve(mut stream: TcpStream, upstream: &str, prefix: &str, token: Option<&str>) {
+fn serve(mut stream: TcpStream, upstream: &str, prefix: &str, required: Option<&(String, String)>) {
     let mut request = Vec::new();
     let mut buf = [0u8; 8192];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -134,12 +144,15 @@ fn serve(mut stream: TcpStream, upstream: &str, prefix: &str, token: Option<&str
     }
     let head = String::from_utf8_lossy(&request).to_string();
     let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let authorization = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("authorization"))
-        .map(|(_, value)| value.trim().to_string());
-    let (status, content_type, body) = if token.is_some() && authorization.as_deref() != token {
+    let header = |wanted: &str| {
+        head.lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case(wanted))
+            .map(|(_, value)| value.trim().to_string())
+    };
+    let rejected = required.is_some_and(|(name, value)| header(name).as_deref() != Some(value));
+    let (status, content_type, body) = if rejected {
         (401, "text/plain".to_string(), "unauthorized\n".to_string())
     } else if let Some(path) = target.strip_prefix(prefix).filter(|p| p.starts_with('/')) {
         match http::get(&format!("{upstream}{path}")) {
