@@ -724,7 +724,10 @@ pub struct InferenceMonitoringStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_engine: Option<String>,
 
-    /// `Prometheus` resources (`namespace/name`) whose selectors pick up the generated monitors.
+    /// `Prometheus` (`namespace/name`) and `PrometheusAgent` (`namespace/name (PrometheusAgent)`)
+    /// resources whose selectors pick up the generated monitors; when there is none, the other
+    /// known consumers of monitors running in the cluster (e.g. `VMAgent vm/agent
+    /// (VictoriaMetrics operator)`), whose scraping the health check verifies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub selected_by: Vec<String>,
 
