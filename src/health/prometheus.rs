@@ -279,7 +279,12 @@ impl PrometheusBackend {
                 reason: "the answer is not the Prometheus query API's JSON".into(),
             };
         }
-        let reason = describe(err);
+        let mut reason = describe(err);
+        if reason.to_ascii_lowercase().contains("certificate") {
+            reason.push_str(
+                " (check the CA and, where the API requires one, the client certificate and key)",
+            );
+        }
         BackendError::Unreachable {
             url: self.url.clone(),
             reason,

@@ -6,11 +6,14 @@ use infmon_devkit::health_common;
 
 use std::collections::HashMap;
 
-use health_common::{Proxy, health_target, prometheus_config, resource_yaml, tgi_page, vllm_page};
+use health_common::{
+    MutualTlsProxy, Proxy, TestPki, health_target, prometheus_config, resource_yaml, tgi_page,
+    vllm_page,
+};
 use infmon::api::ConditionReason;
 use infmon::health::{
-    BasicCredentials, ConditionStatus, Credentials, DEFAULT_TIMEOUT, HealthReport, HealthTarget,
-    PrometheusBackend, Secret, check_all,
+    BasicCredentials, ClientCertificate, ConditionStatus, Credentials, DEFAULT_TIMEOUT,
+    HealthReport, HealthTarget, PrometheusBackend, Secret, check_all,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -214,6 +217,46 @@ fn works_with_a_mimir_tenant_header() {
         );
         assert!(!message.contains("team-b"), "{message}");
     }
+}
+
+#[test]
+fn works_with_a_client_certificate_and_says_why_without_one() {
+    let exporter = Exporter::start(vllm_page);
+    let chat = resource_yaml("chat", "vllm", &[exporter.addr()]);
+    let prometheus = Prometheus::start(&prometheus_config(&[&chat]));
+    let pki = TestPki::generate();
+    let proxy = MutualTlsProxy::start(&prometheus.url(), &pki);
+    let targets = [health_target(&chat)];
+    let trusting = Credentials {
+        ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+        ..Credentials::default()
+    };
+    let with_certificate = Credentials {
+        client_cert: Some(ClientCertificate {
+            cert_pem: pki.client_cert_pem.clone(),
+            key_pem: Secret::new(pki.client_key_pem.clone()),
+        }),
+        ..trusting.clone()
+    };
+    wait_for(
+        &backend(&proxy.url(), &with_certificate),
+        &targets,
+        "healthy with a client certificate",
+        |r| reason(r, "demo/chat") == ConditionReason::Healthy,
+    );
+    let report = check(&backend(&proxy.url(), &trusting), &targets)
+        .remove("demo/chat")
+        .unwrap();
+    assert_eq!(
+        report.diagnosis.reason,
+        ConditionReason::PrometheusUnreachable
+    );
+    let message = report.diagnosis.message.to_lowercase();
+    assert!(
+        message.contains("certificaterequired") && message.contains("client certificate and key"),
+        "{message}"
+    );
+    assert!(!message.contains("private key"), "{message}");
 }
 
 #[test]
