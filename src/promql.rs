@@ -232,7 +232,7 @@ mod tests {
         assert!(tgi.starts_with("histogram_quantile(0.99, sum by (pod, le)"));
         assert_eq!(
             expr(&source(Engine::Max, Role::KvCacheUsage), 0.5, &SCOPE),
-            r#"avg by (pod) (maxserve_cache_used_kv_pct_percent{pod=~"$pod"}) * 0.01"#
+            r#"histogram_quantile(0.5, sum by (pod, le) (rate(maxserve_cache_used_kv_pct_percent_bucket{pod=~"$pod"}[5m]))) * 0.01"#
         );
     }
 

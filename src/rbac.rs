@@ -101,8 +101,16 @@ pub const OTHER_PERMISSIONS: &[Permission] = &[
 
 /// Every permission, sorted by group then resource.
 pub fn permissions() -> Vec<Permission> {
+    permissions_with(true)
+}
+
+/// The permissions for a feature set: without `secrets` (`--without-secrets`) the operator
+/// neither writes the raw scrape-config Secret nor reads query credentials, so it gets no
+/// access to Secrets at all.
+pub fn permissions_with(secrets: bool) -> Vec<Permission> {
     let mut all: Vec<Permission> = ChildKind::ALL
         .iter()
+        .filter(|kind| secrets || **kind != ChildKind::Secret)
         .map(|kind| Permission {
             group: kind.group(),
             resource: kind.plural(),
@@ -125,6 +133,17 @@ mod tests {
             assert!(p.verbs.iter().all(|v| *v != "*"));
             assert!(p.verbs.windows(2).all(|w| w[0] < w[1]), "{p:?}");
         }
+    }
+
+    #[test]
+    fn without_secrets_nothing_touches_secrets() {
+        assert!(
+            permissions_with(false)
+                .iter()
+                .all(|p| p.resource != "secrets")
+        );
+        assert!(permissions().iter().any(|p| p.resource == "secrets"));
+        assert_eq!(permissions_with(false).len() + 1, permissions().len());
     }
 
     #[test]

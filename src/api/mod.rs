@@ -61,8 +61,8 @@ pub const KIND: &str = "InferenceMonitoring";
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = bounds::bounded)]
 pub struct InferenceMonitoringSpec {
-    /// The inference engine the selected pods run (`dynamorouter` for NVIDIA Dynamo's KV-router
-    /// metrics aggregator). It picks the metrics port, path and metric names. Default: `auto`, detected from the pods' images, commands and ports (the result is
+    /// The inference engine the selected pods run. It picks the metrics port, path and metric
+    /// names (see the README's engine table). Default: `auto`, detected from the pods' images, commands and ports (the result is
     /// shown in `status.detectedEngine`). Use `custom` for any other Prometheus-native service
     /// and describe its endpoint in `spec.endpoint`.
     #[serde(default)]
@@ -148,7 +148,10 @@ pub enum Engine {
     Max,
     /// NVIDIA Dynamo frontend.
     Dynamo,
-    /// NVIDIA Dynamo's KV-router metrics aggregator (port 9091): slot and KV-block use per worker.
+    /// NVIDIA Dynamo workers (the system metrics port, `DYN_SYSTEM_PORT`).
+    DynamoWorker,
+    /// Removed: Dynamo no longer ships the KV-router metrics aggregator. Refused with a message
+    /// naming `dynamo` and `dynamoworker` instead.
     DynamoRouter,
     /// llama.cpp server (`llama-server`).
     Llamacpp,
@@ -158,7 +161,7 @@ pub enum Engine {
 
 impl Engine {
     /// Every engine, in declaration order.
-    pub const ALL: [Engine; 12] = [
+    pub const ALL: [Engine; 13] = [
         Engine::Auto,
         Engine::Vllm,
         Engine::Sglang,
@@ -168,6 +171,7 @@ impl Engine {
         Engine::Jetstream,
         Engine::Max,
         Engine::Dynamo,
+        Engine::DynamoWorker,
         Engine::DynamoRouter,
         Engine::Llamacpp,
         Engine::Custom,
@@ -185,6 +189,7 @@ impl Engine {
             Engine::Jetstream => "jetstream",
             Engine::Max => "max",
             Engine::Dynamo => "dynamo",
+            Engine::DynamoWorker => "dynamoworker",
             Engine::DynamoRouter => "dynamorouter",
             Engine::Llamacpp => "llamacpp",
             Engine::Custom => "custom",
@@ -231,7 +236,7 @@ pub struct NamespaceSelector {
 #[x_kube(validation = Rule::new("!has(self.interval) || !has(self.scrapeTimeout) || duration(self.scrapeTimeout) <= duration(self.interval)").message("spec.endpoint.scrapeTimeout must not be longer than spec.endpoint.interval"))]
 pub struct EndpointSpec {
     /// Metrics port: a container port name (e.g. `metrics`) or number (1-65535). Default: the
-    /// engine's metrics port (vLLM 8000, SGLang 30000, TGI 3000, Triton 8002, MAX 8001, …).
+    /// engine's metrics port (vLLM 8000, SGLang 30000, TGI 80, Triton 8002, MAX 8001, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("string(self).matches('^[0-9]+$') ? (int(string(self)) >= 1 && int(string(self)) <= 65535) : string(self).matches('^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$')").message("spec.endpoint.port must be a number between 1 and 65535 or a container port name (lowercase letters, digits and '-', at most 15 characters)"))]
     pub port: Option<IntOrString>,

@@ -26,6 +26,9 @@ pub struct PolicyArgs {
     /// as the operator's --dashboard-namespaces. Default: any.
     #[arg(long, value_delimiter = ',')]
     dashboard_namespaces: Option<Vec<String>>,
+    /// As the operator's --without-secrets: refuse what needs Secrets.
+    #[arg(long)]
+    without_secrets: bool,
 }
 
 impl PolicyArgs {
@@ -36,6 +39,7 @@ impl PolicyArgs {
         Policy {
             prometheus_urls: allowed(&self.allowed_prometheus_urls),
             dashboard_namespaces: allowed(&self.dashboard_namespaces),
+            without_secrets: self.without_secrets,
         }
     }
 }
@@ -177,12 +181,8 @@ pub fn resolve_offline(
 /// Offline there are no pods to detect an `engine: auto` resource's engine from: the user
 /// names it. The list comes from the engine catalog.
 fn auto_needs_engine_flag() -> String {
-    let engines: Vec<&str> = infmon::engines::all_profiles()
-        .iter()
-        .map(|p| p.engine.as_str())
-        .collect();
     format!(
         "spec.engine: auto is detected from the running pods, and offline there are none; pass --engine ENGINE (one of {}) or set spec.engine",
-        engines.join(", ")
+        infmon::engines::engine_choices()
     )
 }

@@ -48,6 +48,10 @@ pub struct Args {
         default_value = "monitoring"
     )]
     dashboard_namespaces: Vec<String>,
+    /// Run without access to Secrets: resources may not use the rawScrapeConfig output or
+    /// spec.prometheus.auth (pair with the chart's rbac.secrets: false).
+    #[arg(long, env = "INFMON_WITHOUT_SECRETS")]
+    without_secrets: bool,
     /// Labels for generated monitors and rules when a resource sets none and no Prometheus selector asks for any, e.g. release=kps,team=ml.
     #[arg(long, env = "INFMON_DEFAULT_MONITOR_LABELS", value_parser = parse_labels, default_value = "")]
     default_monitor_labels: BTreeMap<String, String>,
@@ -103,6 +107,7 @@ fn policy(args: &Args) -> Policy {
     Policy {
         prometheus_urls: Allowed::from_list(&args.allowed_prometheus_urls),
         dashboard_namespaces: Allowed::from_list(&args.dashboard_namespaces),
+        without_secrets: args.without_secrets,
     }
 }
 

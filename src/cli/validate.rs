@@ -18,8 +18,8 @@ pub struct Args {
 
 /// Validates every document the way the operator would: the API server's checks, then every
 /// value against the grammar of the place it lands and the policy (`engine: auto` is checked
-/// with a stand-in engine, as no pods can be inspected offline). Exit 0 when all are valid, 1 when any is invalid, 2 when a file
-/// cannot be read or parsed.
+/// with a stand-in engine, as no pods can be inspected offline). Exit 0 when all are valid, 1
+/// when any is invalid, 2 when a file cannot be read or parsed.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let documents = match read_files(&args.files) {
         Ok(documents) => documents,
@@ -35,6 +35,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
+    let policy = args.policy.policy();
     let mut invalid = 0;
     for document in &documents {
         let name = document
@@ -42,7 +43,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             .pointer("/metadata/name")
             .and_then(|v| v.as_str())
             .unwrap_or("<unnamed>");
-        let policy = args.policy.policy();
         match super::resolve_offline(document, Some(Engine::Vllm), &policy) {
             Ok(_) => println!("{}: {name}: valid", document.location()),
             Err(errors) => {

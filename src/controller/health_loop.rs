@@ -4,18 +4,17 @@
 //! something besides the check time changed, so a healthy resource stays quiet.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Secret as KubeSecret, SecretKeySelector};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::SignedDuration;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use std::panic::AssertUnwindSafe;
-
-use futures::FutureExt;
 use tracing::{error, warn};
 
 use super::Error;
@@ -193,6 +192,20 @@ impl HealthLoop {
             });
         if owned_by_reconcile {
             return None;
+        }
+        // Not due before the operator's interval, whatever the resource's: skip resolving.
+        let key = format!(
+            "{}/{}",
+            resource.metadata.namespace.as_deref().unwrap_or("default"),
+            resource.metadata.name.as_deref().unwrap_or_default()
+        );
+        if let Some(last) = self.last_checked.get(&key) {
+            let earliest = SignedDuration::try_from(ctx.config.health_interval)
+                .ok()
+                .and_then(|step| last.0.checked_add(step).ok());
+            if earliest.is_none_or(|earliest| earliest > now.0) {
+                return None;
+            }
         }
         let facts = ClusterFacts {
             prometheus_operator: facts.serves(ChildKind::PodMonitor),

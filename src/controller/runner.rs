@@ -2,19 +2,17 @@
 //! HTTP endpoints together, and shuts them down in order.
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-
-use std::panic::AssertUnwindSafe;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::Action;
-use kube::runtime::controller::{self, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -156,6 +154,11 @@ pub async fn run(
         existing_dcgm_exporter = first.existing_dcgm_exporter,
         "discovered the cluster"
     );
+    let without_secrets = settings.config.policy.without_secrets;
+    let mut first = first;
+    if without_secrets {
+        first.served.remove(&ChildKind::Secret);
+    }
     let served = first.served.clone();
     let watch_prometheus = first.serves(ChildKind::PodMonitor);
     let discovered = Arc::new(RwLock::new(first));
@@ -189,6 +192,7 @@ pub async fn run(
     tokio::spawn(rediscover(
         client.clone(),
         settings.config.namespaces.clone(),
+        without_secrets,
         discovered,
         settings.discovery_interval,
         refresh.clone(),
@@ -306,10 +310,12 @@ async fn keep_leading(lock: LeaseLock, lost: watch::Sender<bool>) {
 }
 
 /// Re-reads the cluster facts every `interval` (or when a `Prometheus` changed) and bumps
-/// `changed` when they differ, which reconciles every resource.
+/// `changed` when they differ, which reconciles every resource. Without Secrets (the policy's
+/// `without_secrets`) Secrets are never counted as a served kind, so nothing lists them.
 async fn rediscover(
     client: Client,
     scope: Vec<String>,
+    without_secrets: bool,
     discovered: Arc<RwLock<Discovered>>,
     interval: Duration,
     refresh: Arc<Notify>,
@@ -321,7 +327,10 @@ async fn rediscover(
             _ = refresh.notified() => {}
         }
         match discovery::discover(&client, &scope).await {
-            Ok(facts) => {
+            Ok(mut facts) => {
+                if without_secrets {
+                    facts.served.remove(&ChildKind::Secret);
+                }
                 let mut current = discovered.write().unwrap_or_else(|p| p.into_inner());
                 if *current != facts {
                     if current.served != facts.served {

@@ -22,7 +22,7 @@ struct PanelSpec {
     roles: &'static [(Role, &'static str)],
 }
 
-const ENGINE_PANELS: [PanelSpec; 8] = [
+const ENGINE_PANELS: [PanelSpec; 13] = [
     PanelSpec {
         title: "Requests and errors",
         unit: "reqps",
@@ -74,6 +74,40 @@ const ENGINE_PANELS: [PanelSpec; 8] = [
         description: "Sequences or tokens per engine step.",
         roles: &[(Role::BatchSize, "")],
     },
+    PanelSpec {
+        title: "Prefix-cache hit rate",
+        unit: "percentunit",
+        description: "Share of prompt tokens served from the prefix cache: what cache-aware routing and prompt layout raise.",
+        roles: &[(Role::PrefixCacheHitRate, "")],
+    },
+    PanelSpec {
+        title: "Preemptions",
+        unit: "short",
+        description: "Requests preempted per second to free KV cache: above zero, the batch is larger than the cache holds.",
+        roles: &[(Role::Preemptions, "")],
+    },
+    PanelSpec {
+        title: "Queue, prefill and decode time",
+        unit: "s",
+        description: "Where request time goes: waiting to be scheduled, computing the prompt, generating the rest.",
+        roles: &[
+            (Role::QueueTime, "queue"),
+            (Role::PrefillTime, "prefill"),
+            (Role::DecodeTime, "decode"),
+        ],
+    },
+    PanelSpec {
+        title: "Speculative-decoding acceptance",
+        unit: "percentunit",
+        description: "Accepted over proposed draft tokens; empty without speculative decoding.",
+        roles: &[(Role::SpecDecodeAcceptance, "")],
+    },
+    PanelSpec {
+        title: "Finished requests by reason",
+        unit: "reqps",
+        description: "Finished requests per second by finish reason: many length stops mean max_tokens cuts answers short.",
+        roles: &[(Role::FinishedReason, "{{finished_reason}}")],
+    },
 ];
 
 /// Dashboard name (file stem and uid suffix) of an engine.
@@ -84,23 +118,43 @@ pub fn engine_dashboard_name(profile: &EngineProfile) -> &'static str {
 /// The dashboard of one engine: a panel for each group of roles the engine reports.
 pub fn engine_dashboard(profile: &EngineProfile) -> Dashboard {
     let core = profile.core_metric.as_deref().unwrap_or("up");
+    let by = match (profile.per_model, profile.model_label.as_deref()) {
+        (true, Some(label)) => format!("namespace, pod, {label}"),
+        _ => "namespace, pod".to_string(),
+    };
     // The engine's series carry its model label (the catalog's), so the model picker
-    // narrows every panel of the engine's own series, not only the pod list.
+    // narrows every panel of the engine's own series, not only the pod list. Series of
+    // another layer lack the label (vLLM's and SGLang's HTTP counters): `|` keeps them,
+    // still narrowed by pod.
     let model_matcher = profile
         .model_label
         .as_deref()
-        .map(|label| format!(r#",{label}=~"$model""#))
+        .map(|label| format!(r#",{label}=~"$model|""#))
         .unwrap_or_default();
     let sel = format!(r#"namespace=~"$namespace",pod=~"$pod"{model_matcher}"#);
     let scope = Scope {
         sel: &sel,
-        by: "namespace, pod",
+        by: &by,
         window: "$__rate_interval",
     };
     let mut panels: Vec<Panel> = ENGINE_PANELS
         .iter()
         .filter_map(|spec| engine_panel(profile, spec, &scope))
         .collect();
+    if let Some(expr) = records::error_ratio(profile, &scope) {
+        panels.insert(
+            1,
+            Panel {
+                title: "Error ratio".into(),
+                description: "Failed over all requests, both counted on the same layer.".into(),
+                unit: "percentunit",
+                targets: vec![Target {
+                    expr,
+                    legend: pod_legend(profile, &[]),
+                }],
+            },
+        );
+    }
     panels.extend(extra_panels(profile, &scope));
     if profile.extras.gpu_panels {
         panels.extend(gpu_device_panels(
@@ -222,6 +276,19 @@ fn extra_panels(profile: &EngineProfile, scope: &Scope) -> Vec<Panel> {
             }],
         });
     }
+    if let Some(view) = &extras.per_worker {
+        let by = format!("namespace, {}", view.label);
+        let per_worker = Scope { by: &by, ..*scope };
+        panels.extend(view.series.iter().map(|series| Panel {
+            title: series.title.into(),
+            description: series.description.into(),
+            unit: if series.ratio { "percentunit" } else { "short" },
+            targets: vec![Target {
+                expr: promql::expr(&series.source, 0.5, &per_worker),
+                legend: format!("{{{{{}}}}}", view.label),
+            }],
+        }));
+    }
     let gauges = [
         (
             &extras.gpu_memory,
@@ -259,13 +326,7 @@ fn engine_panel(profile: &EngineProfile, spec: &PanelSpec, scope: &Scope) -> Opt
         let Some(source) = profile.source(*role) else {
             continue;
         };
-        let legend = |extra: &str| {
-            let parts: Vec<&str> = ["{{pod}}", suffix, extra]
-                .into_iter()
-                .filter(|p| !p.is_empty())
-                .collect();
-            parts.join(" ")
-        };
+        let legend = |extra: &str| pod_legend(profile, &[suffix, extra]);
         if promql::has_quantiles(source) {
             targets.extend(QUANTILES.iter().map(|(q, name)| Target {
                 expr: promql::expr(source, *q, scope),
@@ -286,6 +347,21 @@ fn engine_panel(profile: &EngineProfile, spec: &PanelSpec, scope: &Scope) -> Opt
         unit: spec.unit,
         targets,
     })
+}
+
+/// `{{pod}}` (and the model, where requests are counted per model) followed by the non-empty
+/// parts.
+fn pod_legend(profile: &EngineProfile, parts: &[&str]) -> String {
+    let model = match (profile.per_model, profile.model_label.as_deref()) {
+        (true, Some(label)) => format!("{{{{{label}}}}}"),
+        _ => String::new(),
+    };
+    let all: Vec<&str> = ["{{pod}}", model.as_str()]
+        .into_iter()
+        .chain(parts.iter().copied())
+        .filter(|p| !p.is_empty())
+        .collect();
+    all.join(" ")
 }
 
 /// The engine-neutral overview, on the recording rules (needs `spec.alerts.enabled`).
@@ -313,7 +389,7 @@ pub fn overview() -> Dashboard {
         },
         Panel {
             title: "Error ratio".into(),
-            description: "Failed over finished requests, per resource (engines without an error counter are absent).".into(),
+            description: "Failed over all requests, both counted on the same layer, per resource (engines without an error counter are absent).".into(),
             unit: "percentunit",
             targets: vec![Target {
                 expr: format!("{}{{{sel_no_model}}}", records::ERROR_RATIO),
@@ -355,6 +431,25 @@ pub fn overview() -> Dashboard {
             targets: vec![
                 sum(records::WAITING, "waiting"),
                 sum(records::RUNNING, "running"),
+            ],
+        },
+        Panel {
+            title: "Prefix-cache hit rate".into(),
+            description: "Share of prompt tokens served from the prefix cache, mean over each model's pods (engines without the series are absent).".into(),
+            unit: "percentunit",
+            targets: vec![Target {
+                expr: format!("avg by ({by}) ({}{{{sel}}})", records::PREFIX_CACHE_HIT_RATE),
+                legend: legend.into(),
+            }],
+        },
+        Panel {
+            title: "Queue, prefill and decode time (p95)".into(),
+            description: "Where request time goes, p95 per model (engines without the series are absent; Triton's queue time is a mean).".into(),
+            unit: "s",
+            targets: vec![
+                direct(records::QUEUE_TIME_P95, "queue"),
+                direct(records::PREFILL_TIME_P95, "prefill"),
+                direct(records::DECODE_TIME_P95, "decode"),
             ],
         },
         Panel {

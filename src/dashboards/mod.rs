@@ -25,8 +25,8 @@ pub const EMBEDDED: [(&str, &str); 12] = [
     ("max", include_str!("../../dashboards/max.json")),
     ("dynamo", include_str!("../../dashboards/dynamo.json")),
     (
-        "dynamorouter",
-        include_str!("../../dashboards/dynamorouter.json"),
+        "dynamoworker",
+        include_str!("../../dashboards/dynamoworker.json"),
     ),
     ("llamacpp", include_str!("../../dashboards/llamacpp.json")),
     ("overview", include_str!("../../dashboards/overview.json")),

@@ -8,7 +8,8 @@ use crate::promql::{self, Scope};
 
 /// Requests finished per second, per pod.
 pub const REQUESTS: &str = "inference:requests:rate5m";
-/// Failed over finished requests, per resource and namespace.
+/// Failed over all requests (both counted on the same layer), per resource and namespace,
+/// and per model where the engine counts requests per model.
 pub const ERROR_RATIO: &str = "inference:errors:ratio_rate5m";
 /// Requests waiting in the queue, per pod.
 pub const WAITING: &str = "inference:requests_waiting";
@@ -30,6 +31,18 @@ pub const PROMPT_TOKENS: &str = "inference:prompt_tokens:rate5m";
 pub const GENERATION_TOKENS: &str = "inference:generation_tokens:rate5m";
 /// KV-cache usage 0–1, per pod.
 pub const KV_CACHE_USAGE: &str = "inference:kv_cache_usage:ratio";
+/// Prefix-cache hit rate 0–1, per pod.
+pub const PREFIX_CACHE_HIT_RATE: &str = "inference:prefix_cache_hit:ratio";
+/// Preemptions per second, per pod.
+pub const PREEMPTIONS: &str = "inference:preemptions:rate5m";
+/// Queue time, 95th percentile, per model.
+pub const QUEUE_TIME_P95: &str = "inference:queue_time_seconds:p95";
+/// Prefill time, 95th percentile, per model.
+pub const PREFILL_TIME_P95: &str = "inference:prefill_time_seconds:p95";
+/// Decode time, 95th percentile, per model.
+pub const DECODE_TIME_P95: &str = "inference:decode_time_seconds:p95";
+/// Speculative-decoding acceptance 0–1, per pod.
+pub const SPEC_DECODE_ACCEPTANCE: &str = "inference:spec_decode_acceptance:ratio";
 
 /// How a record aggregates its role.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,7 +54,7 @@ enum Key {
 }
 
 /// (record, role, key): the records fed straight from one role.
-const RECORDS: [(&str, Role, Key); 11] = [
+const RECORDS: [(&str, Role, Key); 17] = [
     (REQUESTS, Role::Requests, Key::Pod),
     (WAITING, Role::Waiting, Key::Pod),
     (RUNNING, Role::Running, Key::Pod),
@@ -53,6 +66,12 @@ const RECORDS: [(&str, Role, Key); 11] = [
     (PROMPT_TOKENS, Role::PromptTokens, Key::Pod),
     (GENERATION_TOKENS, Role::GenerationTokens, Key::Pod),
     (KV_CACHE_USAGE, Role::KvCacheUsage, Key::Pod),
+    (PREFIX_CACHE_HIT_RATE, Role::PrefixCacheHitRate, Key::Pod),
+    (PREEMPTIONS, Role::Preemptions, Key::Pod),
+    (QUEUE_TIME_P95, Role::QueueTime, Key::Model(0.95)),
+    (PREFILL_TIME_P95, Role::PrefillTime, Key::Model(0.95)),
+    (DECODE_TIME_P95, Role::DecodeTime, Key::Model(0.95)),
+    (SPEC_DECODE_ACCEPTANCE, Role::SpecDecodeAcceptance, Key::Pod),
 ];
 
 /// The rate window of every record.
@@ -88,23 +107,40 @@ pub fn recording_rules(profile: &EngineProfile, selector: &str) -> Vec<Value> {
             ))
         })
         .collect();
-    if let (Some(errors), Some(requests)) =
-        (profile.source(Role::Errors), profile.source(Role::Requests))
-    {
-        let scope = Scope {
-            sel: selector,
-            by: "inference_monitoring, inference_engine, namespace",
-            window: WINDOW,
+    let mut by = "inference_monitoring, inference_engine, namespace".to_string();
+    if profile.per_model {
+        by.extend(profile.model_label.as_deref().map(|l| format!(", {l}")));
+    }
+    let scope = Scope {
+        sel: selector,
+        by: &by,
+        window: WINDOW,
+    };
+    if let Some(expr) = error_ratio(profile, &scope) {
+        let expr = if profile.per_model {
+            with_model(profile, expr)
+        } else {
+            expr
         };
-        let requests = promql::expr(requests, 0.5, &scope);
-        // `or 0 * requests`: a healthy engine has no error series at all, which is a ratio of 0.
-        let expr = format!(
-            "({} or 0 * {requests}) / {requests}",
-            promql::expr(errors, 0.5, &scope)
-        );
         rules.insert(1, rule(ERROR_RATIO, expr));
     }
     rules
+}
+
+/// Failed over all requests, both from the same layer (the engine's `allRequests` role; for a
+/// custom service without one, its `requests` series counts every request): 0.5 when half
+/// the requests fail. `None` when the engine has no error counter.
+pub fn error_ratio(profile: &EngineProfile, scope: &Scope) -> Option<String> {
+    let errors = profile.source(Role::Errors)?;
+    let all = profile
+        .source(Role::AllRequests)
+        .or_else(|| profile.source(Role::Requests))?;
+    let all = promql::expr(all, 0.5, scope);
+    // `or 0 * all`: a healthy engine may have no error series at all, which is a ratio of 0.
+    Some(format!(
+        "({} or 0 * ({all})) / ({all})",
+        promql::expr(errors, 0.5, scope)
+    ))
 }
 
 fn rule(record: &str, expr: String) -> Value {

@@ -14,13 +14,18 @@ use promql_parser::parser::{self, Expr};
 
 use super::resolve::ResolveError;
 use crate::api::{
-    InferenceMonitoring, MetricMapping, MetricsSpec, QueryHeader, RelabelAction, RelabelConfig,
-    parse_duration,
+    InferenceMonitoring, MAX_ITEMS, MAX_PROPERTIES, MetricMapping, MetricsSpec, QueryHeader,
+    RelabelAction, RelabelConfig, parse_duration,
 };
 
 /// The longest duration accepted anywhere in a spec (scrape interval and timeout, health-check
 /// interval): one day. Longer values are rejected before they reach Prometheus or the clock.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The most `spec.metrics.stages` (and `queues`) a resource may list (the CRD's `maxItems`).
+pub const MAX_STAGES: usize = 32;
+/// The most `spec.staticTargets` a resource may list (the CRD's `maxItems`).
+pub const MAX_STATIC_TARGETS: usize = 256;
 
 /// Target label naming the owning resource (`<namespace>/<name>`); the health checks group by it.
 pub const OWNER_TARGET_LABEL: &str = "inference_monitoring";
@@ -213,6 +218,15 @@ pub fn canonical_matchers(field: &str, text: &str) -> Result<String, ResolveErro
     }
     let mut printed = Vec::new();
     for matcher in &selector.matchers.matchers {
+        if !is_label_name(&matcher.name) {
+            return Err(invalid(
+                field,
+                format!(
+                    "{:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+                    matcher.name
+                ),
+            ));
+        }
         if matcher.name.starts_with("__") || RESERVED_LABELS.contains(&matcher.name.as_str()) {
             return Err(invalid(
                 field,
@@ -578,9 +592,74 @@ fn check_static_target(field: &str, target: &str) -> Result<(), ResolveError> {
     }
 }
 
+/// The list bounds of the CRD schema, checked again: the operator reads stored objects without
+/// the API server's schema (one stored before a CRD upgrade may hold more).
+fn check_sizes(resource: &InferenceMonitoring) -> Result<(), ResolveError> {
+    let spec = &resource.spec;
+    let metrics = spec.metrics.as_ref();
+    let lists = [
+        (
+            "spec.metrics.stages",
+            metrics.map_or(0, |m| m.stages.len()),
+            MAX_STAGES,
+        ),
+        (
+            "spec.metrics.queues",
+            metrics.map_or(0, |m| m.queues.len()),
+            MAX_STAGES,
+        ),
+        (
+            "spec.staticTargets",
+            spec.static_targets.as_ref().map_or(0, Vec::len),
+            MAX_STATIC_TARGETS,
+        ),
+        (
+            "spec.endpoint.metricRelabelings",
+            spec.endpoint
+                .as_ref()
+                .and_then(|e| e.metric_relabelings.as_ref())
+                .map_or(0, Vec::len),
+            MAX_ITEMS as usize,
+        ),
+        (
+            "spec.namespaceSelector.matchNames",
+            spec.namespace_selector
+                .as_ref()
+                .and_then(|n| n.match_names.as_ref())
+                .map_or(0, Vec::len),
+            MAX_ITEMS as usize,
+        ),
+        (
+            "spec.alerts.labels",
+            spec.alerts.labels.len(),
+            MAX_PROPERTIES as usize,
+        ),
+        (
+            "spec.dashboards.labels",
+            spec.dashboards.labels.len(),
+            MAX_PROPERTIES as usize,
+        ),
+        (
+            "spec.prometheus.monitorLabels",
+            spec.prometheus.monitor_labels.len(),
+            MAX_PROPERTIES as usize,
+        ),
+    ];
+    for (field, len, max) in lists {
+        if len > max {
+            return Err(invalid(
+                field,
+                format!("Too many: {len}: must have at most {max} items"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks every user string of `resource` where it lands; returns `spec.metrics` with its
 /// matchers re-printed (the only form the builders may use).
 pub fn check(resource: &InferenceMonitoring) -> Result<Option<MetricsSpec>, ResolveError> {
+    check_sizes(resource)?;
     let meta = &resource.metadata;
     let name = meta.name.as_deref().unwrap_or_default();
     if !is_dns_subdomain(name) {
@@ -830,6 +909,30 @@ mod tests {
         }
         check_relabeling("f", &rule(serde_json::json!({"action": "replace", "sourceLabels": ["a"], "targetLabel": "${1}_x"}))).unwrap();
         check_relabeling("f", &rule(serde_json::json!({"action": "hashmod", "sourceLabels": ["a"], "targetLabel": "s", "modulus": 4}))).unwrap();
+    }
+
+    #[test]
+    fn list_bounds_are_the_crds() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(InferenceMonitoring::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert_eq!(
+            spec["metrics"]["properties"]["stages"]["maxItems"],
+            MAX_STAGES
+        );
+        assert_eq!(
+            spec["metrics"]["properties"]["queues"]["maxItems"],
+            MAX_STAGES
+        );
+        assert_eq!(spec["staticTargets"]["maxItems"], MAX_STATIC_TARGETS);
+        assert_eq!(
+            spec["endpoint"]["properties"]["metricRelabelings"]["maxItems"],
+            MAX_ITEMS
+        );
+        assert_eq!(
+            spec["alerts"]["properties"]["labels"]["maxProperties"],
+            MAX_PROPERTIES
+        );
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct Policy {
     /// Namespaces that `spec.dashboards.namespace` may name. The resource's own namespace is
     /// always allowed. Flag: `--dashboard-namespaces`.
     pub dashboard_namespaces: Allowed,
+    /// The operator runs without access to Secrets (least privilege when nothing needs them):
+    /// `spec.prometheus.output: rawScrapeConfig` (a Secret) and `spec.prometheus.auth` (read
+    /// from Secrets) are refused. Flag: `--without-secrets`; Helm: `rbac.secrets: false`.
+    pub without_secrets: bool,
 }
 
 impl Policy {

@@ -69,11 +69,20 @@ impl ClusterFacts {
 pub enum ResolveError {
     /// `engine: auto` and no engine was detected.
     #[error(
-        "spec.engine: engine is auto and none could be detected ({reason}); set spec.engine to one of vllm, sglang, tgi, triton, trtllm, jetstream, max, dynamo, llamacpp or custom"
+        "spec.engine: engine is auto and none could be detected ({reason}); set spec.engine to one of {}",
+        engines::engine_choices()
     )]
     EngineUndetermined {
         /// Why detection failed.
         reason: String,
+    },
+    /// `spec.engine` names an engine whose metrics no longer exist upstream.
+    #[error("spec.engine: {engine} is no longer supported: {instead}")]
+    EngineRemoved {
+        /// The removed engine.
+        engine: Engine,
+        /// What to use instead.
+        instead: &'static str,
     },
     /// The chosen output needs an API the cluster does not serve.
     #[error(
@@ -333,22 +342,14 @@ pub fn resolve(
             .ok_or_else(|| ResolveError::EngineUndetermined {
                 reason: "no engine was detected from the selected pods".into(),
             })?,
+        Engine::DynamoRouter => {
+            return Err(ResolveError::EngineRemoved {
+                engine: Engine::DynamoRouter,
+                instead: "Dynamo removed its KV-router metrics aggregator (port 9091, llm_kv_* and llm_load_* series) in October 2025; monitor the frontend with engine dynamo (its router series are dynamo_frontend_router_* and dynamo_frontend_worker_*) and the workers with engine dynamoworker",
+            });
+        }
         engine => engine,
     };
-    // The API server's checks again: a resource stored before a CRD upgrade (or written
-    // around the schema) must not render children the current rules forbid.
-    let value = serde_json::to_value(resource).map_err(|err| ResolveError::Invalid {
-        field: "spec".into(),
-        problem: err.to_string(),
-    })?;
-    if let Err(errors) = super::validate_document(&value)
-        && let Some(first) = errors.into_iter().next()
-    {
-        return Err(ResolveError::Invalid {
-            field: first.field,
-            problem: first.message,
-        });
-    }
     let metrics = super::grammar::check(resource)?;
     let preset = engines::profile(engine).unwrap_or_else(EngineProfile::custom);
     let profile = match &metrics {
@@ -387,6 +388,9 @@ pub fn resolve(
         }
     }
     let output = resolve_output(spec.prometheus.output, &targets, facts)?;
+    if facts.policy.without_secrets {
+        check_without_secrets(resource, output)?;
+    }
 
     let monitor_labels = if spec.prometheus.monitor_labels.is_empty() {
         facts.required_monitor_labels.clone()
@@ -515,6 +519,33 @@ fn check_policy(
             setting: "--dashboard-namespaces (Helm operator.policy.dashboardNamespaces), besides the resource's own namespace",
             allowed: policy.dashboard_namespaces.describe(),
             remedy: "remove spec.dashboards.namespace to write dashboards to this resource's namespace, or use an allowed namespace",
+        });
+    }
+    Ok(())
+}
+
+/// Under `--without-secrets`: no output or setting that needs the operator to touch Secrets.
+fn check_without_secrets(
+    resource: &InferenceMonitoring,
+    output: Output,
+) -> Result<(), ResolveError> {
+    const SETTING: &str = "--without-secrets (Helm rbac.secrets: false)";
+    if output == Output::RawScrapeConfig {
+        return Err(ResolveError::Forbidden {
+            field: "spec.prometheus.output",
+            value: output_name(output).to_string(),
+            setting: SETTING,
+            allowed: "podMonitor, serviceMonitor, scrapeConfig".into(),
+            remedy: "the raw scrape configuration is a Secret, which this operator may not write; choose another output (auto picks rawScrapeConfig only without the Prometheus Operator)",
+        });
+    }
+    if resource.spec.prometheus.auth.is_some() {
+        return Err(ResolveError::Forbidden {
+            field: "spec.prometheus.auth",
+            value: "credentials from Secrets".into(),
+            setting: SETTING,
+            allowed: "none".into(),
+            remedy: "this operator may not read Secrets; remove spec.prometheus.auth or use a query API that needs no credentials",
         });
     }
     Ok(())
@@ -651,6 +682,36 @@ mod tests {
     }
 
     #[test]
+    fn the_removed_dynamo_router_names_what_to_use_instead() {
+        let err = resolve(
+            &parse(json!({"engine": "dynamorouter", "selector": {"matchLabels": {"app": "r"}}})),
+            &ClusterFacts::assumed_offline(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("spec.engine: dynamorouter is no longer supported"),
+            "{err}"
+        );
+        assert!(
+            err.contains("engine dynamo ") && err.contains("engine dynamoworker"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_undetected_engine_lists_the_catalog() {
+        let err = ResolveError::EngineUndetermined { reason: "x".into() }.to_string();
+        for p in engines::all_profiles() {
+            assert!(err.contains(p.engine.as_str()), "{err}");
+        }
+        assert!(
+            !err.contains("dynamorouter") && err.ends_with("llamacpp or custom"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn engine_preset_fills_every_default() {
         let v = resolve(
             &parse(json!({"engine": "max", "selector": {"matchLabels": {"app": "max"}}})),
@@ -775,6 +836,36 @@ mod tests {
             resolve(&r, &facts).unwrap().monitor_labels,
             BTreeMap::from([("team".into(), "a".into())])
         );
+    }
+
+    #[test]
+    fn without_secrets_refuses_what_needs_them() {
+        let facts = ClusterFacts {
+            policy: Policy {
+                without_secrets: true,
+                ..Policy::default()
+            },
+            ..ClusterFacts::assumed_offline()
+        };
+        let raw = parse(
+            json!({"engine": "vllm", "selector": {}, "prometheus": {"output": "rawScrapeConfig"}}),
+        );
+        let err = resolve(&raw, &facts).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("spec.prometheus.output: \"rawScrapeConfig\" is not allowed"),
+            "{err}"
+        );
+        let auth = parse(
+            json!({"engine": "vllm", "selector": {}, "prometheus": {"auth": {"bearerToken": {"name": "t", "key": "k"}}}}),
+        );
+        let err = resolve(&auth, &facts).unwrap_err();
+        assert!(
+            err.to_string().starts_with("spec.prometheus.auth:"),
+            "{err}"
+        );
+        let plain = parse(json!({"engine": "vllm", "selector": {}}));
+        assert_eq!(resolve(&plain, &facts).unwrap().output, Output::PodMonitor);
     }
 
     #[test]

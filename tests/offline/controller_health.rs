@@ -22,8 +22,8 @@ use mock_api::{Exchange, Expect, serve};
 use serde_json::{Value, json};
 
 /// Answers like a Prometheus that scrapes one healthy vLLM pod of `ai/llm`.
-struct Healthy {
-    queries: Mutex<Vec<String>>,
+pub(crate) struct Healthy {
+    pub(crate) queries: Mutex<Vec<String>>,
 }
 
 impl MetricsBackend for Healthy {
@@ -61,12 +61,12 @@ fn resource(status: Value) -> InferenceMonitoring {
     .unwrap()
 }
 
-fn condition(type_: &str, status: &str, reason: &str) -> Value {
+pub(crate) fn condition(type_: &str, status: &str, reason: &str) -> Value {
     json!({"type": type_, "status": status, "reason": reason, "message": "m",
            "observedGeneration": 1, "lastTransitionTime": "2023-11-14T22:00:00Z"})
 }
 
-fn applied_status() -> Value {
+pub(crate) fn applied_status() -> Value {
     json!({
         "observedGeneration": 1,
         "detectedEngine": "vllm",

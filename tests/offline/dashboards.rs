@@ -143,7 +143,9 @@ fn the_model_picker_filters_every_panel_of_the_engines_own_series() {
             vars.iter().any(|v| v["name"] == "model"),
             "{name}: no model variable"
         );
-        let model = format!(r#"{label}=~"$model""#);
+        // `|` also keeps series of another layer that lack the label (vLLM's and SGLang's
+        // HTTP counters, as the engines' pages show).
+        let model = format!(r#"{label}=~"$model|""#);
         for (title, expr, _) in targets(&d) {
             // DCGM series carry no model label; every other selector is the engine's.
             if expr.contains("DCGM_FI_") {
@@ -231,6 +233,10 @@ fn allowed_names(name: &str) -> BTreeSet<String> {
                 records::PROMPT_TOKENS,
                 records::GENERATION_TOKENS,
                 records::KV_CACHE_USAGE,
+                records::PREFIX_CACHE_HIT_RATE,
+                records::QUEUE_TIME_P95,
+                records::PREFILL_TIME_P95,
+                records::DECODE_TIME_P95,
             ]
             .map(String::from),
         );
@@ -320,7 +326,11 @@ fn engine_panels_follow_the_catalog_roles_and_units() {
             .unwrap()
             .ends_with("* 0.000001")
     );
-    assert_eq!(triton["targets"][0]["legendFormat"], "{{pod}} mean");
+    // Triton counts requests per model (ensembles count again per composing model).
+    assert_eq!(
+        triton["targets"][0]["legendFormat"],
+        "{{pod}} {{model}} mean"
+    );
     // Variables: a model variable only where the engine has a model label.
     let has_model = |n: &str| {
         lint::variable_selectors(get(n))

@@ -2,6 +2,7 @@
 //! dashboards and rules as data, the controller against a scripted API server, diagnosis.
 //! What a contributor runs while editing: `cargo test --test offline` (or `make test-offline`).
 
+mod catalog_pages;
 mod cli_validate;
 mod controller_apply;
 mod controller_discovery;

@@ -1,5 +1,5 @@
-//! The README's engine table is the catalog's: a changed port, path, flag or core metric
-//! shows up here until the README is updated.
+//! The README's engine table is the catalog's: a changed port, path, flag, core metric or
+//! verified release shows up here until the README is updated.
 
 use infmon::engines::all_profiles;
 
@@ -8,13 +8,14 @@ fn engine_table() -> String {
         .iter()
         .map(|p| {
             format!(
-                "| {} | `{}` | {} | `{}` | {} | `{}` |",
+                "| {} | `{}` | {} | `{}` | {} | `{}` | {} |",
                 p.title,
                 p.engine,
                 p.port,
                 p.path,
                 p.metrics_flag,
                 p.core_metric.as_deref().unwrap_or("-"),
+                p.release,
             )
         })
         .collect::<Vec<_>>()

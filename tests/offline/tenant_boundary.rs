@@ -5,18 +5,17 @@
 
 use infmon_devkit::mock_api;
 
-use std::collections::BTreeMap;
+use crate::controller_health::{Healthy, applied_status};
+
 use std::sync::{Arc, Mutex, RwLock};
 
-use futures::future::BoxFuture;
-use infmon::api::{Engine, InferenceMonitoring};
+use infmon::api::InferenceMonitoring;
 use infmon::controller::apply::FIELD_MANAGER;
 use infmon::controller::health_loop::{HealthLoop, prometheus_backends};
 use infmon::controller::metrics::Metrics;
 use infmon::controller::{Config, Context};
 use infmon::discovery::Discovered;
-use infmon::engines::profile;
-use infmon::health::{BackendError, MetricsBackend, Sample, Target};
+use infmon::health::MetricsBackend;
 use infmon::render::ChildKind;
 use infmon::validate::{Allowed, Policy};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -65,25 +64,6 @@ async fn capture_server() -> (String, Arc<Mutex<Vec<String>>>) {
         }
     });
     (url, seen)
-}
-
-fn condition(type_: &str, status: &str, reason: &str) -> Value {
-    json!({"type": type_, "status": status, "reason": reason, "message": "m",
-           "observedGeneration": 1, "lastTransitionTime": "2023-11-14T22:00:00Z"})
-}
-
-fn applied_status() -> Value {
-    json!({
-        "observedGeneration": 1,
-        "detectedEngine": "vllm",
-        "conditions": [
-            condition("DashboardsReady", "True", "Applied"),
-            condition("GpuExporterReady", "True", "Disabled"),
-            condition("Ready", "Unknown", "Progressing"),
-            condition("ResourcesApplied", "True", "Applied"),
-            condition("TargetsHealthy", "Unknown", "Progressing"),
-        ],
-    })
 }
 
 /// An applied resource `ai/<name>` with `prometheus` as its spec.prometheus, read as the
@@ -201,32 +181,6 @@ async fn status_carries_no_response_body_from_the_query_api() {
     );
 }
 
-/// Answers like a Prometheus where every resource's one target is up.
-struct AllUp;
-
-impl MetricsBackend for AllUp {
-    fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, Result<Vec<Sample>, BackendError>> {
-        let core = profile(Engine::Vllm)
-            .unwrap()
-            .core_metric
-            .unwrap()
-            .to_string();
-        let mut labels = BTreeMap::from([
-            ("inference_monitoring".to_string(), "ai/healthy".to_string()),
-            ("inference_engine".to_string(), "vllm".to_string()),
-            ("instance".to_string(), "10.0.0.7:8000".to_string()),
-        ]);
-        if promql.starts_with("count by") {
-            labels.insert("__name__".into(), core);
-        }
-        Box::pin(async move { Ok(vec![Sample { labels, value: 1.0 }]) })
-    }
-
-    fn targets(&self) -> BoxFuture<'_, Result<Option<Vec<Target>>, BackendError>> {
-        Box::pin(async { Ok(None) })
-    }
-}
-
 #[tokio::test]
 async fn resources_past_the_limits_leave_the_other_health_checks_running() {
     let stages: Vec<Value> = (0..200)
@@ -242,21 +196,24 @@ async fn resources_past_the_limits_leave_the_other_health_checks_running() {
             Some(json!({"stages": stages})),
         )),
         Arc::new(resource("forever", forever, None)),
-        Arc::new(resource("healthy", url, None)),
+        Arc::new(resource("llm", url, None)),
     ];
     let (client, handle) = mock_api::client();
     let ctx = context(client, Policy::default());
     let script = vec![Exchange::new(
         "PATCH",
-        format!("/apis/monitoring.inference.dev/v1alpha1/namespaces/ai/inferencemonitorings/healthy/status?&force=true&fieldManager={FIELD_MANAGER}"),
+        format!("/apis/monitoring.inference.dev/v1alpha1/namespaces/ai/inferencemonitorings/llm/status?&force=true&fieldManager={FIELD_MANAGER}"),
         serde_json::to_value(&*resources[2]).unwrap(),
     )
     .expecting(Expect::Check(Box::new(|body| {
         assert_eq!(body["status"]["targets"]["summary"], "1/1", "{body}");
     })))];
     let server = tokio::spawn(serve(handle, script));
-    let mut health = HealthLoop::new(Arc::new(|_url: &str, _credentials: &_| {
-        Ok(Arc::new(AllUp) as Arc<dyn MetricsBackend>)
+    let backend = Arc::new(Healthy {
+        queries: Mutex::default(),
+    });
+    let mut health = HealthLoop::new(Arc::new(move |_url: &str, _credentials: &_| {
+        Ok(backend.clone() as Arc<dyn MetricsBackend>)
     }));
     // Twice: the second cycle must also survive (nothing is due, nothing panics).
     assert_eq!(health.cycle(&ctx, &resources).await, 1);

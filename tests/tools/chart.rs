@@ -58,7 +58,11 @@ fn template(extra: &[String]) -> Result<String, String> {
 }
 
 fn render(values: Option<&str>) -> Vec<Value> {
-    let yaml = template(&values_args(values)).unwrap_or_else(|err| panic!("{err}"));
+    render_with(&values_args(values))
+}
+
+fn render_with(extra: &[String]) -> Vec<Value> {
+    let yaml = template(extra).unwrap_or_else(|err| panic!("{err}"));
     support::yaml_docs(&yaml)
 }
 
@@ -258,7 +262,13 @@ fn grants(roles: &[&Value]) -> Grants {
 /// The grants of `infmon::rbac::permissions()`, without the leader-election Lease when there is
 /// one replica.
 fn expected(leader_election: bool) -> Grants {
-    infmon::rbac::permissions()
+    expected_with(leader_election, true)
+}
+
+/// The grants of `infmon::rbac::permissions_with(secrets)`, without the Lease unless
+/// `leader_election`.
+fn expected_with(leader_election: bool, secrets: bool) -> Grants {
+    infmon::rbac::permissions_with(secrets)
         .into_iter()
         .filter(|p| leader_election || p.resource != "leases")
         .flat_map(|p| {
@@ -306,6 +316,23 @@ fn cluster_mode_rbac_is_exactly_the_permission_table() {
     );
     let binding = one(&docs, "RoleBinding", Some(NAMESPACE));
     assert_eq!(binding["roleRef"]["name"], lease_role["metadata"]["name"]);
+}
+
+#[test]
+fn without_secrets_the_chart_grants_no_secret_access_and_says_so_to_the_operator() {
+    let docs = render_with(&["--set".into(), "rbac.secrets=false".into()]);
+    let cluster_role = one(&docs, "ClusterRole", None);
+    assert_grants(
+        &grants(&[cluster_role]),
+        &expected_with(false, false),
+        "ClusterRole without Secrets",
+    );
+    assert!(
+        args(&docs).contains(&"--without-secrets"),
+        "{:?}",
+        args(&docs)
+    );
+    assert!(!args(&render(None)).contains(&"--without-secrets"));
 }
 
 #[test]

@@ -187,6 +187,19 @@ fn pipeline(document: &Value, sample: &Mutex<Vec<Validated>>) -> Result<(), Test
         rendered.is_ok(),
         "accepted but not rendered: {rendered:?}\n{document}"
     );
+    // What the API server would refuse: objects over 1.5 MiB, annotations over 256 KiB.
+    for child in rendered.unwrap() {
+        let size = serde_json::to_vec(&child.object).unwrap().len();
+        prop_assert!(size < 1_572_864, "{} is {size} bytes", child.name);
+        let annotations = serde_json::to_vec(&child.object["metadata"]["annotations"])
+            .unwrap()
+            .len();
+        prop_assert!(
+            annotations < 262_144,
+            "{} annotations: {annotations} bytes",
+            child.name
+        );
+    }
     let mut sample = sample.lock().unwrap();
     if sample.len() < SAMPLE {
         sample.push(validated);

@@ -1,19 +1,23 @@
-//! Every panel returns data: a real Prometheus scrapes loopback exporters serving the
-//! catalog-generated fixture pages of every engine and of DCGM, with the target labels a real
-//! infmon scrape attaches, evaluates the generated recording rules, and answers every panel
-//! query and variable of every dashboard with at least one series, in the right units.
+//! Every panel returns data: a real Prometheus scrapes loopback exporters serving the pages
+//! of tests/fixtures/engines/ (written from each engine's and the DCGM exporter's own metric
+//! definitions, not from the catalog) with the target labels a real infmon scrape attaches;
+//! only resources whose series come from `spec.metrics` get pages made from their mapping.
+//! It evaluates the generated recording rules and answers every panel query and variable of
+//! every dashboard with at least one series, in the right units.
 
 use infmon_devkit as support;
 use infmon_devkit::lint;
 
 use std::time::Duration;
 
+use infmon::api::Engine;
 use infmon::dashboards::{EMBEDDED, generate};
 use infmon::engines;
 use infmon::rules::rule_file;
-use infmon_devkit::fixtures::{FIXTURE_MODEL, dcgm_page, engine_page};
+use infmon_devkit::fixtures::{FIXTURE_MODEL, engine_page};
 use serde_json::Value;
 use support::exporter::Exporter;
+use support::pages::{self, PAGE_MODEL};
 use support::prometheus::{POLL, Prometheus, TARGET_TIMEOUT};
 
 /// How long rates and recording rules may take to have data once targets are up.
@@ -42,9 +46,13 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
     let mut jobs = String::new();
     for resource in &resources {
         let profile = resource.profile.clone();
-        let exporter = Exporter::builder()
-            .path(profile.path)
-            .start(move |tick| engine_page(&profile, tick));
+        let builder = Exporter::builder().path(profile.path);
+        let exporter = if engine_page_applies(resource) {
+            let page = pages::page(resource.engine.as_str());
+            builder.start(move |tick| pages::scrape(&page, tick))
+        } else {
+            builder.start(move |tick| engine_page(&profile, tick))
+        };
         let engine = resource.engine.as_str();
         let name = resource.name.as_str();
         jobs.push_str(&format!(
@@ -61,12 +69,29 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
         .iter()
         .map(|r| (r.namespace.clone(), pod(&r.name)))
         .collect();
+    // The DCGM page's GPU once per workload pod, as the exporter reports one GPU per pod.
+    let dcgm_page = pages::page("dcgm");
     let dcgm = Exporter::start(move |tick| {
-        let pods: Vec<(&str, &str)> = workloads
-            .iter()
-            .map(|(n, p)| (n.as_str(), p.as_str()))
-            .collect();
-        dcgm_page(&pods, tick)
+        let mut text = String::new();
+        for (gpu, (namespace, pod)) in workloads.iter().enumerate() {
+            let page = dcgm_page
+                .replace(
+                    r#"namespace="gpu-workloads""#,
+                    &format!(r#"namespace="{namespace}""#),
+                )
+                .replace(r#"pod="gpu-workload-0""#, &format!(r#"pod="{pod}""#))
+                .replace(r#"gpu="0""#, &format!(r#"gpu="{gpu}""#));
+            let page = if gpu == 0 {
+                page
+            } else {
+                page.lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            text.push_str(&pages::scrape(&page, tick));
+        }
+        text
     });
     // The exporter's own pod labels, overridden by the GPU workloads' (honor_labels), as
     // infmon's DCGM scrape does.
@@ -242,6 +267,23 @@ fn every_panel_and_variable_returns_data_from_a_real_prometheus() {
     assert!(!alert_names(&prometheus, "").contains(&missing));
 }
 
+/// Whether the resource reads its engine's preset series, so the engine's own page applies;
+/// resources with `spec.metrics` mappings or a custom service get pages made from the mapping.
+fn engine_page_applies(resource: &infmon::validate::Validated) -> bool {
+    resource.engine != Engine::Custom
+        && engines::profile(resource.engine).as_ref() == Some(&resource.profile)
+}
+
+/// The model label value the resource's page carries.
+fn page_model(resource: &infmon::validate::Validated) -> &'static str {
+    match resource.engine {
+        _ if !engine_page_applies(resource) => FIXTURE_MODEL,
+        // Triton's models are the ensemble's; the LLM series are the tensorrt_llm model's.
+        Engine::Triton => "tensorrt_llm",
+        _ => PAGE_MODEL,
+    }
+}
+
 /// Every panel query and variable selector of every dashboard, with the variables set to
 /// one concrete choice each (engine dashboards: that engine's fixture pod and model): the
 /// embedded dashboards, and the ones generated for resources with `spec.metrics`.
@@ -265,10 +307,9 @@ fn queries(resources: &[infmon::validate::Validated]) -> Vec<Query> {
         let values = lint::Values {
             namespace,
             pod: &pod,
-            model: if resource.is_some_and(|r| r.profile.model_label.is_some()) {
-                FIXTURE_MODEL
-            } else {
-                ".*"
+            model: match resource {
+                Some(r) if r.profile.model_label.is_some() => page_model(r),
+                _ => ".*",
             },
             engine: ".*",
         };

@@ -56,9 +56,11 @@ namespace.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
+{{- if .Values.rbac.secrets }}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create, delete, get, list, patch, watch]
+{{- end }}
 - apiGroups: [""]
   resources: [services]
   verbs: [create, delete, get, list, patch, watch]

@@ -14,6 +14,7 @@ pub mod helm;
 pub mod http;
 pub mod lint;
 pub mod mock_api;
+pub mod pages;
 pub mod prometheus;
 pub mod promtool;
 pub mod tools;

@@ -158,6 +158,6 @@ pub const ENGINE_EXAMPLES: [&str; 10] = [
     "jetstream",
     "max",
     "dynamo",
-    "dynamorouter",
+    "dynamoworker",
     "llamacpp",
 ];
