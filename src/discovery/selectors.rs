@@ -519,15 +519,18 @@ mod tests {
     #[test]
     fn other_consumers_replace_not_selected_only_when_nothing_else_selects() {
         let others = ["VMAgent monitoring/vm (VictoriaMetrics operator)".to_string()];
-        let none = select(
-            &[],
-            SelectedKind::PodMonitor,
-            false,
-            "ai",
-            &labels(&[]),
-            None,
-        )
-        .or_other_consumers(&others);
+        let pod_monitor_in_ai = |prometheuses: &[PrometheusSelectors], others: &[String]| {
+            select(
+                prometheuses,
+                SelectedKind::PodMonitor,
+                false,
+                "ai",
+                &labels(&[]),
+                None,
+            )
+            .or_other_consumers(others)
+        };
+        let none = pod_monitor_in_ai(&[], &others);
         assert_eq!(none.problem, None);
         assert_eq!(none.selected_by, others);
         let note = none.note.unwrap();
@@ -538,27 +541,11 @@ mod tests {
         );
 
         let kps = prometheus(json!({"podMonitorSelector": {}, "podMonitorNamespaceSelector": {}}));
-        let selected = select(
-            &[kps],
-            SelectedKind::PodMonitor,
-            false,
-            "ai",
-            &labels(&[]),
-            None,
-        )
-        .or_other_consumers(&others);
+        let selected = pod_monitor_in_ai(&[kps], &others);
         assert_eq!(selected.selected_by, ["monitoring/kps"]);
         assert_eq!(selected.note, None);
 
-        let alone = select(
-            &[],
-            SelectedKind::PodMonitor,
-            false,
-            "ai",
-            &labels(&[]),
-            None,
-        )
-        .or_other_consumers(&[]);
+        let alone = pod_monitor_in_ai(&[], &[]);
         assert!(alone.problem.is_some() && alone.note.is_none());
     }
 }

@@ -254,31 +254,9 @@ fn dcgm_pods_uri(namespace: Option<&str>) -> String {
 async fn the_prometheus_operator_its_selectors_and_a_running_dcgm_exporter_are_found() {
     let script = vec![
         not_found("/apis/collectors.grafana.com/v1alpha1"),
-        Exchange::fail(
-            "GET",
-            "/apis/grafana.integreatly.org/v1beta1",
-            404,
-            "NotFound",
-        ),
-        Exchange::new(
-            "GET",
-            "/apis/monitoring.coreos.com/v1",
-            resources(
-                "monitoring.coreos.com/v1",
-                &[
-                    "podmonitors",
-                    "servicemonitors",
-                    "prometheusrules",
-                    "prometheuses",
-                ],
-            ),
-        ),
-        Exchange::fail(
-            "GET",
-            "/apis/monitoring.coreos.com/v1alpha1",
-            404,
-            "NotFound",
-        ),
+        not_found("/apis/grafana.integreatly.org/v1beta1"),
+        prometheus_operator_v1(),
+        not_found("/apis/monitoring.coreos.com/v1alpha1"),
         not_found("/apis/opentelemetry.io/v1beta1"),
         not_found("/apis/operator.victoriametrics.com/v1beta1"),
         Exchange::new(
@@ -321,19 +299,9 @@ async fn the_prometheus_operator_its_selectors_and_a_running_dcgm_exporter_are_f
 async fn a_bare_cluster_in_namespaced_mode_reads_only_its_namespaces() {
     let script = vec![
         not_found("/apis/collectors.grafana.com/v1alpha1"),
-        Exchange::fail(
-            "GET",
-            "/apis/grafana.integreatly.org/v1beta1",
-            404,
-            "NotFound",
-        ),
-        Exchange::fail("GET", "/apis/monitoring.coreos.com/v1", 404, "NotFound"),
-        Exchange::fail(
-            "GET",
-            "/apis/monitoring.coreos.com/v1alpha1",
-            404,
-            "NotFound",
-        ),
+        not_found("/apis/grafana.integreatly.org/v1beta1"),
+        not_found("/apis/monitoring.coreos.com/v1"),
+        not_found("/apis/monitoring.coreos.com/v1alpha1"),
         not_found("/apis/opentelemetry.io/v1beta1"),
         not_found("/apis/operator.victoriametrics.com/v1beta1"),
         Exchange::new("GET", dcgm_pods_uri(Some("team-a")), list("Pod", vec![])),

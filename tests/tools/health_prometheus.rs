@@ -52,6 +52,16 @@ fn wait_for(
     last
 }
 
+/// The message of `demo/chat`'s report, which must say the query API could not be reached.
+fn unreachable_message(backend: &PrometheusBackend, targets: &[HealthTarget]) -> String {
+    let report = check(backend, targets).remove("demo/chat").unwrap();
+    assert_eq!(
+        report.diagnosis.reason,
+        ConditionReason::PrometheusUnreachable
+    );
+    report.diagnosis.message
+}
+
 fn reason(reports: &HashMap<String, HealthReport>, key: &str) -> ConditionReason {
     reports[key].diagnosis.reason
 }
@@ -165,14 +175,7 @@ fn works_behind_a_bearer_token_proxy_under_a_path_prefix() {
             ..Credentials::default()
         },
     ] {
-        let report = check(&backend(&proxy.url(), &credentials), &targets)
-            .remove("demo/chat")
-            .unwrap();
-        assert_eq!(
-            report.diagnosis.reason,
-            ConditionReason::PrometheusUnreachable
-        );
-        let message = &report.diagnosis.message;
+        let message = unreachable_message(&backend(&proxy.url(), &credentials), &targets);
         assert!(
             message.contains("401 Unauthorized") && message.contains("bearer token"),
             "{message}"
@@ -203,14 +206,7 @@ fn works_with_a_mimir_tenant_header() {
         |r| reason(r, "demo/chat") == ConditionReason::Healthy,
     );
     for credentials in [Credentials::default(), tenant("team-b")] {
-        let report = check(&backend(&proxy.url(), &credentials), &targets)
-            .remove("demo/chat")
-            .unwrap();
-        assert_eq!(
-            report.diagnosis.reason,
-            ConditionReason::PrometheusUnreachable
-        );
-        let message = &report.diagnosis.message;
+        let message = unreachable_message(&backend(&proxy.url(), &credentials), &targets);
         assert!(
             message.contains("401 Unauthorized") && message.contains("X-Scope-OrgID"),
             "{message}"
@@ -244,14 +240,7 @@ fn works_with_a_client_certificate_and_says_why_without_one() {
         "healthy with a client certificate",
         |r| reason(r, "demo/chat") == ConditionReason::Healthy,
     );
-    let report = check(&backend(&proxy.url(), &trusting), &targets)
-        .remove("demo/chat")
-        .unwrap();
-    assert_eq!(
-        report.diagnosis.reason,
-        ConditionReason::PrometheusUnreachable
-    );
-    let message = report.diagnosis.message.to_lowercase();
+    let message = unreachable_message(&backend(&proxy.url(), &trusting), &targets).to_lowercase();
     assert!(
         message.contains("certificaterequired") && message.contains("client certificate and key"),
         "{message}"
