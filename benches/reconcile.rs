@@ -186,6 +186,7 @@ fn context(client: kube::Client) -> (Arc<Context>, BTreeMap<ChildKind, Writer<Dy
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: vec![kps],
         existing_dcgm_exporter: None,
+        other_consumers: Vec::new(),
     };
     let (caches, writers) = Caches::fed_by_hand(ChildKind::ALL);
     caches.set_pods(vec![pod_store_of(pods())]);

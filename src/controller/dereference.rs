@@ -28,6 +28,9 @@ pub struct Dereferenced {
     pub detected: Option<Result<Engine, Undetermined>>,
     /// A DCGM exporter already runs.
     pub existing_dcgm_exporter: bool,
+    /// Other consumers of monitors that run in the cluster (whose selection infmon cannot
+    /// read), as discovery describes them.
+    pub other_consumers: Vec<String>,
 }
 
 /// Reads what `resource` needs from the caches (falling back to the discovered facts for
@@ -50,6 +53,7 @@ pub fn dereference(
         }),
         detected,
         // Scanning the pods for an exporter only matters to a resource that wants one.
+        other_consumers: discovered.other_consumers.clone(),
         existing_dcgm_exporter: resource.spec.gpu.dcgm_exporter.enabled
             && (discovered.existing_dcgm_exporter.is_some()
                 || caches.found_exporter().flatten().is_some()),
@@ -124,7 +128,8 @@ pub fn resolve_once(
             } else {
                 explicit.clone()
             };
-            let selection = select(kind, with_rules, Some(&labels));
+            let selection =
+                select(kind, with_rules, Some(&labels)).or_other_consumers(&found.other_consumers);
             (labels, Some(selection))
         }
         // The raw scrape config is referenced explicitly; rules still need labels.
@@ -164,6 +169,7 @@ mod tests {
             namespace_labels: BTreeMap::new(),
             detected: None,
             existing_dcgm_exporter: false,
+            other_consumers: Vec::new(),
         }
     }
 

@@ -720,10 +720,23 @@ async fn watch_definitions(
     }
 }
 
+/// Discovers the cluster again (served kinds, consumers of monitors, exporters): the other
+/// facts are taken as they are, the served kinds through [`Watches::follow`].
 async fn rediscover(watches: &Arc<Watches>, discovered: &RwLock<Discovered>) {
-    match discovery::served_kinds(&watches.client).await {
-        Ok(served) => watches.follow(discovered, served).await,
-        Err(err) => warn!(error = %err, "cannot read the served APIs; keeping the last ones"),
+    let scope: Vec<String> = watches.scopes.iter().flatten().cloned().collect();
+    match discovery::discover(&watches.client, &scope).await {
+        Ok(facts) => {
+            {
+                let mut current = discovered.write().unwrap_or_else(|p| p.into_inner());
+                current.prometheuses = facts.prometheuses;
+                current.other_consumers = facts.other_consumers;
+                current.existing_dcgm_exporter = facts.existing_dcgm_exporter;
+            }
+            watches.follow(discovered, facts.served).await;
+        }
+        Err(err) => {
+            warn!(error = %err, "cannot discover the cluster again; keeping the last facts")
+        }
     }
 }
 

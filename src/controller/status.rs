@@ -222,10 +222,14 @@ pub fn desired(
                             .contains(&c.reason.as_str())
                     });
                 if stale {
+                    let message = match report.selection.and_then(|s| s.note.as_ref()) {
+                        Some(note) => format!("waiting for the first health check; {note}"),
+                        None => "waiting for the first health check".into(),
+                    };
                     status.conditions.set_unknown(
                         T::TargetsHealthy,
                         R::Progressing,
-                        "waiting for the first health check",
+                        message,
                         generation,
                         now,
                     );

@@ -56,6 +56,7 @@ fn cluster() -> Discovered {
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: vec![kps],
         existing_dcgm_exporter: None,
+        other_consumers: Vec::new(),
     }
 }
 

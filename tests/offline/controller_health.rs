@@ -16,7 +16,7 @@ use infmon::controller::metrics::Metrics;
 use infmon::controller::{Config, Context};
 use infmon::discovery::{Discovered, Selection};
 use infmon::engines::profile;
-use infmon::health::{BackendError, MetricsBackend, Sample, Target};
+use infmon::health::{BackendError, Credentials, MetricsBackend, Sample, Secret, Target};
 use infmon::render::ChildKind;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -89,12 +89,14 @@ fn resolved(resource: &InferenceMonitoring, problem: Option<&str>) -> Resolved {
         namespace_labels: BTreeMap::new(),
         detected: None,
         existing_dcgm_exporter: false,
+        other_consumers: Vec::new(),
     };
     let mut resolved = resolve_once(resource, &found, &Config::default()).unwrap();
     resolved.selection = Some(Selection {
         required_labels: BTreeMap::new(),
         selected_by: vec!["monitoring/kps".into()],
         problem: problem.map(String::from),
+        note: None,
     });
     resolved
 }
@@ -184,4 +186,112 @@ async fn a_deleted_resource_is_forgotten_with_its_metrics_series() {
     assert!(ctx.verdict("ai/llm").is_none());
     let metrics = ctx.metrics.encode();
     assert!(!metrics.contains("infmon_health_targets_up{"), "{metrics}");
+}
+
+/// Credentials each backend was built with.
+type SeenCredentials = Arc<Mutex<Vec<(String, Credentials)>>>;
+
+fn recording_factory(backend: Arc<Healthy>, seen: SeenCredentials) -> BackendFactory {
+    Arc::new(move |url, credentials| {
+        seen.lock()
+            .unwrap()
+            .push((url.to_string(), credentials.clone()));
+        Ok(backend.clone() as Arc<dyn MetricsBackend>)
+    })
+}
+
+fn resource_with_prometheus(prometheus: serde_json::Value) -> InferenceMonitoring {
+    let mut value = serde_json::to_value(resource(json!({}))).unwrap();
+    value["spec"]["prometheus"] = prometheus;
+    serde_json::from_value(value).unwrap()
+}
+
+#[tokio::test]
+async fn query_headers_come_from_the_spec_and_secrets_in_the_resources_namespace() {
+    let backend = Arc::new(Healthy {
+        queries: Mutex::default(),
+    });
+    let seen = SeenCredentials::default();
+    let (client, handle) = mock_api::client();
+    let (ctx, _requests) = context(client);
+    let script = vec![mock_api::Exchange::new(
+        "GET",
+        "/api/v1/namespaces/ai/secrets/mimir",
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "mimir", "namespace": "ai"},
+               "data": {"api-key": "ay0xMjMK"}}), // "k-123\n"
+    )];
+    let server = tokio::spawn(serve(handle, script));
+    let llm = resource_with_prometheus(json!({
+        "url": "http://mimir.test/prometheus",
+        "auth": {"headers": [
+            {"name": "X-Scope-OrgID", "value": "team-a"},
+            {"name": "X-Api-Key", "valueFrom": {"name": "mimir", "key": "api-key"}},
+        ]},
+    }));
+    ctx.remember("ai/llm", resolved(&llm, None));
+    let mut health = HealthLoop::new(recording_factory(backend, seen.clone()));
+    assert_eq!(health.cycle(&ctx).await, 1);
+    server.await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "http://mimir.test/prometheus");
+    assert_eq!(
+        seen[0].1.headers,
+        [
+            ("X-Scope-OrgID".to_string(), Secret::new("team-a")),
+            ("X-Api-Key".to_string(), Secret::new("k-123")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_operators_own_credentials_go_to_its_own_url_only() {
+    let backend = Arc::new(Healthy {
+        queries: Mutex::default(),
+    });
+    let seen = SeenCredentials::default();
+    let own = Credentials {
+        headers: vec![("X-Scope-OrgID".into(), Secret::new("platform"))],
+        ..Credentials::default()
+    };
+    let (client, handle) = mock_api::client();
+    let (mut ctx, _requests) = context(client);
+    ctx.config.default_prometheus_url = Some("http://mimir.test/prometheus".into());
+    ctx.config.default_credentials = own.clone();
+    let server = tokio::spawn(serve(handle, Vec::new()));
+    // No URL in the spec: the operator's URL, with its credentials.
+    let mut by_default = resource_with_prometheus(json!({}));
+    by_default.metadata.name = Some("by-default".into());
+    // A URL of its own (allowed by the default policy): no operator credentials.
+    let elsewhere = resource_with_prometheus(json!({"url": "http://other.test:9090"}));
+    let resolve_with = |r: &InferenceMonitoring| {
+        let found = Dereferenced {
+            served: ChildKind::ALL.into_iter().collect(),
+            prometheuses: Vec::new(),
+            namespace_labels: BTreeMap::new(),
+            detected: None,
+            existing_dcgm_exporter: false,
+            other_consumers: Vec::new(),
+        };
+        let mut resolved = resolve_once(r, &found, &ctx.config).unwrap();
+        resolved.selection = None;
+        resolved
+    };
+    ctx.remember("ai/by-default", resolve_with(&by_default));
+    let mut health = HealthLoop::new(recording_factory(backend.clone(), seen.clone()));
+    assert_eq!(health.cycle(&ctx).await, 1);
+    ctx.forget("ai/by-default");
+    ctx.remember("ai/llm", resolve_with(&elsewhere));
+    let mut health = HealthLoop::new(recording_factory(backend, seen.clone()));
+    assert_eq!(health.cycle(&ctx).await, 1);
+    server.await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        *seen,
+        [
+            ("http://mimir.test/prometheus".to_string(), own),
+            ("http://other.test:9090".to_string(), Credentials::default()),
+        ]
+    );
 }

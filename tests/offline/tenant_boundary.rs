@@ -111,6 +111,7 @@ fn remember(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) {
         namespace_labels: Default::default(),
         detected: None,
         existing_dcgm_exporter: false,
+        other_consumers: Vec::new(),
     };
     for resource in resources {
         if let Ok(resolved) = resolve_once(resource, &found, &ctx.config) {
