@@ -80,18 +80,22 @@ fn context(client: kube::Client) -> (Context, mpsc::UnboundedReceiver<(String, S
     (ctx, rx)
 }
 
-/// What a reconcile remembers about `resource` in a cluster whose Prometheus selects it
-/// (or, with `problem`, does not).
-fn resolved(resource: &InferenceMonitoring, problem: Option<&str>) -> Resolved {
-    let found = Dereferenced {
+/// A cluster serving every kind, with nothing else found.
+fn found() -> Dereferenced {
+    Dereferenced {
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: Vec::new(),
         namespace_labels: BTreeMap::new(),
         detected: None,
         existing_dcgm_exporter: false,
         other_consumers: Vec::new(),
-    };
-    let mut resolved = resolve_once(resource, &found, &Config::default()).unwrap();
+    }
+}
+
+/// What a reconcile remembers about `resource` in a cluster whose Prometheus selects it
+/// (or, with `problem`, does not).
+fn resolved(resource: &InferenceMonitoring, problem: Option<&str>) -> Resolved {
+    let mut resolved = resolve_once(resource, &found(), &Config::default()).unwrap();
     resolved.selection = Some(Selection {
         required_labels: BTreeMap::new(),
         selected_by: vec!["monitoring/kps".into()],
@@ -266,15 +270,7 @@ async fn the_operators_own_credentials_go_to_its_own_url_only() {
     // A URL of its own (allowed by the default policy): no operator credentials.
     let elsewhere = resource_with_prometheus(json!({"url": "http://other.test:9090"}));
     let resolve_with = |r: &InferenceMonitoring| {
-        let found = Dereferenced {
-            served: ChildKind::ALL.into_iter().collect(),
-            prometheuses: Vec::new(),
-            namespace_labels: BTreeMap::new(),
-            detected: None,
-            existing_dcgm_exporter: false,
-            other_consumers: Vec::new(),
-        };
-        let mut resolved = resolve_once(r, &found, &ctx.config).unwrap();
+        let mut resolved = resolve_once(r, &found(), &ctx.config).unwrap();
         resolved.selection = None;
         resolved
     };
