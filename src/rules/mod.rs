@@ -3,6 +3,7 @@
 
 mod alerts;
 pub mod records;
+pub mod slos;
 
 pub use alerts::runbook_url;
 
@@ -16,7 +17,7 @@ use crate::validate::Validated;
 /// `None` when both are off. Every rule reads only this resource's targets
 /// (`inference_monitoring="<ns>/<name>"`).
 pub fn groups(resource: &Validated) -> Option<Value> {
-    if resource.alerts.is_none() && resource.dashboards.is_none() {
+    if resource.alerts.is_none() && resource.dashboards.is_none() && resource.slos.is_empty() {
         return None;
     }
     let selector = format!(r#"inference_monitoring="{}""#, resource.key());
@@ -30,6 +31,13 @@ pub fn groups(resource: &Validated) -> Option<Value> {
             "name": format!("infmon:{key}:alerts"),
             "rules": alerts::alerting_rules(&resource.profile, spec, &selector),
         }));
+    }
+    if !resource.slos.is_empty() {
+        let mut rules = slos::recording_rules(&resource.slos, &resource.profile, &selector);
+        if let Some(spec) = &resource.alerts {
+            rules.extend(slos::alerting_rules(&resource.slos, spec, &selector));
+        }
+        groups.push(json!({"name": format!("infmon:{key}:slos"), "rules": rules}));
     }
     Some(Value::Array(groups))
 }

@@ -6,6 +6,7 @@ mod document;
 mod grammar;
 mod policy;
 mod resolve;
+mod slos;
 
 pub use document::{FieldError, strict_structural_schema, validate_document};
 pub use grammar::{
@@ -18,3 +19,4 @@ pub use resolve::{
     Dashboards, DcgmExporter, DcgmPlan, Endpoint, Folder, HealthCheck, Namespaces, Output, PortRef,
     ResolveError, Targets, Validated, output_name, pod_namespaces, resolve,
 };
+pub use slos::{Slo, Threshold, indicator_role};
