@@ -250,9 +250,10 @@ pub fn alerting_rules(slos: &[Slo], spec: &AlertsSpec, resource: &str) -> Vec<Va
                 "annotations": {
                     "summary": format!("The error budget of SLO {} burns too fast ({}).", slo.name, tier.name),
                     "description": format!(
-                        "{{{{ $value | humanizePercentage }}}} of requests to {{{{ $labels.inference_monitoring }}}} missed the objective ({what} for {}% of requests over {}d): at this rate the budget is gone long before the window ends.",
+                        "{{{{ $value | humanizePercentage }}}} of requests of {{{{ $labels.inference_monitoring }}}} missed the objective ({what} for {}% of requests over {}d): the error budget burns faster than the {} tier allows.",
                         number(slo.target),
-                        slo.window_days
+                        slo.window_days,
+                        tier.name
                     ),
                     "runbook_url": super::runbook_url(&spec.runbook_base_url, BURN_ALERT),
                 },
