@@ -216,7 +216,7 @@ fn context(client: kube::Client) -> Arc<Context> {
     let discovered = Discovered {
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: vec![kps],
-        existing_dcgm_exporter: false,
+        existing_dcgm_exporter: None,
     };
     Arc::new(Context::new(
         client,

@@ -148,6 +148,15 @@ done
 left=$(kubectl get podmonitors,prometheusrules,configmaps,daemonsets,services -A -l "$OWNER_LABEL" -o name)
 [ -z "$left" ] || fail "children left behind: $left"
 
+step "With the last resource gone, the shared objects go too"
+shared=""
+for _ in $(seq 30); do
+    shared=$(kubectl get configmaps,daemonsets,services,secrets -A -l monitoring.inference.dev/shared=true -o name)
+    [ -z "$shared" ] && break
+    sleep 2
+done
+[ -z "$shared" ] || fail "shared objects left behind: $shared"
+
 step "Uninstall keeps the CRD"
 helm uninstall "$RELEASE" --namespace "$RELEASE_NAMESPACE" --wait
 kubectl get "crd/$CRD" >/dev/null || fail "helm uninstall removed the CRD"

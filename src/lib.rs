@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod engines;
 pub mod health;
 pub mod manifests;
+pub mod model;
 pub mod promql;
 pub mod rbac;
 pub mod render;

@@ -43,7 +43,9 @@ pub const OTHER_PERMISSIONS: &[Permission] = &[
         verbs: &["update"],
     },
     // Engine detection lists the selected pods; pod changes re-trigger reconciles (watch);
-    // DCGM exporter detection lists pods labelled app=nvidia-dcgm-exporter.
+    // DCGM exporter detection lists the pods of known exporters cluster-wide (metadata only;
+    // the chart grants this list in its ClusterRole in namespaced mode too); the shared
+    // exporter's readiness lists its own pods.
     Permission {
         group: "",
         resource: "pods",

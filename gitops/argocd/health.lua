@@ -4,7 +4,7 @@
 local hs = {}
 
 -- Ready=False reasons that need someone to act: Degraded. Every other Ready=False reason
--- (Progressing, NoTargets, TargetsDown, PrometheusUnreachable, ApiError) may clear on its own,
+-- (Progressing, NoTargets, TargetsDown, PrometheusUnreachable, ApiError, ExporterNotReady) may clear on its own,
 -- e.g. while the inference pods roll out: Progressing.
 local needs_action = {
   InvalidSpec = true,
@@ -15,6 +15,7 @@ local needs_action = {
   NotSelected = true,
   MetricsEndpointMissing = true,
   CoreMetricAbsent = true,
+  NoGpuNodes = true,
 }
 
 local function describe(condition)

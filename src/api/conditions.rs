@@ -71,11 +71,17 @@ pub enum ConditionReason {
     ApiUnavailable,
     /// No Prometheus selects the generated monitors.
     NotSelected,
+    /// Every pod of infmon's shared DCGM exporter is ready.
+    ExporterReady,
+    /// Some pods of infmon's shared DCGM exporter are not ready.
+    ExporterNotReady,
+    /// No node matches the DCGM exporter's node selector (the operator's gpuExporter settings).
+    NoGpuNodes,
 }
 
 impl ConditionReason {
     /// Every reason.
-    pub const ALL: [ConditionReason; 18] = [
+    pub const ALL: [ConditionReason; 21] = [
         ConditionReason::Healthy,
         ConditionReason::Applied,
         ConditionReason::InvalidSpec,
@@ -94,6 +100,9 @@ impl ConditionReason {
         ConditionReason::EngineUndetermined,
         ConditionReason::ApiUnavailable,
         ConditionReason::NotSelected,
+        ConditionReason::ExporterReady,
+        ConditionReason::ExporterNotReady,
+        ConditionReason::NoGpuNodes,
     ];
 
     /// The `reason` string.
@@ -117,6 +126,9 @@ impl ConditionReason {
             ConditionReason::EngineUndetermined => "EngineUndetermined",
             ConditionReason::ApiUnavailable => "ApiUnavailable",
             ConditionReason::NotSelected => "NotSelected",
+            ConditionReason::ExporterReady => "ExporterReady",
+            ConditionReason::ExporterNotReady => "ExporterNotReady",
+            ConditionReason::NoGpuNodes => "NoGpuNodes",
         }
     }
 }

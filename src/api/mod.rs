@@ -20,7 +20,7 @@ pub use slos::{MAX_SLOS, SloIndicator, SloSpec};
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ResourceRequirements, SecretKeySelector, Toleration};
+use k8s_openapi::api::core::v1::SecretKeySelector;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
@@ -558,67 +558,80 @@ pub struct GpuSpec {
     pub dcgm_exporter: DcgmExporterSpec,
 }
 
-/// The NVIDIA DCGM exporter DaemonSet.
+/// The NVIDIA DCGM exporter. infmon runs one exporter DaemonSet for every resource that asks
+/// for it, configured by the operator (Helm values `gpuExporter.*`), and none at all when the
+/// GPU Operator, the dcgm-exporter chart or a cloud provider already runs one.
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.image)").message("removed; the exporter image is the operator's setting gpuExporter.image (Helm value); delete the field").field_path(".image"),
+    validation = Rule::new("!has(self.__namespace__)").message("removed; the exporter runs in the operator's gpuExporter.namespace (Helm value); delete the field").field_path(".namespace"),
+    validation = Rule::new("!has(self.nodeSelector)").message("removed; the exporter's nodes are the operator's setting gpuExporter.nodeSelector (Helm value); delete the field").field_path(".nodeSelector"),
+    validation = Rule::new("!has(self.tolerations)").message("removed; the exporter's tolerations are the operator's setting gpuExporter.tolerations (Helm value); delete the field").field_path(".tolerations"),
+    validation = Rule::new("!has(self.runtimeClassName)").message("removed; the exporter's RuntimeClass is the operator's setting gpuExporter.runtimeClassName (Helm value); delete the field").field_path(".runtimeClassName"),
+    validation = Rule::new("!has(self.resources)").message("removed; the exporter's resources are the operator's setting gpuExporter.resources (Helm value); delete the field").field_path(".resources"),
+    validation = Rule::new("!has(self.interval)").message("removed; the exporter's scrape interval is the operator's setting gpuExporter.interval (Helm value); delete the field").field_path(".interval"),
+    validation = Rule::new("!has(self.skipIfPresent) || self.skipIfPresent").message("infmon never runs a second exporter on a node that already has one; remove the field or set it to true").field_path(".skipIfPresent")
+)]
 pub struct DcgmExporterSpec {
-    /// Deploy the DCGM exporter DaemonSet, its Service and monitor. Default: false.
+    /// Use GPU telemetry: infmon's shared DCGM exporter (one per GPU node, settings from the
+    /// operator's `gpuExporter` values) unless one already runs. Default: false.
     #[serde(default)]
     pub enabled: bool,
 
-    /// Exporter image. Default: `nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless`.
-    #[serde(default = "default_dcgm_image")]
-    #[schemars(length(min = 1))]
-    pub image: String,
-
-    /// Nodes the exporter runs on. Default: `nvidia.com/gpu.present: "true"`.
-    #[serde(default = "default_dcgm_node_selector")]
-    pub node_selector: BTreeMap<String, String>,
-
-    /// Tolerations for tainted GPU nodes. Default: tolerate `nvidia.com/gpu` (`Exists`, `NoSchedule`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tolerations: Option<Vec<Toleration>>,
-
-    /// RuntimeClass for the exporter pods, e.g. `nvidia`. Default: the cluster default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime_class_name: Option<String>,
-
-    /// CPU and memory for the exporter container. Default: requests 100m/128Mi, limit 512Mi memory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
-
-    /// Scrape interval of the exporter, e.g. `15s`. Default: `15s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        regex(pattern = r"^(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$"),
-        length(min = 2)
-    )]
-    pub interval: Option<String>,
-
-    /// Do not deploy when a DCGM exporter already runs in the cluster (e.g. the NVIDIA GPU
-    /// Operator's `nvidia-dcgm-exporter`): two exporters on one node break profiling metrics.
-    /// Default: true.
+    /// Kept for compatibility; must be true: an exporter that already runs (GPU Operator,
+    /// dcgm-exporter chart, cloud-managed) is always used instead of deploying a second one.
     #[serde(default = "default_true")]
     pub skip_if_present: bool,
 
-    /// Namespace of the DaemonSet. Default: this resource's namespace.
+    /// Removed: set by the operator (gpuExporter.image). Rejected when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63))]
-    pub namespace: Option<String>,
+    #[schemars(schema_with = "removed_field")]
+    pub image: Option<serde_json::Value>,
+    /// Removed: set by the operator (gpuExporter.namespace). Rejected when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "removed_field")]
+    pub namespace: Option<serde_json::Value>,
+    /// Removed: set by the operator (gpuExporter.nodeSelector). Rejected when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "removed_field")]
+    pub node_selector: Option<serde_json::Value>,
+    /// Removed: set by the operator (gpuExporter.tolerations). Rejected when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "removed_field")]
+    pub tolerations: Option<serde_json::Value>,
+    /// Removed: set by the operator (gpuExporter.runtimeClassName). Rejected when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "removed_field")]
+    pub runtime_class_name: Option<serde_json::Value>,
+    /// Removed: set by the operator (gpuExporter.resources). Rejected when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "removed_field")]
+    pub resources: Option<serde_json::Value>,
+    /// Removed: set by the operator (gpuExporter.interval). Rejected when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "removed_field")]
+    pub interval: Option<serde_json::Value>,
+}
+
+/// Schema of a removed field: any value is accepted by the structure (so the API server does
+/// not prune it silently) and then rejected by the CEL rule that names its replacement.
+fn removed_field(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"x-kubernetes-preserve-unknown-fields": true})
 }
 
 impl Default for DcgmExporterSpec {
     fn default() -> Self {
         Self {
             enabled: false,
-            image: default_dcgm_image(),
-            node_selector: default_dcgm_node_selector(),
+            skip_if_present: true,
+            image: None,
+            namespace: None,
+            node_selector: None,
             tolerations: None,
             runtime_class_name: None,
             resources: None,
             interval: None,
-            skip_if_present: true,
-            namespace: None,
         }
     }
 }
@@ -767,14 +780,6 @@ fn default_dashboard_labels() -> BTreeMap<String, String> {
 }
 fn default_folder_annotation() -> String {
     "grafana_folder".to_string()
-}
-/// Default DCGM exporter image.
-pub const DEFAULT_DCGM_IMAGE: &str = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless";
-fn default_dcgm_image() -> String {
-    DEFAULT_DCGM_IMAGE.to_string()
-}
-fn default_dcgm_node_selector() -> BTreeMap<String, String> {
-    BTreeMap::from([("nvidia.com/gpu.present".to_string(), "true".to_string())])
 }
 fn default_ttft_p95() -> f64 {
     2.0

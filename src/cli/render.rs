@@ -1,5 +1,6 @@
 //! `infmon render -f FILE… [--format kubernetes|prometheus] [--engine ENGINE]`: every child
-//! object the operator would create, offline, for GitOps pipelines and hosts without Kubernetes.
+//! object the operator would create, offline, for GitOps pipelines and hosts without Kubernetes,
+//! including the cluster-shared objects the given resources want together.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,9 +8,9 @@ use std::process::ExitCode;
 use infmon::api::Engine;
 use infmon::manifests::{Document, read_files};
 use infmon::render::scrape::{prometheus_scrape_configs, prometheus_yml};
-use infmon::render::{Child, render_all, sort_children};
+use infmon::render::{Child, render_all, render_shared, sort_children};
 use infmon::rules;
-use infmon::validate::Validated;
+use infmon::validate::{GpuExporterSettings, Validated};
 
 /// What to print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -36,8 +37,15 @@ pub struct Args {
     /// Engine to assume for `engine: auto` resources (no pods can be inspected offline).
     #[arg(long, value_parser = super::parse_engine)]
     engine: Option<Engine>,
+    /// The shared DCGM exporter's settings as JSON, as `infmon run --gpu-exporter` takes them.
+    #[arg(long, env = "INFMON_GPU_EXPORTER", value_parser = parse_gpu_exporter, default_value = "")]
+    gpu_exporter: Box<GpuExporterSettings>,
     #[command(flatten)]
     policy: super::PolicyArgs,
+}
+
+fn parse_gpu_exporter(text: &str) -> Result<Box<GpuExporterSettings>, String> {
+    GpuExporterSettings::from_json(text).map(Box::new)
 }
 
 /// Renders every document; exit 0 when all rendered, 1 when any is invalid or cannot be
@@ -74,7 +82,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     let output = match args.format {
-        Format::Kubernetes => kubernetes(&resources),
+        Format::Kubernetes => kubernetes(&resources, &args.gpu_exporter),
         Format::Prometheus => prometheus(&resources, args.rules_file.as_deref()),
     };
     match output {
@@ -100,7 +108,11 @@ fn describe(document: &Document) -> String {
     format!("{}: {name}", document.location())
 }
 
-fn kubernetes(resources: &[Validated]) -> Result<String, Vec<String>> {
+/// Every resource's own children and the cluster-shared objects they want together.
+fn kubernetes(
+    resources: &[Validated],
+    gpu_exporter: &GpuExporterSettings,
+) -> Result<String, Vec<String>> {
     let mut children: Vec<Child> = Vec::new();
     let mut errors = Vec::new();
     for resource in resources {
@@ -108,6 +120,10 @@ fn kubernetes(resources: &[Validated]) -> Result<String, Vec<String>> {
             Ok(more) => children.extend(more),
             Err(err) => errors.push(format!("{}: {err}", resource.key())),
         }
+    }
+    match render_shared(resources, gpu_exporter) {
+        Ok(shared) => children.extend(shared),
+        Err(err) => errors.push(format!("shared objects: {err}")),
     }
     if !errors.is_empty() {
         return Err(errors);

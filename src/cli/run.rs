@@ -11,7 +11,7 @@ use infmon::api::parse_duration;
 use infmon::controller::Config;
 use infmon::controller::leader::LeaseSettings;
 use infmon::controller::runner::{self, Settings};
-use infmon::validate::{Allowed, Policy};
+use infmon::validate::{Allowed, GpuExporterSettings, Policy};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
@@ -69,6 +69,11 @@ pub struct Args {
     /// Log level or filter directives, e.g. info or infmon=debug,kube=warn.
     #[arg(long, env = "INFMON_LOG_LEVEL", default_value = "info")]
     log_level: String,
+    /// The shared DCGM exporter's settings as JSON, e.g. {"namespace":"gpu","profiling":true}
+    /// (keys: image, namespace, nodeSelector, tolerations, priorityClassName, runtimeClassName,
+    /// resources, profiling, interval; the chart passes its gpuExporter values).
+    #[arg(long, env = "INFMON_GPU_EXPORTER", value_parser = GpuExporterSettings::from_json, default_value = "")]
+    gpu_exporter: GpuExporterSettings,
     /// Namespaces to watch, comma-separated; empty watches every namespace.
     #[arg(long, env = "INFMON_WATCH_NAMESPACES", value_delimiter = ',')]
     watch_namespaces: Vec<String>,
@@ -172,6 +177,7 @@ async fn operate(args: &Args) -> anyhow::Result<ExitCode> {
                 .filter(|ns| !ns.is_empty())
                 .cloned()
                 .collect(),
+            gpu_exporter: args.gpu_exporter.clone(),
             policy: policy(args),
         },
         metrics_addr: SocketAddr::from((args.metrics_bind_address, args.metrics_port)),

@@ -91,16 +91,16 @@ fn key_of(meta: &ObjectMeta) -> Key {
     )
 }
 
-/// The children of `owner` of one kind, found by the owner labels in every namespace of
-/// `scope` (empty: the whole cluster).
+/// The objects of one kind that `selector` finds (a resource's owner labels, or the shared
+/// label), in every namespace of `scope` (empty: the whole cluster). `whose` names them in
+/// errors, e.g. `owned by llm/vllm`.
 async fn list_owned(
     client: &Client,
     scope: &[String],
-    owner: &Owner,
+    (selector, whose): (&str, &str),
     kind: ChildKind,
 ) -> Result<BTreeMap<Key, ObjectMeta>, Error> {
-    let selector = owner_selector(&owner.namespace, &owner.name);
-    let params = ListParams::default().labels(&selector);
+    let params = ListParams::default().labels(selector);
     let apis: Vec<Api<DynamicObject>> = if scope.is_empty() {
         vec![Api::all_with(client.clone(), &kind.api_resource())]
     } else {
@@ -109,17 +109,10 @@ async fn list_owned(
     let mut owned = BTreeMap::new();
     for api in apis {
         // Metadata only: the labels, hash annotation and UID are all that is compared.
-        let list = api.list_metadata(&params).await.map_err(|e| {
-            Error::kube(
-                format!(
-                    "list {} owned by {}/{}",
-                    kind.plural(),
-                    owner.namespace,
-                    owner.name
-                ),
-                e,
-            )
-        })?;
+        let list = api
+            .list_metadata(&params)
+            .await
+            .map_err(|e| Error::kube(format!("list {} {whose}", kind.plural()), e))?;
         owned.extend(
             list.items
                 .into_iter()
@@ -143,10 +136,26 @@ pub async fn sync(
     children: &[Child],
     served: &BTreeSet<ChildKind>,
 ) -> Outcome {
+    let selector = owner_selector(&owner.namespace, &owner.name);
+    let whose = format!("owned by {}/{}", owner.namespace, owner.name);
+    sync_selected(client, scope, (&selector, &whose), owner, children, served).await
+}
+
+/// [`sync`] for the objects a label selector finds (named `whose` in errors): a resource's
+/// children (its owner labels) or the cluster-shared objects (the shared label, with an
+/// [`Owner`] without reference).
+pub async fn sync_selected(
+    client: &Client,
+    scope: &[String],
+    selector: (&str, &str),
+    owner: &Owner,
+    children: &[Child],
+    served: &BTreeSet<ChildKind>,
+) -> Outcome {
     let mut outcome = Outcome::default();
     let mut owned: BTreeMap<ChildKind, BTreeMap<Key, ObjectMeta>> = BTreeMap::new();
     for kind in ChildKind::ALL.into_iter().filter(|k| served.contains(k)) {
-        match list_owned(client, scope, owner, kind).await {
+        match list_owned(client, scope, selector, kind).await {
             Ok(objects) => {
                 owned.insert(kind, objects);
             }
@@ -264,7 +273,11 @@ pub async fn cleanup(
 ) -> Result<Vec<(ChildKind, String)>, Error> {
     let mut deleted = Vec::new();
     for kind in ChildKind::ALL.into_iter().filter(|k| served.contains(k)) {
-        for ((namespace, name), object) in list_owned(client, scope, owner, kind).await? {
+        let selector = owner_selector(&owner.namespace, &owner.name);
+        let whose = format!("owned by {}/{}", owner.namespace, owner.name);
+        for ((namespace, name), object) in
+            list_owned(client, scope, (&selector, &whose), kind).await?
+        {
             if namespace == owner.namespace {
                 continue;
             }

@@ -9,9 +9,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::Notify;
 
 use super::metrics::Metrics;
 use crate::discovery::Discovered;
+use crate::validate::GpuExporterSettings;
 
 /// Operator-wide settings (from `infmon run` flags).
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +28,8 @@ pub struct Config {
     pub health_interval: Duration,
     /// Namespaces the operator may read and write in; empty: the whole cluster.
     pub namespaces: Vec<String>,
+    /// The shared DCGM exporter's settings.
+    pub gpu_exporter: GpuExporterSettings,
     /// What resources may ask for (Prometheus URLs, dashboard namespaces).
     pub policy: crate::validate::Policy,
 }
@@ -38,6 +42,7 @@ impl Default for Config {
             resync: Duration::from_secs(300),
             health_interval: Duration::from_secs(30),
             namespaces: Vec::new(),
+            gpu_exporter: GpuExporterSettings::default(),
             policy: crate::validate::Policy::default(),
         }
     }
@@ -68,6 +73,8 @@ pub struct Context {
     pub discovered: Arc<RwLock<Discovered>>,
     /// Time source.
     pub clock: Clock,
+    /// Woken after every reconcile, so the shared objects follow the set of resources.
+    pub shared_changed: Arc<Notify>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -91,6 +98,7 @@ impl Context {
             config,
             discovered,
             clock,
+            shared_changed: Arc::new(Notify::new()),
             failures: Mutex::new(HashMap::new()),
         }
     }

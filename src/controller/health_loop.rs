@@ -215,7 +215,7 @@ impl HealthLoop {
                 .detected_engine
                 .as_deref()
                 .and_then(|e| e.parse::<Engine>().ok()),
-            existing_dcgm_exporter: facts.existing_dcgm_exporter,
+            existing_dcgm_exporter: facts.existing_dcgm_exporter.is_some(),
             required_monitor_labels: BTreeMap::new(),
             default_prometheus_url: ctx.config.default_prometheus_url.clone(),
             policy: ctx.config.policy.clone(),

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod runner;
 pub mod server;
+pub mod shared;
 pub mod status;
 mod watches;
 

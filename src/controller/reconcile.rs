@@ -100,6 +100,7 @@ async fn cleanup(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Err
         deleted = deleted.len(),
         "cleaned up children outside the namespace"
     );
+    ctx.shared_changed.notify_one();
     Ok(Action::await_change())
 }
 
@@ -134,13 +135,17 @@ async fn selected_pods(obj: &InferenceMonitoring, ctx: &Context) -> Result<Vec<P
     Ok(pods)
 }
 
-fn facts_for(discovered: &Discovered, ctx: &Context, detected: Option<Engine>) -> ClusterFacts {
+pub(super) fn facts_for(
+    discovered: &Discovered,
+    ctx: &Context,
+    detected: Option<Engine>,
+) -> ClusterFacts {
     ClusterFacts {
         prometheus_operator: discovered.serves(ChildKind::PodMonitor),
         scrape_config_api: discovered.serves(ChildKind::ScrapeConfig),
         grafana_operator: discovered.serves(ChildKind::GrafanaDashboard),
         detected_engine: detected,
-        existing_dcgm_exporter: discovered.existing_dcgm_exporter,
+        existing_dcgm_exporter: discovered.existing_dcgm_exporter.is_some(),
         required_monitor_labels: BTreeMap::new(),
         default_prometheus_url: ctx.config.default_prometheus_url.clone(),
         policy: ctx.config.policy.clone(),
@@ -293,6 +298,7 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
     )
     .await;
     count(ctx, &outcome);
+    ctx.shared_changed.notify_one();
     let report = Report {
         generation: obj.metadata.generation,
         resolved: Ok(validated),

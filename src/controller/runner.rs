@@ -21,12 +21,12 @@ use tokio::sync::{Notify, watch};
 use tracing::{error, info, warn};
 
 use super::context::{Config, Context, system_clock};
-use super::health_loop;
 use super::leader::{LeaseLock, LeaseSettings};
 use super::metrics::Metrics;
 use super::server::{self, Probes};
 use super::watches::selects_pod;
 use super::{Error, error_policy, reconcile};
+use super::{health_loop, shared};
 use crate::api::InferenceMonitoring;
 use crate::discovery::{self, Discovered, prometheus_resource};
 use crate::render::ChildKind;
@@ -34,6 +34,10 @@ use crate::render::ChildKind;
 /// How often the health loop looks for resources whose check is due (each resource is
 /// checked at its own interval).
 const HEALTH_TICK: Duration = Duration::from_secs(5);
+
+/// How often the shared objects are recomputed from every resource besides after each
+/// reconcile (catches resources deleted while the operator was down).
+const SHARED_TICK: Duration = Duration::from_secs(60);
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -151,7 +155,7 @@ pub async fn run(
     info!(
         served = ?first.served.iter().map(|k| k.kind()).collect::<Vec<_>>(),
         prometheuses = first.prometheuses.len(),
-        existing_dcgm_exporter = first.existing_dcgm_exporter,
+        existing_dcgm_exporter = ?first.existing_dcgm_exporter,
         "discovered the cluster"
     );
     let without_secrets = settings.config.policy.without_secrets;
@@ -226,6 +230,18 @@ pub async fn run(
             )
         })
         .unzip();
+    let shared_stores = stores.clone();
+    let ready_stores = stores.clone();
+    let shared = tokio::spawn(shared::run(
+        ctx.clone(),
+        SHARED_TICK,
+        async move {
+            for store in &ready_stores {
+                let _ = store.wait_until_ready().await;
+            }
+        },
+        move || shared_stores.iter().flat_map(|s| decoded(&s.state())).collect(),
+    ));
     let health_loop = health_loop::run(
         ctx.clone(),
         health_loop::prometheus_backends(),
@@ -250,6 +266,7 @@ pub async fn run(
         _ = lost => Err(RunError::LostLeadership(lease.as_ref().map(|(_, n)| n.clone()).unwrap_or_default())),
     };
     health.abort();
+    shared.abort();
     if let Some((lock, name)) = &lease
         && outcome.is_ok()
     {

@@ -38,6 +38,23 @@ pub fn desired(
 ) -> InferenceMonitoringStatus {
     let mut status = current.cloned().unwrap_or_default();
     let generation = report.generation;
+    // The shared exporter's readiness, as the shared-objects loop last wrote it.
+    let exporter = status
+        .conditions
+        .condition(T::GpuExporterReady)
+        .filter(|c| super::shared::EXPORTER_REASONS.contains(&c.reason.as_str()))
+        .map(|c| {
+            (
+                (c.status != "Unknown").then_some(c.status == "True"),
+                reason_from_str(&c.reason),
+                c.message.clone(),
+            )
+        });
+    let existing = status
+        .conditions
+        .condition(T::GpuExporterReady)
+        .filter(|c| c.reason == R::ExistingExporter.as_str())
+        .map(|c| (Some(true), R::ExistingExporter, c.message.clone()));
     let conditions = &mut status.conditions;
     let mut set = |t: T, ok: Option<bool>, reason: R, message: String| match ok {
         Some(ok) => conditions.set_condition(t, ok, reason, message, generation, now),
@@ -148,16 +165,23 @@ pub fn desired(
             R::Disabled,
             "the DCGM exporter is disabled (spec.gpu.dcgmExporter.enabled)".into(),
         ),
-        DcgmPlan::SkippedExisting => (
+        // The shared-objects loop names the exporter it found; keep its message.
+        DcgmPlan::SkippedExisting => existing.unwrap_or_else(|| (
             Some(true),
             R::ExistingExporter,
-            "a DCGM exporter already runs in the cluster (pods labelled app=nvidia-dcgm-exporter), so infmon does not deploy a second one".into(),
-        ),
-        DcgmPlan::Deploy(_) => state_message(
-            kind_state(&[ChildKind::DaemonSet]),
-            "the DCGM exporter DaemonSet",
-            "no DCGM exporter objects were generated yet",
-        ),
+            "a DCGM exporter infmon did not deploy already runs in the cluster (GPU Operator, dcgm-exporter chart or cloud-managed), so infmon does not deploy a second one".into(),
+        )),
+        DcgmPlan::Deploy => {
+            // The shared exporter's readiness is written by the shared-objects loop, which
+            // reads the DaemonSet's status; keep what it wrote.
+            exporter.unwrap_or_else(|| {
+                (
+                    None,
+                    R::Progressing,
+                    super::shared::WAITING_MESSAGE.into(),
+                )
+            })
+        }
     };
     set(T::GpuExporterReady, ok, r, m);
 
@@ -385,6 +409,36 @@ mod tests {
             .condition(T::GpuExporterReady)
             .unwrap()
             .message;
-        assert!(message.contains("app=nvidia-dcgm-exporter"), "{message}");
+        assert!(message.contains("GPU Operator"), "{message}");
+    }
+
+    #[test]
+    fn the_shared_exporter_readiness_is_kept_and_waited_for() {
+        let mut v = validated(None);
+        v.dcgm = DcgmPlan::Deploy;
+        let outcome = Outcome::default();
+        let first = desired(None, &report(Ok(&v), Some(&outcome)), &at(10));
+        let gpu = first.conditions.condition(T::GpuExporterReady).unwrap();
+        assert_eq!(
+            (gpu.status.as_str(), gpu.reason.as_str()),
+            ("Unknown", "Progressing")
+        );
+        assert_eq!(gpu.message, super::super::shared::WAITING_MESSAGE);
+        // What the shared-objects loop wrote survives the next reconcile.
+        let mut written = first.clone();
+        written.conditions.set_condition(
+            T::GpuExporterReady,
+            false,
+            R::ExporterNotReady,
+            "1 of 2 DCGM exporter pods are ready",
+            Some(2),
+            &at(20),
+        );
+        let again = desired(Some(&written), &report(Ok(&v), Some(&outcome)), &at(30));
+        assert_eq!(
+            get(&again, T::GpuExporterReady),
+            ("False".into(), "ExporterNotReady".into(), at(20))
+        );
+        assert_eq!(get(&again, T::Ready).1, "ExporterNotReady");
     }
 }

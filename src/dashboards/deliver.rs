@@ -1,60 +1,94 @@
-//! Delivering the embedded dashboards for one resource: its engine's, the overview and, when
-//! the DCGM exporter is on, the GPU dashboard; as sidecar ConfigMaps or `GrafanaDashboard`s.
+//! Delivering dashboards as sidecar ConfigMaps or `GrafanaDashboard`s. The embedded
+//! dashboards (overview, GPU, one per engine) are cluster-shared: one copy per dashboards
+//! namespace, uid `infmon-<name>`, serving every resource through the dashboard variables
+//! ([`shared_children`]). A resource whose `spec.metrics` (or custom engine) changes its
+//! engine's queries gets a dashboard of its own, with its own uid and a name that includes its
+//! namespace ([`children`]).
 
 use serde_json::{Value, json};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use super::{EMBEDDED, GPU, OVERVIEW, embedded, generate};
 use crate::api::DashboardTarget;
 use crate::engines;
-use crate::render::{Child, ChildKind, RenderError, child_name, standard_labels};
+use crate::model::{Child, ChildKind, RenderError, foreign_name, shared_labels, standard_labels};
 use crate::validate::{Dashboards, DcgmPlan, Validated};
 
 /// The size limit of a Kubernetes object; a dashboard above it is never emitted.
 pub const MAX_OBJECT_BYTES: usize = 1024 * 1024;
 
-/// The dashboards of a resource (its engine's, none for `custom`; the overview; GPU when the
-/// DCGM exporter is on), or none when dashboards are disabled.
+/// Component label of dashboard objects.
+const COMPONENT: &str = "dashboard";
+
+/// Whether the resource's engine dashboard is the shared, embedded one (its catalog entry is
+/// the engine's preset).
+fn uses_shared_engine_dashboard(resource: &Validated) -> bool {
+    embedded(resource.engine.as_str()).is_some()
+        && engines::profile(resource.engine).as_ref() == Some(&resource.profile)
+}
+
+/// The resource's own dashboard: its engine's, generated from its merged catalog entry, when
+/// that differs from the shared one (`spec.metrics`, custom engines); otherwise nothing.
 pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     let Some(dashboards) = &resource.dashboards else {
         return Ok(Vec::new());
     };
-    let mut names = vec![resource.engine.as_str(), OVERVIEW];
-    if resource.dcgm != DcgmPlan::Disabled {
-        names.push(GPU);
+    if uses_shared_engine_dashboard(resource) {
+        return Ok(Vec::new());
     }
-    names
-        .into_iter()
-        .map(|name| {
-            let json = if name == resource.engine.as_str() {
-                engine_dashboard_json(resource)?
-            } else {
-                embedded_minified(name)?
-            };
-            Ok(match dashboards.target {
-                DashboardTarget::ConfigMap => config_map(resource, dashboards, name, json),
-                DashboardTarget::GrafanaDashboard => {
-                    grafana_dashboard(resource, dashboards, name, json)
-                }
-            })
-        })
-        .collect()
+    let file = resource.engine.as_str();
+    let text = generate::resource_dashboard(resource).to_json().to_string();
+    let json = within_limit(file, text)?;
+    let name = foreign_name(resource, &format!("dashboard-{file}"));
+    let labels = standard_labels(resource, COMPONENT);
+    Ok(vec![package(dashboards, name, labels, file, json)])
 }
 
-/// The engine dashboard of a resource, minified: the embedded one when its catalog entry is
-/// the engine's preset, else one generated from its merged entry (`spec.metrics`, custom
-/// services).
-fn engine_dashboard_json(resource: &Validated) -> Result<String, RenderError> {
-    let name = resource.engine.as_str();
-    if embedded(name).is_some()
-        && engines::profile(resource.engine).as_ref() == Some(&resource.profile)
-    {
-        return embedded_minified(name);
+/// The shared dashboards of every resource: per dashboards namespace, the overview, the GPU
+/// dashboard when any resource there wants GPU telemetry, and each engine dashboard some
+/// resource there uses unchanged. The delivery settings (target, labels, folder, instance
+/// selector) of a namespace's copies are those of its first resource by `namespace/name`.
+pub fn shared_children(resources: &[Validated]) -> Result<Vec<Child>, RenderError> {
+    let mut by_namespace: BTreeMap<&str, Vec<&Validated>> = BTreeMap::new();
+    for resource in resources {
+        if let Some(dashboards) = &resource.dashboards {
+            by_namespace
+                .entry(dashboards.namespace.as_str())
+                .or_default()
+                .push(resource);
+        }
     }
-    let text = generate::resource_dashboard(resource).to_json().to_string();
-    within_limit(name, text)
+    let mut children = Vec::new();
+    for users in by_namespace.values_mut() {
+        users.sort_by_key(|r| r.key());
+        let Some(dashboards) = users[0].dashboards.as_ref() else {
+            continue;
+        };
+        let mut names = BTreeSet::from([OVERVIEW]);
+        if users.iter().any(|r| r.dcgm != DcgmPlan::Disabled) {
+            names.insert(GPU);
+        }
+        names.extend(
+            users
+                .iter()
+                .filter(|r| uses_shared_engine_dashboard(r))
+                .map(|r| r.engine.as_str()),
+        );
+        for file in names {
+            let name = format!("infmon-dashboard-{file}");
+            let labels = shared_labels(COMPONENT);
+            children.push(package(
+                dashboards,
+                name,
+                labels,
+                file,
+                embedded_minified(file)?,
+            ));
+        }
+    }
+    Ok(children)
 }
 
 /// An embedded dashboard, minified once per process rather than on every reconcile.
@@ -96,17 +130,34 @@ fn within_limit(name: &str, text: String) -> Result<String, RenderError> {
     Ok(text)
 }
 
-fn object_name(resource: &Validated, dashboard: &str) -> String {
-    child_name(&resource.name, &format!("dashboard-{dashboard}"))
+/// A dashboard `file` (`<file>.json`) as the object `dashboards.target` asks for, labelled
+/// with `labels` (and, for the sidecar, `spec.dashboards.labels`).
+fn package(
+    dashboards: &Dashboards,
+    name: String,
+    labels: BTreeMap<String, String>,
+    file: &str,
+    json: String,
+) -> Child {
+    match dashboards.target {
+        DashboardTarget::ConfigMap => config_map(dashboards, name, labels, file, json),
+        DashboardTarget::GrafanaDashboard => grafana_dashboard(dashboards, name, labels, json),
+    }
 }
 
-fn config_map(resource: &Validated, dashboards: &Dashboards, name: &str, json: String) -> Child {
-    let mut labels = dashboards.labels.clone();
-    labels.extend(standard_labels(resource, "dashboard"));
+fn config_map(
+    dashboards: &Dashboards,
+    name: String,
+    labels: BTreeMap<String, String>,
+    file: &str,
+    json: String,
+) -> Child {
+    let mut all = dashboards.labels.clone();
+    all.extend(labels);
     let mut metadata = json!({
-        "name": object_name(resource, name),
+        "name": name,
         "namespace": dashboards.namespace,
-        "labels": labels,
+        "labels": all,
     });
     if let Some(folder) = &dashboards.folder {
         metadata["annotations"] = json!({ folder.annotation.clone(): folder.title });
@@ -115,15 +166,15 @@ fn config_map(resource: &Validated, dashboards: &Dashboards, name: &str, json: S
         ChildKind::ConfigMap,
         json!({
             "metadata": metadata,
-            "data": { format!("{name}.json"): json },
+            "data": { format!("{file}.json"): json },
         }),
     )
 }
 
 fn grafana_dashboard(
-    resource: &Validated,
     dashboards: &Dashboards,
-    name: &str,
+    name: String,
+    labels: BTreeMap<String, String>,
     json: String,
 ) -> Child {
     let mut spec = json!({
@@ -137,9 +188,9 @@ fn grafana_dashboard(
         ChildKind::GrafanaDashboard,
         json!({
             "metadata": {
-                "name": object_name(resource, name),
+                "name": name,
                 "namespace": dashboards.namespace,
-                "labels": standard_labels(resource, "dashboard"),
+                "labels": labels,
             },
             "spec": spec,
         }),

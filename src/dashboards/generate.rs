@@ -3,8 +3,8 @@
 //! overview on the recording rules, and a GPU dashboard joining DCGM series to inference pods.
 
 use crate::engines::{EngineProfile, Role, Source};
+use crate::model::short_hash;
 use crate::promql::{self, Scope};
-use crate::render::short_hash;
 use crate::rules::records;
 use crate::validate::Validated;
 

@@ -1,6 +1,8 @@
 //! Grafana dashboards: generated from the engine catalog ([`generate`]), committed as
 //! `dashboards/*.json` for users who import them by hand, embedded into the binary, and
-//! delivered per resource as ConfigMaps or `GrafanaDashboard`s ([`children`]).
+//! delivered as ConfigMaps or `GrafanaDashboard`s: one shared copy of each per dashboards
+//! namespace ([`shared_children`]), plus a resource's own engine dashboard when its
+//! `spec.metrics` changes the queries ([`children`]).
 //!
 //! Regenerate the committed files after changing the catalog or a generator with
 //! `make dashboards`.
@@ -9,7 +11,7 @@ mod deliver;
 pub mod generate;
 pub mod model;
 
-pub use deliver::{MAX_OBJECT_BYTES, children, minified};
+pub use deliver::{MAX_OBJECT_BYTES, children, minified, shared_children};
 
 use crate::engines;
 

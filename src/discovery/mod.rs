@@ -4,6 +4,7 @@
 //! ([`selectors`], [`engine`]); the functions here only read the API server.
 
 pub mod engine;
+pub mod exporters;
 pub mod selectors;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,10 +14,8 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 use crate::render::ChildKind;
+pub use exporters::{FoundExporter, KNOWN_EXPORTERS, KnownExporter};
 pub use selectors::{PrometheusSelectors, SelectedKind, Selection};
-
-/// Label selector of the GPU Operator's (and the upstream chart's) DCGM exporter pods.
-pub const DCGM_EXPORTER_SELECTOR: &str = "app=nvidia-dcgm-exporter";
 
 /// Label every namespace carries with its own name (Kubernetes ≥ 1.21).
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -28,8 +27,8 @@ pub struct Discovered {
     pub served: BTreeSet<ChildKind>,
     /// The `Prometheus` resources' selectors (empty without the Prometheus Operator).
     pub prometheuses: Vec<PrometheusSelectors>,
-    /// A DCGM exporter already runs somewhere in the cluster.
-    pub existing_dcgm_exporter: bool,
+    /// A DCGM exporter infmon did not deploy runs somewhere in the cluster.
+    pub existing_dcgm_exporter: Option<FoundExporter>,
 }
 
 impl Discovered {
@@ -47,8 +46,9 @@ pub fn prometheus_resource() -> ApiResource {
     )
 }
 
-/// Reads the served APIs, the `Prometheus` resources and the DCGM exporter pods (in the
-/// namespaces of `scope`; empty: the whole cluster).
+/// Reads the served APIs, the `Prometheus` resources and the DCGM exporter pods (cluster-wide,
+/// since an exporter serves every namespace; only in the namespaces of `scope` when the
+/// operator may not list pods cluster-wide).
 pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, kube::Error> {
     let mut served: BTreeSet<ChildKind> = ChildKind::ALL
         .into_iter()
@@ -87,29 +87,46 @@ pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, k
     } else {
         Vec::new()
     };
-    let apis: Vec<Api<Pod>> = if scope.is_empty() {
-        vec![Api::all(client.clone())]
-    } else {
-        scope
-            .iter()
-            .map(|ns| Api::namespaced(client.clone(), ns))
-            .collect()
-    };
-    let params = ListParams::default()
-        .labels(DCGM_EXPORTER_SELECTOR)
-        .limit(1);
-    let mut existing_dcgm_exporter = false;
-    for pods in apis {
-        if !pods.list_metadata(&params).await?.items.is_empty() {
-            existing_dcgm_exporter = true;
-            break;
-        }
-    }
+    let existing_dcgm_exporter = find_exporter(client, scope).await?;
     Ok(Discovered {
         served,
         prometheuses,
         existing_dcgm_exporter,
     })
+}
+
+/// The first known DCGM exporter whose pods run, looked for cluster-wide (metadata only), or in
+/// the namespaces of `scope` when listing pods cluster-wide is forbidden.
+pub async fn find_exporter(
+    client: &Client,
+    scope: &[String],
+) -> Result<Option<FoundExporter>, kube::Error> {
+    for kind in KNOWN_EXPORTERS {
+        let params = ListParams::default().labels(kind.selector).limit(1);
+        let all: Api<Pod> = Api::all(client.clone());
+        let pods = match all.list_metadata(&params).await {
+            Ok(list) => list.items,
+            Err(kube::Error::Api(status)) if status.is_forbidden() && !scope.is_empty() => {
+                let mut pods = Vec::new();
+                for ns in scope {
+                    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+                    pods.extend(api.list_metadata(&params).await?.items);
+                    if !pods.is_empty() {
+                        break;
+                    }
+                }
+                pods
+            }
+            Err(err) => return Err(err),
+        };
+        if let Some(pod) = pods.first() {
+            return Ok(Some(FoundExporter {
+                kind,
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// The labels of a namespace, for namespace selectors. Only read when a selector needs more

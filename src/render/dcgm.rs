@@ -1,72 +1,168 @@
-//! The NVIDIA DCGM exporter: DaemonSet, Service and its scrape configuration, built when the
-//! resolved plan says to deploy one (whether one already runs is decided by the caller).
+//! The NVIDIA DCGM exporter, once for the whole cluster: a DaemonSet (one pod per GPU node),
+//! its counters ConfigMap, its Service and one monitor, built from the operator's
+//! [`GpuExporterSettings`] for every resource that wants GPU telemetry. Whether an exporter
+//! infmon did not deploy already runs is decided before (those resources resolve to
+//! [`DcgmPlan::SkippedExisting`] and want nothing here).
 //!
-//! Follows the upstream manifest: port 9400 named `metrics`, Kubernetes pod attribution
-//! through the kubelet's pod-resources socket (read-only), capability `SYS_ADMIN` only for the
-//! profiling counters, and `honorLabels: true` so the exporter's `pod`/`namespace` labels (the
-//! GPU's workload) are kept instead of being renamed `exported_*`.
+//! Hardening: the pod gets `seccompProfile: RuntimeDefault` and the container a read-only root
+//! filesystem with an `emptyDir` at `/tmp` for the embedded host engine's scratch files. It
+//! runs as root because DCGM opens the NVIDIA device nodes and the kubelet's pod-resources
+//! socket, both root-owned on the node; every capability is dropped, and `SYS_ADMIN` is added
+//! back only when the operator asks for profiling counters (`DCGM_FI_PROF_*`). No
+//! PriorityClass unless the operator names one. `honorLabels: true` keeps the exporter's
+//! `pod`/`namespace` labels (the GPU's workload) instead of renaming them `exported_*`.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    HostPathVolumeSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value, json};
 
-use super::monitors::monitor_meta;
-use super::relabel::{owner_label, pod_labels, pod_selection, to_operator, to_prometheus};
-use super::{Child, ChildKind, RenderError, child_name, object_meta, standard_labels};
+use super::monitors::kubernetes_sd;
+use super::relabel::{pod_labels, pod_selection, to_operator, to_prometheus};
+use super::scrape::scrape_configs_secret;
 use crate::api::parse_duration;
-use crate::validate::{DcgmExporter, DcgmPlan, Namespaces, Output, PortRef, Validated};
+use crate::model::{Child, ChildKind, RenderError, shared_labels};
+use crate::validate::{DcgmPlan, GpuExporterSettings, Namespaces, Output, PortRef, Validated};
 
 /// Component label of the exporter's objects.
 pub const DCGM_COMPONENT: &str = "dcgm-exporter";
+/// Name of every exporter object (one per cluster, in the operator's exporter namespace).
+pub const EXPORTER_NAME: &str = "infmon-dcgm-exporter";
 /// The exporter's metrics port.
 pub const DCGM_PORT: u16 = 9400;
 /// Name of the metrics port on the container and the Service.
 pub const DCGM_PORT_NAME: &str = "metrics";
 /// The kubelet's pod-resources directory (pod ↔ GPU mapping).
 pub const POD_RESOURCES_PATH: &str = "/var/lib/kubelet/pod-resources";
+/// Where the counters file is mounted.
+const COUNTERS_DIR: &str = "/etc/infmon-dcgm";
+/// The counters file's key in the ConfigMap.
+const COUNTERS_FILE: &str = "counters.csv";
 const MAX_SCRAPE_TIMEOUT: &str = "10s";
 
-/// The exporter's children: DaemonSet, Service and, for Prometheus Operator outputs, a
-/// ServiceMonitor (raw outputs get a job in the raw Secret instead, see [`plain_job`]).
-pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
-    let DcgmPlan::Deploy(exporter) = &resource.dcgm else {
+/// The fields the exporter collects: what the dashboards read plus common health signals,
+/// as (field, Prometheus type, help).
+const COUNTERS: [(&str, &str, &str); 12] = [
+    ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %)."),
+    (
+        "DCGM_FI_DEV_MEM_COPY_UTIL",
+        "gauge",
+        "Memory utilization (in %).",
+    ),
+    (
+        "DCGM_FI_DEV_FB_USED",
+        "gauge",
+        "Framebuffer memory used (in MiB).",
+    ),
+    (
+        "DCGM_FI_DEV_FB_FREE",
+        "gauge",
+        "Framebuffer memory free (in MiB).",
+    ),
+    ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C)."),
+    ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W)."),
+    (
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+        "counter",
+        "Total energy consumption since boot (in mJ).",
+    ),
+    (
+        "DCGM_FI_DEV_SM_CLOCK",
+        "gauge",
+        "SM clock frequency (in MHz).",
+    ),
+    (
+        "DCGM_FI_DEV_MEM_CLOCK",
+        "gauge",
+        "Memory clock frequency (in MHz).",
+    ),
+    (
+        "DCGM_FI_DEV_XID_ERRORS",
+        "gauge",
+        "Value of the last XID error encountered.",
+    ),
+    (
+        "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
+        "counter",
+        "Total number of PCIe retries.",
+    ),
+    ("DCGM_FI_DRIVER_VERSION", "label", "Driver version."),
+];
+
+/// The profiling (DCP) fields, collected only with the operator's `profiling` setting: they
+/// need `SYS_ADMIN`.
+const PROFILING_COUNTERS: [(&str, &str, &str); 3] = [
+    (
+        "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+        "gauge",
+        "Ratio of time the graphics engine is active.",
+    ),
+    (
+        "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE",
+        "gauge",
+        "Ratio of cycles the tensor (HMMA) pipe is active.",
+    ),
+    (
+        "DCGM_FI_PROF_DRAM_ACTIVE",
+        "gauge",
+        "Ratio of cycles the device memory interface is active.",
+    ),
+];
+
+/// The resources among `resources` that want infmon's exporter, in key order.
+pub fn users(resources: &[Validated]) -> Vec<&Validated> {
+    let mut users: Vec<&Validated> = resources
+        .iter()
+        .filter(|r| r.dcgm == DcgmPlan::Deploy)
+        .collect();
+    users.sort_by_key(|r| r.key());
+    users
+}
+
+/// The exporter's objects when at least one of `resources` wants it: counters ConfigMap,
+/// DaemonSet, Service, and a ServiceMonitor, or, when every user scrapes through raw scrape
+/// configs, a Secret with the exporter's raw job.
+pub fn children(
+    settings: &GpuExporterSettings,
+    resources: &[Validated],
+) -> Result<Vec<Child>, RenderError> {
+    let users = users(resources);
+    if users.is_empty() {
         return Ok(Vec::new());
-    };
+    }
     let mut children = vec![
-        Child::new(ChildKind::DaemonSet, &daemon_set(resource, exporter))?,
-        Child::new(ChildKind::Service, &service(resource, exporter))?,
+        Child::new(ChildKind::ConfigMap, &counters(settings))?,
+        Child::new(ChildKind::DaemonSet, &daemon_set(settings))?,
+        Child::new(ChildKind::Service, &service(settings))?,
     ];
-    if resource.output != Output::RawScrapeConfig {
-        children.push(service_monitor(resource, exporter));
+    if users.iter().any(|r| r.output != Output::RawScrapeConfig) {
+        children.push(service_monitor(settings, &users));
+    } else {
+        children.push(raw_scrape_config_secret(settings)?);
     }
     Ok(children)
 }
 
-fn name(resource: &Validated) -> String {
-    child_name(&resource.name, DCGM_COMPONENT)
-}
-
-fn meta(resource: &Validated, exporter: &DcgmExporter) -> ObjectMeta {
-    object_meta(
-        resource,
-        &exporter.namespace,
-        name(resource),
-        DCGM_COMPONENT,
-    )
+fn meta(settings: &GpuExporterSettings) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(EXPORTER_NAME.to_string()),
+        namespace: Some(settings.namespace.clone()),
+        labels: Some(shared_labels(DCGM_COMPONENT)),
+        ..Default::default()
+    }
 }
 
 /// The labels on the exporter's pods and Service, also their selector.
-fn selector_labels(resource: &Validated) -> BTreeMap<String, String> {
-    standard_labels(resource, DCGM_COMPONENT)
+fn selector_labels() -> BTreeMap<String, String> {
+    shared_labels(DCGM_COMPONENT)
 }
 
 fn scrape_timeout(interval: &str) -> String {
@@ -77,16 +173,20 @@ fn scrape_timeout(interval: &str) -> String {
     }
 }
 
-fn default_resources() -> ResourceRequirements {
-    ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".to_string(), Quantity("100m".into())),
-            ("memory".to_string(), Quantity("128Mi".into())),
-        ])),
-        limits: Some(BTreeMap::from([(
-            "memory".to_string(),
-            Quantity("512Mi".into()),
-        )])),
+/// The counters file (`-f`): [`COUNTERS`], plus [`PROFILING_COUNTERS`] with profiling on.
+pub fn counters(settings: &GpuExporterSettings) -> ConfigMap {
+    let profiling = if settings.profiling {
+        &PROFILING_COUNTERS[..]
+    } else {
+        &[]
+    };
+    let mut csv = String::from("# Generated by infmon: field, Prometheus type, help.\n");
+    for (field, kind, help) in COUNTERS.iter().chain(profiling) {
+        csv.push_str(&format!("{field}, {kind}, {help}\n"));
+    }
+    ConfigMap {
+        metadata: meta(settings),
+        data: Some(BTreeMap::from([(COUNTERS_FILE.to_string(), csv)])),
         ..Default::default()
     }
 }
@@ -99,9 +199,33 @@ fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
+}
+
+fn container_security(settings: &GpuExporterSettings) -> SecurityContext {
+    SecurityContext {
+        privileged: Some(false),
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_user: Some(0),
+        run_as_non_root: Some(false),
+        capabilities: Some(Capabilities {
+            add: settings.profiling.then(|| vec!["SYS_ADMIN".into()]),
+            drop: Some(vec!["ALL".into()]),
+        }),
+        ..Default::default()
+    }
+}
+
 /// The exporter DaemonSet.
-pub fn daemon_set(resource: &Validated, exporter: &DcgmExporter) -> DaemonSet {
-    let labels = selector_labels(resource);
+pub fn daemon_set(settings: &GpuExporterSettings) -> DaemonSet {
+    let labels = selector_labels();
     let health_probe = Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/health".into()),
@@ -114,10 +238,14 @@ pub fn daemon_set(resource: &Validated, exporter: &DcgmExporter) -> DaemonSet {
     };
     let container = Container {
         name: DCGM_COMPONENT.into(),
-        image: Some(exporter.image.clone()),
+        image: Some(settings.image.clone()),
         env: Some(vec![
             env("DCGM_EXPORTER_LISTEN", &format!(":{DCGM_PORT}")),
             env("DCGM_EXPORTER_KUBERNETES", "true"),
+            env(
+                "DCGM_EXPORTER_COLLECTORS",
+                &format!("{COUNTERS_DIR}/{COUNTERS_FILE}"),
+            ),
             EnvVar {
                 name: "NODE_NAME".into(),
                 value_from: Some(EnvVarSource {
@@ -136,29 +264,19 @@ pub fn daemon_set(resource: &Validated, exporter: &DcgmExporter) -> DaemonSet {
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
-        security_context: Some(SecurityContext {
-            privileged: Some(false),
-            allow_privilege_escalation: Some(false),
-            run_as_user: Some(0),
-            capabilities: Some(Capabilities {
-                add: Some(vec!["SYS_ADMIN".into()]),
-                drop: Some(vec!["ALL".into()]),
-            }),
-            ..Default::default()
-        }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "pod-resources".into(),
-            mount_path: POD_RESOURCES_PATH.into(),
-            read_only: Some(true),
-            ..Default::default()
-        }]),
-        resources: Some(exporter.resources.clone().unwrap_or_else(default_resources)),
+        security_context: Some(container_security(settings)),
+        volume_mounts: Some(vec![
+            mount("pod-resources", POD_RESOURCES_PATH, true),
+            mount("counters", COUNTERS_DIR, true),
+            mount("scratch", "/tmp", false),
+        ]),
+        resources: Some(settings.resources.clone()),
         liveness_probe: Some(health_probe.clone()),
         readiness_probe: Some(health_probe),
         ..Default::default()
     };
     DaemonSet {
-        metadata: meta(resource, exporter),
+        metadata: meta(settings),
         spec: Some(DaemonSetSpec {
             selector: LabelSelector {
                 match_labels: Some(labels.clone()),
@@ -171,21 +289,43 @@ pub fn daemon_set(resource: &Validated, exporter: &DcgmExporter) -> DaemonSet {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    node_selector: (!exporter.node_selector.is_empty())
-                        .then(|| exporter.node_selector.clone()),
-                    tolerations: (!exporter.tolerations.is_empty())
-                        .then(|| exporter.tolerations.clone()),
-                    runtime_class_name: exporter.runtime_class_name.clone(),
-                    priority_class_name: Some("system-node-critical".into()),
+                    node_selector: (!settings.node_selector.is_empty())
+                        .then(|| settings.node_selector.clone()),
+                    tolerations: (!settings.tolerations.is_empty())
+                        .then(|| settings.tolerations.clone()),
+                    runtime_class_name: settings.runtime_class_name.clone(),
+                    priority_class_name: settings.priority_class_name.clone(),
                     automount_service_account_token: Some(false),
-                    volumes: Some(vec![Volume {
-                        name: "pod-resources".into(),
-                        host_path: Some(HostPathVolumeSource {
-                            path: POD_RESOURCES_PATH.into(),
-                            type_: Some("Directory".into()),
+                    security_context: Some(PodSecurityContext {
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
                         }),
                         ..Default::default()
-                    }]),
+                    }),
+                    volumes: Some(vec![
+                        Volume {
+                            name: "pod-resources".into(),
+                            host_path: Some(HostPathVolumeSource {
+                                path: POD_RESOURCES_PATH.into(),
+                                type_: Some("Directory".into()),
+                            }),
+                            ..Default::default()
+                        },
+                        Volume {
+                            name: "counters".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: EXPORTER_NAME.into(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                        Volume {
+                            name: "scratch".into(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Default::default()
+                        },
+                    ]),
                     ..Default::default()
                 }),
             },
@@ -196,11 +336,11 @@ pub fn daemon_set(resource: &Validated, exporter: &DcgmExporter) -> DaemonSet {
 }
 
 /// The exporter Service: port 9400 named `metrics`.
-pub fn service(resource: &Validated, exporter: &DcgmExporter) -> Service {
+pub fn service(settings: &GpuExporterSettings) -> Service {
     Service {
-        metadata: meta(resource, exporter),
+        metadata: meta(settings),
         spec: Some(ServiceSpec {
-            selector: Some(selector_labels(resource)),
+            selector: Some(selector_labels()),
             ports: Some(vec![ServicePort {
                 name: Some(DCGM_PORT_NAME.into()),
                 port: i32::from(DCGM_PORT),
@@ -215,49 +355,51 @@ pub fn service(resource: &Validated, exporter: &DcgmExporter) -> Service {
     }
 }
 
+/// The monitor labels of the exporter's monitor: every user's `monitorLabels`, the first user
+/// (by `namespace/name`) winning a clash, so each user's Prometheus selects it.
+fn monitor_labels(users: &[&Validated]) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    for user in users {
+        for (key, value) in &user.monitor_labels {
+            labels.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    labels.extend(shared_labels(DCGM_COMPONENT));
+    labels
+}
+
 /// The ServiceMonitor for the exporter Service, with `honorLabels: true`.
-pub fn service_monitor(resource: &Validated, exporter: &DcgmExporter) -> Child {
-    let meta = monitor_meta(
-        resource,
-        &exporter.namespace,
-        name(resource),
-        DCGM_COMPONENT,
-    );
-    let mut relabelings = pod_labels();
-    relabelings.push(owner_label(resource));
+pub fn service_monitor(settings: &GpuExporterSettings, users: &[&Validated]) -> Child {
     Child::from_value(
         ChildKind::ServiceMonitor,
         json!({
-            "metadata": meta,
+            "metadata": {
+                "name": EXPORTER_NAME,
+                "namespace": settings.namespace,
+                "labels": monitor_labels(users),
+            },
             "spec": {
-                "selector": {"matchLabels": selector_labels(resource)},
-                "namespaceSelector": {"matchNames": [exporter.namespace]},
+                "selector": {"matchLabels": selector_labels()},
+                "namespaceSelector": {"matchNames": [settings.namespace]},
                 "endpoints": [{
                     "port": DCGM_PORT_NAME,
                     "path": "/metrics",
                     "scheme": "http",
-                    "interval": exporter.interval,
-                    "scrapeTimeout": scrape_timeout(&exporter.interval),
+                    "interval": settings.interval,
+                    "scrapeTimeout": scrape_timeout(&settings.interval),
                     "honorLabels": true,
-                    "relabelings": to_operator(&relabelings),
+                    "relabelings": to_operator(&pod_labels()),
                 }],
             },
         }),
     )
 }
 
-/// The exporter's plain scrape job for a raw scrape config, when one is deployed and the
-/// output is raw (other outputs use [`service_monitor`]).
-pub fn plain_job(resource: &Validated) -> Result<Option<Value>, RenderError> {
-    let DcgmPlan::Deploy(exporter) = &resource.dcgm else {
-        return Ok(None);
-    };
-    if resource.output != Output::RawScrapeConfig {
-        return Ok(None);
-    }
-    let namespaces = Namespaces::Names(vec![exporter.namespace.clone()]);
+/// The exporter's plain scrape job, for Prometheus servers configured with raw scrape configs.
+pub fn plain_job(settings: &GpuExporterSettings) -> Result<Value, RenderError> {
+    let namespaces = Namespaces::Names(vec![settings.namespace.clone()]);
     let selector = LabelSelector {
-        match_labels: Some(selector_labels(resource)),
+        match_labels: Some(selector_labels()),
         ..Default::default()
     };
     let mut rules = pod_selection(
@@ -266,17 +408,24 @@ pub fn plain_job(resource: &Validated) -> Result<Option<Value>, RenderError> {
         &PortRef::Name(DCGM_PORT_NAME.into()),
     )?;
     rules.extend(pod_labels());
-    rules.push(owner_label(resource));
-    Ok(Some(json!({
-        "job_name": format!("{}/{DCGM_COMPONENT}", resource.key()),
-        "scrape_interval": exporter.interval,
-        "scrape_timeout": scrape_timeout(&exporter.interval),
+    Ok(json!({
+        "job_name": format!("{}/{EXPORTER_NAME}", settings.namespace),
+        "scrape_interval": settings.interval,
+        "scrape_timeout": scrape_timeout(&settings.interval),
         "metrics_path": "/metrics",
         "scheme": "http",
         "honor_labels": true,
-        "kubernetes_sd_configs": super::scrape::kubernetes_sd(&namespaces),
+        "kubernetes_sd_configs": kubernetes_sd(&namespaces),
         "relabel_configs": rules.iter().map(to_prometheus).collect::<Vec<_>>(),
-    })))
+    }))
+}
+
+/// The Secret with the exporter's raw `scrape_configs` list (add it to the Prometheus'
+/// additional scrape configs next to the resources' own).
+pub fn raw_scrape_config_secret(settings: &GpuExporterSettings) -> Result<Child, RenderError> {
+    let mut metadata = meta(settings);
+    metadata.name = Some(format!("{EXPORTER_NAME}-scrape-config"));
+    scrape_configs_secret(metadata, &[plain_job(settings)?])
 }
 
 #[cfg(test)]
@@ -286,17 +435,17 @@ mod tests {
     use super::super::validated_from_yaml;
     use super::*;
 
-    fn resource(output: &str, dcgm: &str) -> Validated {
+    fn resource(namespace: &str, name: &str, output: &str, enabled: bool) -> Validated {
         validated_from_yaml(&format!(
             r#"
 apiVersion: monitoring.inference.dev/v1alpha1
 kind: InferenceMonitoring
-metadata: {{name: chat, namespace: llm}}
+metadata: {{name: {name}, namespace: {namespace}}}
 spec:
   engine: vllm
   selector: {{matchLabels: {{app: chat}}}}
-  prometheus: {{output: {output}, monitorLabels: {{release: kps}}}}
-  gpu: {{dcgmExporter: {dcgm}}}
+  prometheus: {{output: {output}, monitorLabels: {{release: kps-{namespace}}}}}
+  gpu: {{dcgmExporter: {{enabled: {enabled}}}}}
 "#
         ))
     }
@@ -305,125 +454,116 @@ spec:
         children.iter().map(|c| c.kind).collect()
     }
 
-    #[test]
-    fn nothing_unless_deploying() {
-        assert!(
-            children(&resource("podMonitor", "{enabled: false}"))
-                .unwrap()
-                .is_empty()
-        );
+    fn settings() -> GpuExporterSettings {
+        GpuExporterSettings {
+            namespace: "gpu".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
-    fn daemon_set_follows_the_upstream_manifest() {
-        let all = children(&resource("podMonitor", "{enabled: true}")).unwrap();
+    fn nothing_unless_a_resource_wants_it() {
+        let off = [resource("llm", "chat", "podMonitor", false)];
+        assert!(children(&settings(), &off).unwrap().is_empty());
+        assert!(children(&settings(), &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn one_exporter_for_every_user() {
+        let resources = [
+            resource("llm", "vllm", "podMonitor", true),
+            resource("team-b", "vllm", "podMonitor", true),
+            resource("team-c", "chat", "podMonitor", false),
+        ];
+        let all = children(&settings(), &resources).unwrap();
         assert_eq!(
             kinds(&all),
             [
+                ChildKind::ConfigMap,
                 ChildKind::DaemonSet,
                 ChildKind::Service,
                 ChildKind::ServiceMonitor
             ]
         );
-        let ds = &all[0].object;
-        assert_eq!(all[0].name, "chat-dcgm-exporter");
+        for child in &all {
+            assert_eq!(
+                (child.namespace.as_str(), child.name.as_str()),
+                ("gpu", EXPORTER_NAME)
+            );
+            let labels = &child.object["metadata"]["labels"];
+            assert_eq!(labels["monitoring.inference.dev/shared"], "true");
+            assert!(labels.get("monitoring.inference.dev/owner-name").is_none());
+        }
+        // Both users' Prometheus selectors find the monitor.
+        let monitor = &all[3].object;
+        assert_eq!(monitor["metadata"]["labels"]["release"], "kps-llm");
+        assert_eq!(monitor["spec"]["endpoints"][0]["honorLabels"], json!(true));
+        assert_eq!(
+            monitor["spec"]["selector"]["matchLabels"],
+            all[2].object["spec"]["selector"]
+        );
+    }
+
+    #[test]
+    fn hardened_by_default_and_sys_admin_only_for_profiling() {
+        let ds = serde_json::to_value(daemon_set(&settings())).unwrap();
         let pod = &ds["spec"]["template"]["spec"];
-        assert_eq!(pod["priorityClassName"], "system-node-critical");
+        assert_eq!(
+            pod["securityContext"],
+            json!({"seccompProfile": {"type": "RuntimeDefault"}})
+        );
+        assert!(pod.get("priorityClassName").is_none());
         let container = &pod["containers"][0];
-        assert_eq!(
-            container["ports"],
-            json!([{"name": "metrics", "containerPort": 9400, "protocol": "TCP"}])
-        );
-        assert_eq!(
-            container["env"],
-            json!([
-                {"name": "DCGM_EXPORTER_LISTEN", "value": ":9400"},
-                {"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"},
-                {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
-            ])
-        );
         assert_eq!(
             container["securityContext"],
             json!({
                 "privileged": false,
                 "allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true,
                 "runAsUser": 0,
-                "capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]},
+                "runAsNonRoot": false,
+                "capabilities": {"drop": ["ALL"]},
             })
         );
-        assert_eq!(
-            container["volumeMounts"],
-            json!([{"name": "pod-resources", "mountPath": POD_RESOURCES_PATH, "readOnly": true}])
-        );
-        assert_eq!(pod["volumes"][0]["hostPath"]["path"], POD_RESOURCES_PATH);
-        assert_eq!(
-            container["resources"],
-            json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}})
-        );
-        // The default toleration from resolution, no runtime class unless asked.
-        assert_eq!(pod["tolerations"][0]["key"], "nvidia.com/gpu");
-        assert!(pod.get("runtimeClassName").is_none());
-        assert_eq!(
-            ds["spec"]["selector"]["matchLabels"],
-            ds["spec"]["template"]["metadata"]["labels"]
-        );
-    }
-
-    #[test]
-    fn spec_settings_are_applied() {
-        let all = children(&resource(
-            "podMonitor",
-            "{enabled: true, namespace: gpu, runtimeClassName: nvidia, nodeSelector: {gpu: 'yes'}, resources: {limits: {memory: 1Gi}}}",
-        ))
-        .unwrap();
-        let pod = &all[0].object["spec"]["template"]["spec"];
-        assert_eq!(all[0].namespace, "gpu");
-        assert_eq!(pod["runtimeClassName"], "nvidia");
-        assert_eq!(pod["nodeSelector"], json!({"gpu": "yes"}));
-        assert_eq!(
-            pod["containers"][0]["resources"],
-            json!({"limits": {"memory": "1Gi"}})
-        );
-    }
-
-    #[test]
-    fn service_and_monitor_keep_the_workload_labels() {
-        let all = children(&resource("podMonitor", "{enabled: true, interval: 5s}")).unwrap();
-        let service = &all[1].object["spec"];
-        assert_eq!(
-            service["ports"],
-            json!([{"name": "metrics", "port": 9400, "targetPort": "metrics", "protocol": "TCP"}])
-        );
-        let monitor = &all[2].object;
-        assert_eq!(monitor["metadata"]["labels"]["release"], "kps");
-        assert_eq!(
-            monitor["spec"]["selector"]["matchLabels"],
-            service["selector"]
-        );
-        let ep = &monitor["spec"]["endpoints"][0];
-        assert_eq!(ep["port"], "metrics");
-        assert_eq!(ep["honorLabels"], true);
-        assert_eq!(ep["interval"], "5s");
-        assert_eq!(ep["scrapeTimeout"], "5s");
-        assert_eq!(
-            ep["relabelings"].as_array().unwrap().last().unwrap(),
-            &json!({"action": "replace", "targetLabel": "inference_monitoring", "replacement": "llm/chat"})
-        );
-    }
-
-    #[test]
-    fn raw_output_scrapes_through_the_secret_instead_of_a_monitor() {
-        let resource = resource("rawScrapeConfig", "{enabled: true}");
-        assert_eq!(
-            kinds(&children(&resource).unwrap()),
-            [ChildKind::DaemonSet, ChildKind::Service]
-        );
-        let job = plain_job(&resource).unwrap().expect("a DCGM job");
-        assert_eq!(job["scrape_timeout"], "10s");
         assert!(
-            plain_job(&self::resource("podMonitor", "{enabled: true}"))
+            container["volumeMounts"]
+                .as_array()
                 .unwrap()
-                .is_none()
+                .contains(&json!({"name": "scratch", "mountPath": "/tmp", "readOnly": false}))
         );
+        assert!(!counters(&settings()).data.unwrap()[COUNTERS_FILE].contains("DCGM_FI_PROF_"));
+
+        let profiling = GpuExporterSettings {
+            profiling: true,
+            priority_class_name: Some("system-node-critical".into()),
+            ..settings()
+        };
+        let ds = serde_json::to_value(daemon_set(&profiling)).unwrap();
+        let pod = &ds["spec"]["template"]["spec"];
+        assert_eq!(pod["priorityClassName"], "system-node-critical");
+        assert_eq!(
+            pod["containers"][0]["securityContext"]["capabilities"],
+            json!({"add": ["SYS_ADMIN"], "drop": ["ALL"]})
+        );
+        assert!(counters(&profiling).data.unwrap()[COUNTERS_FILE].contains("DCGM_FI_PROF_"));
+    }
+
+    #[test]
+    fn raw_users_only_get_a_raw_job_instead_of_a_monitor() {
+        let resources = [resource("llm", "chat", "rawScrapeConfig", true)];
+        let all = children(&settings(), &resources).unwrap();
+        assert_eq!(
+            kinds(&all),
+            [
+                ChildKind::ConfigMap,
+                ChildKind::DaemonSet,
+                ChildKind::Service,
+                ChildKind::Secret
+            ]
+        );
+        let job = plain_job(&settings()).unwrap();
+        assert_eq!(job["job_name"], "gpu/infmon-dcgm-exporter");
+        assert_eq!(job["scrape_timeout"], "10s");
+        assert_eq!(job["honor_labels"], true);
     }
 }

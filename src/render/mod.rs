@@ -1,164 +1,49 @@
 //! Pure builders: from one [`Validated`] resource to every child object. No I/O, no clock, no
 //! randomness: the same input gives byte-identical output, which `infmon render` prints and
 //! the controller applies.
+//!
+//! Two sets of objects: a resource's own children ([`render_all`]: owner labels, pruned
+//! with it) and the cluster-shared objects computed from all resources at once
+//! ([`render_shared`]: the DCGM exporter and the shared dashboards, removed when no resource
+//! wants them).
+//!
+//! Layering: the child model lives in [`crate::model`] (re-exported here); the builders here,
+//! in [`crate::dashboards`] and in [`crate::rules`] import it and never this module's
+//! orchestration ([`render_all`]), which sits on top and calls them all.
 
 pub mod dcgm;
 pub mod endpoint;
-mod kinds;
 pub mod monitors;
-mod names;
 pub mod relabel;
 pub mod scrape;
 
-pub use kinds::ChildKind;
-pub use names::{
-    OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, child_name, hex_sha256, label_value, owner_selector,
-    short_hash, standard_labels,
+pub use crate::model::{
+    Child, ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL, RenderError, child_name, hex_sha256,
+    label_value, object_meta, owner_selector, short_hash, sort_children, standard_labels,
 };
 
-use serde::Serialize;
-use serde_json::Value;
+use crate::validate::{GpuExporterSettings, Validated};
 
-use crate::validate::Validated;
-
-/// One generated object: its kind from the [`ChildKind`] table and its full manifest
-/// (`apiVersion`, `kind`, `metadata`, …) as JSON.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Child {
-    /// What kind of object it is.
-    pub kind: ChildKind,
-    /// Namespace (every child kind is namespaced).
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// The manifest.
-    pub object: Value,
-}
-
-/// Why children could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    /// A builder produced something that does not serialize (a bug).
-    #[error("cannot serialize {kind} {name}: {source}")]
-    Serialize {
-        /// Kind being built.
-        kind: &'static str,
-        /// Name being built.
-        name: String,
-        /// The serializer's error.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// A raw scrape config could not be written as YAML (a bug).
-    #[error("cannot write the scrape configs of {name} as YAML: {source}")]
-    Yaml {
-        /// Name of the Secret being built.
-        name: String,
-        /// The serializer's error.
-        #[source]
-        source: serde_yaml::Error,
-    },
-    /// A PodMonitor or ServiceMonitor was asked for static targets.
-    #[error(
-        "{resource}: spec.prometheus.output: PodMonitor and ServiceMonitor select pods and cannot scrape spec.staticTargets"
-    )]
-    StaticTargets {
-        /// `namespace/name` of the resource.
-        resource: String,
-    },
-    /// A label selector requirement Kubernetes would reject.
-    #[error("spec.selector.matchExpressions: key {key:?}: {reason}")]
-    InvalidSelector {
-        /// The requirement's label key.
-        key: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A `prometheus.yml` was asked for pods, which only Kubernetes discovery can find.
-    #[error(
-        "{resource}: selects pods with spec.selector, which needs Kubernetes service discovery; a prometheus.yml can only scrape spec.staticTargets (use --format kubernetes)"
-    )]
-    NeedsKubernetes {
-        /// `namespace/name` of the resource.
-        resource: String,
-    },
-    /// A dashboard is too large to store in a Kubernetes object.
-    #[error(
-        "dashboard {name} is {size} bytes, over the {limit}-byte limit of a Kubernetes object; {hint}"
-    )]
-    TooLarge {
-        /// Dashboard name.
-        name: String,
-        /// Its size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-        /// What to do.
-        hint: &'static str,
-    },
-}
-
-impl Child {
-    /// Wraps a typed object (k8s-openapi or our own struct that serializes to a full manifest).
-    pub fn new(kind: ChildKind, object: &impl Serialize) -> Result<Self, RenderError> {
-        let object = serde_json::to_value(object).map_err(|source| RenderError::Serialize {
-            kind: kind.kind(),
-            name: String::new(),
-            source,
-        })?;
-        Ok(Self::from_value(kind, object))
-    }
-
-    /// Wraps a manifest already in JSON form, filling `apiVersion`/`kind` from the table.
-    pub fn from_value(kind: ChildKind, mut object: Value) -> Self {
-        object["apiVersion"] = Value::String(kind.api_version().to_string());
-        object["kind"] = Value::String(kind.kind().to_string());
-        let meta = &object["metadata"];
-        let namespace = meta["namespace"].as_str().unwrap_or_default().to_string();
-        let name = meta["name"].as_str().unwrap_or_default().to_string();
-        Self {
-            kind,
-            namespace,
-            name,
-            object,
-        }
-    }
-
-    /// `Kind namespace/name`, for messages.
-    pub fn display_name(&self) -> String {
-        format!("{} {}/{}", self.kind.kind(), self.namespace, self.name)
-    }
-}
-
-/// Orders children the way `infmon render` prints and the controller applies them: by kind
-/// (in [`ChildKind`] declaration order), then namespace, then name.
-pub fn sort_children(children: &mut [Child]) {
-    children.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
-}
-
-/// Metadata shared by every child: name, namespace and the standard labels.
-pub fn object_meta(
-    resource: &Validated,
-    namespace: &str,
-    name: String,
-    component: &str,
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        name: Some(name),
-        namespace: Some(namespace.to_string()),
-        labels: Some(standard_labels(resource, component)),
-        ..Default::default()
-    }
-}
-
-/// Every child of a resource, sorted with [`sort_children`]. Each builder module contributes
-/// its kinds here.
+/// Every per-resource child of a resource (owned by it, pruned with it), sorted with
+/// [`sort_children`]. Each builder module contributes its kinds here.
 pub fn render_all(resource: &Validated) -> Result<Vec<Child>, RenderError> {
     let mut children: Vec<Child> = Vec::new();
     children.extend(scrape::children(resource)?);
-    children.extend(dcgm::children(resource)?);
     children.extend(crate::dashboards::children(resource)?);
     children.extend(crate::rules::children(resource)?);
+    sort_children(&mut children);
+    Ok(children)
+}
+
+/// The cluster-shared objects of all `resources` together: the one DCGM exporter (settings
+/// from the operator) and one copy of each shared dashboard per dashboards namespace. Empty
+/// when no resource wants any; sorted with [`sort_children`].
+pub fn render_shared(
+    resources: &[Validated],
+    gpu_exporter: &GpuExporterSettings,
+) -> Result<Vec<Child>, RenderError> {
+    let mut children = dcgm::children(gpu_exporter, resources)?;
+    children.extend(crate::dashboards::shared_children(resources)?);
     sort_children(&mut children);
     Ok(children)
 }
@@ -166,7 +51,7 @@ pub fn render_all(resource: &Validated) -> Result<Vec<Child>, RenderError> {
 /// Test fixture: resolves a YAML resource with the offline cluster facts.
 #[cfg(test)]
 pub(crate) fn validated_from_yaml(yaml: &str) -> Validated {
-    let value: Value = serde_yaml::from_str(yaml).expect("fixture YAML");
+    let value: serde_json::Value = serde_yaml::from_str(yaml).expect("fixture YAML");
     let resource = crate::validate::validate_document(&value)
         .unwrap_or_else(|errors| panic!("fixture invalid: {errors:?}"));
     crate::validate::resolve(&resource, &crate::validate::ClusterFacts::assumed_offline())

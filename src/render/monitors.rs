@@ -40,6 +40,16 @@ pub fn namespace_selector(namespaces: &Namespaces) -> Value {
     }
 }
 
+/// Plain `kubernetes_sd_configs` with role `pod`, restricted to the given namespaces.
+pub fn kubernetes_sd(namespaces: &Namespaces) -> Value {
+    match namespaces {
+        Namespaces::Any => json!([{"role": "pod"}]),
+        Namespaces::Names(names) => {
+            json!([{"role": "pod", "namespaces": {"names": names}}])
+        }
+    }
+}
+
 /// Scrape settings common to both monitor kinds' endpoints.
 fn endpoint_fields(resource: &Validated) -> Map<String, Value> {
     let endpoint = &resource.endpoint;

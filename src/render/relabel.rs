@@ -12,10 +12,7 @@ use super::RenderError;
 use crate::api::{RelabelAction, RelabelConfig};
 use crate::validate::{Namespaces, PortRef, Validated};
 
-/// Target label naming the owning resource (`<namespace>/<name>`); the health checks group by it.
-pub const INFERENCE_MONITORING_LABEL: &str = crate::validate::OWNER_TARGET_LABEL;
-/// Target label naming the engine. Not `engine`: vLLM already exports an `engine` label.
-pub const INFERENCE_ENGINE_LABEL: &str = crate::validate::ENGINE_TARGET_LABEL;
+pub use crate::model::{INFERENCE_ENGINE_LABEL, INFERENCE_MONITORING_LABEL};
 
 /// Prometheus' Kubernetes pod discovery labels read here.
 const META_NAMESPACE: &str = "__meta_kubernetes_namespace";

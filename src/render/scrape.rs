@@ -7,15 +7,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
 
 use super::endpoint::{operator_security, plain_security};
-use super::monitors::{SCRAPE_COMPONENT, monitor_for, monitor_meta};
+use super::monitors::{SCRAPE_COMPONENT, kubernetes_sd, monitor_for, monitor_meta};
 use super::relabel::{
     identity_labels, pod_labels, pod_selection, selector_rules, static_target_labels, to_operator,
     to_prometheus,
 };
-use super::{Child, ChildKind, RenderError, child_name, dcgm, object_meta};
+use super::{Child, ChildKind, RenderError, child_name, object_meta};
 use crate::api::RelabelConfig;
 use crate::validate::{DEFAULT_INTERVAL, Namespaces, Output, Targets, Validated};
 
@@ -154,35 +155,28 @@ pub fn plain_job(resource: &Validated) -> Result<Value, RenderError> {
     Ok(Value::Object(job))
 }
 
-/// Plain `kubernetes_sd_configs` with role `pod`, restricted to the given namespaces.
-pub fn kubernetes_sd(namespaces: &Namespaces) -> Value {
-    match namespaces {
-        Namespaces::Any => json!([{"role": "pod"}]),
-        Namespaces::Names(names) => {
-            json!([{"role": "pod", "namespaces": {"names": names}}])
-        }
-    }
-}
-
-/// The `scrape_configs` list of a raw scrape config: the resource's job, plus the DCGM
-/// exporter's when one is deployed.
+/// The `scrape_configs` list of a raw scrape config: the resource's job (the shared DCGM
+/// exporter has a Secret of its own, see [`super::dcgm::raw_scrape_config_secret`]).
 pub fn raw_scrape_configs(resource: &Validated) -> Result<Vec<Value>, RenderError> {
-    let mut jobs = vec![plain_job(resource)?];
-    jobs.extend(dcgm::plain_job(resource)?);
-    Ok(jobs)
+    Ok(vec![plain_job(resource)?])
 }
 
 /// The Secret holding the raw `scrape_configs` list under [`RAW_SCRAPE_CONFIG_KEY`].
 pub fn raw_scrape_config_secret(resource: &Validated) -> Result<Child, RenderError> {
     let name = child_name(&resource.name, "scrape-config");
-    let yaml = serde_yaml::to_string(&raw_scrape_configs(resource)?).map_err(|source| {
-        RenderError::Yaml {
-            name: name.clone(),
-            source,
-        }
+    let metadata = object_meta(resource, &resource.namespace, name, SCRAPE_COMPONENT);
+    scrape_configs_secret(metadata, &raw_scrape_configs(resource)?)
+}
+
+/// A Secret with `metadata` holding `jobs` as a `scrape_configs` list under
+/// [`RAW_SCRAPE_CONFIG_KEY`] (for `Prometheus.spec.additionalScrapeConfigs`).
+pub fn scrape_configs_secret(metadata: ObjectMeta, jobs: &[Value]) -> Result<Child, RenderError> {
+    let yaml = serde_yaml::to_string(jobs).map_err(|source| RenderError::Yaml {
+        name: metadata.name.clone().unwrap_or_default(),
+        source,
     })?;
     let secret = Secret {
-        metadata: object_meta(resource, &resource.namespace, name, SCRAPE_COMPONENT),
+        metadata,
         data: Some(BTreeMap::from([(
             RAW_SCRAPE_CONFIG_KEY.to_string(),
             ByteString(yaml.into_bytes()),
@@ -237,7 +231,7 @@ spec:
     tls: {ca: {name: ca, key: ca.crt}, serverName: chat.llm.svc}
     authorization: {credentials: {name: token, key: t}}
   prometheus: {output: OUTPUT}
-  gpu: {dcgmExporter: {enabled: true, namespace: gpu}}
+  gpu: {dcgmExporter: {enabled: true}}
 "#;
 
     const STATIC: &str = r#"
@@ -310,7 +304,7 @@ spec:
     }
 
     #[test]
-    fn raw_secret_holds_a_scrape_configs_list_with_the_dcgm_job() {
+    fn raw_secret_holds_a_scrape_configs_list_without_the_shared_dcgm_job() {
         let resource = resource(PODS, "rawScrapeConfig");
         let all = children(&resource).unwrap();
         assert_eq!(all.len(), 1);
@@ -318,7 +312,7 @@ spec:
         assert_eq!(secret.kind, ChildKind::Secret);
         assert_eq!(secret.name, "chat-scrape-config");
         let jobs = raw_jobs(secret);
-        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs.len(), 1);
         let job = &jobs[0];
         assert_eq!(job["job_name"], "llm/chat");
         assert_eq!(
@@ -336,13 +330,6 @@ spec:
         assert_eq!(
             job["relabel_configs"][1],
             json!({"action": "keep", "source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running"})
-        );
-        let dcgm = &jobs[1];
-        assert_eq!(dcgm["job_name"], "llm/chat/dcgm-exporter");
-        assert_eq!(dcgm["honor_labels"], true);
-        assert_eq!(
-            dcgm["kubernetes_sd_configs"],
-            json!([{"role": "pod", "namespaces": {"names": ["gpu"]}}])
         );
     }
 

@@ -9,7 +9,7 @@ pub use alerts::runbook_url;
 
 use serde_json::{Value, json};
 
-use crate::render::{Child, ChildKind, RenderError, child_name, standard_labels};
+use crate::model::{Child, ChildKind, RenderError, child_name, standard_labels};
 use crate::validate::Validated;
 
 /// The rule groups (`spec.groups` of a PrometheusRule): the recording rules whenever alerts or

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
@@ -293,29 +292,10 @@ pub struct Folder {
 pub enum DcgmPlan {
     /// Not asked for.
     Disabled,
-    /// Asked for, but an exporter already runs and `skipIfPresent` is set.
+    /// Asked for, but an exporter infmon did not deploy already runs in the cluster.
     SkippedExisting,
-    /// Deploy ours.
-    Deploy(Box<DcgmExporter>),
-}
-
-/// The DCGM exporter to deploy.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DcgmExporter {
-    /// Namespace of the DaemonSet.
-    pub namespace: String,
-    /// Image.
-    pub image: String,
-    /// Node selector.
-    pub node_selector: BTreeMap<String, String>,
-    /// Tolerations.
-    pub tolerations: Vec<Toleration>,
-    /// RuntimeClass.
-    pub runtime_class_name: Option<String>,
-    /// Resources (defaults applied by the builder when `None`).
-    pub resources: Option<ResourceRequirements>,
-    /// Scrape interval.
-    pub interval: String,
+    /// Wants infmon's shared exporter (one for the cluster; its settings are the operator's).
+    Deploy,
 }
 
 /// The health-check settings.
@@ -419,34 +399,12 @@ pub fn resolve(
         instance_selector: spec.dashboards.instance_selector.clone(),
     });
 
-    let dcgm_spec = &spec.gpu.dcgm_exporter;
-    let dcgm = if !dcgm_spec.enabled {
+    let dcgm = if !spec.gpu.dcgm_exporter.enabled {
         DcgmPlan::Disabled
-    } else if dcgm_spec.skip_if_present && facts.existing_dcgm_exporter {
+    } else if facts.existing_dcgm_exporter {
         DcgmPlan::SkippedExisting
     } else {
-        DcgmPlan::Deploy(Box::new(DcgmExporter {
-            namespace: dcgm_spec
-                .namespace
-                .clone()
-                .unwrap_or_else(|| namespace.clone()),
-            image: dcgm_spec.image.clone(),
-            node_selector: dcgm_spec.node_selector.clone(),
-            tolerations: dcgm_spec.tolerations.clone().unwrap_or_else(|| {
-                vec![Toleration {
-                    key: Some("nvidia.com/gpu".into()),
-                    operator: Some("Exists".into()),
-                    effect: Some("NoSchedule".into()),
-                    ..Default::default()
-                }]
-            }),
-            runtime_class_name: dcgm_spec.runtime_class_name.clone(),
-            resources: dcgm_spec.resources.clone(),
-            interval: dcgm_spec
-                .interval
-                .clone()
-                .unwrap_or_else(|| DEFAULT_INTERVAL.to_string()),
-        }))
+        DcgmPlan::Deploy
     };
 
     let health = HealthCheck {
@@ -886,11 +844,9 @@ mod tests {
             resolve(&r, &running).unwrap().dcgm,
             DcgmPlan::SkippedExisting
         );
-        let DcgmPlan::Deploy(d) = resolve(&r, &ClusterFacts::assumed_offline()).unwrap().dcgm
-        else {
-            panic!("expected a deployment");
-        };
-        assert_eq!(d.tolerations[0].key.as_deref(), Some("nvidia.com/gpu"));
-        assert_eq!(d.node_selector["nvidia.com/gpu.present"], "true");
+        assert_eq!(
+            resolve(&r, &ClusterFacts::assumed_offline()).unwrap().dcgm,
+            DcgmPlan::Deploy
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! Cluster discovery against a scripted API server: which optional APIs are served, the
-//! `Prometheus` selectors, and an already running DCGM exporter.
+//! `Prometheus` selectors, and an already running DCGM exporter of each known kind.
 
 use infmon_devkit::mock_api;
 
-use infmon::discovery::{DCGM_EXPORTER_SELECTOR, discover};
+use infmon::discovery::{KNOWN_EXPORTERS, discover};
+use infmon::model::shared_labels;
 use infmon::render::ChildKind;
 use mock_api::{Exchange, encode, list, serve};
 use serde_json::json;
@@ -14,15 +15,36 @@ fn resources(group_version: &str, plurals: &[&str]) -> serde_json::Value {
             "kind": "X", "verbs": ["get", "list"]})).collect::<Vec<_>>()})
 }
 
-fn dcgm_pods_uri(namespace: Option<&str>) -> String {
+fn dcgm_pods_uri(namespace: Option<&str>, selector: &str) -> String {
     let base = match namespace {
         Some(ns) => format!("/api/v1/namespaces/{ns}/pods"),
         None => "/api/v1/pods".to_string(),
     };
-    format!(
-        "{base}?&labelSelector={}&limit=1",
-        encode(DCGM_EXPORTER_SELECTOR)
-    )
+    format!("{base}?&labelSelector={}&limit=1", encode(selector))
+}
+
+fn exporter_pod(namespace: &str, labels: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "dcgm-exporter-x", "namespace": namespace, "labels": labels}})
+}
+
+/// The discovery requests of a bare cluster (no optional APIs), before the exporter search.
+fn bare_cluster() -> Vec<Exchange> {
+    vec![
+        Exchange::fail(
+            "GET",
+            "/apis/grafana.integreatly.org/v1beta1",
+            404,
+            "NotFound",
+        ),
+        Exchange::fail("GET", "/apis/monitoring.coreos.com/v1", 404, "NotFound"),
+        Exchange::fail(
+            "GET",
+            "/apis/monitoring.coreos.com/v1alpha1",
+            404,
+            "NotFound",
+        ),
+    ]
 }
 
 #[tokio::test]
@@ -67,11 +89,13 @@ async fn the_prometheus_operator_its_selectors_and_a_running_dcgm_exporter_are_f
         ),
         Exchange::new(
             "GET",
-            dcgm_pods_uri(None),
+            dcgm_pods_uri(None, "app=nvidia-dcgm-exporter"),
             list(
                 "Pod",
-                vec![json!({"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "nvidia-dcgm-exporter-x", "namespace": "gpu-operator", "labels": {"app": "nvidia-dcgm-exporter"}}})],
+                vec![exporter_pod(
+                    "gpu-operator",
+                    json!({"app": "nvidia-dcgm-exporter"}),
+                )],
             ),
         ),
     ];
@@ -86,28 +110,99 @@ async fn the_prometheus_operator_its_selectors_and_a_running_dcgm_exporter_are_f
     assert_eq!(found.prometheuses[0].key, "monitoring/kps");
     assert!(found.prometheuses[0].pod_monitor_selector.is_some());
     assert!(found.prometheuses[0].service_monitor_selector.is_none());
-    assert!(found.existing_dcgm_exporter);
+    let exporter = found
+        .existing_dcgm_exporter
+        .expect("the GPU Operator's exporter");
+    assert_eq!(exporter.namespace, "gpu-operator");
+    assert!(
+        exporter.to_string().contains("NVIDIA GPU Operator"),
+        "{exporter}"
+    );
 }
 
+/// Each known kind of exporter is found cluster-wide (whatever namespaces the operator
+/// watches), looked for with its own label selector.
+#[tokio::test]
+async fn every_known_kind_of_exporter_is_found() {
+    let kinds = [
+        (
+            "app=nvidia-dcgm-exporter",
+            json!({"app": "nvidia-dcgm-exporter"}),
+            "gpu-operator",
+            "NVIDIA GPU Operator",
+        ),
+        (
+            "app.kubernetes.io/name=dcgm-exporter",
+            json!({"app.kubernetes.io/name": "dcgm-exporter"}),
+            "monitoring",
+            "dcgm-exporter Helm chart",
+        ),
+        (
+            "app.kubernetes.io/name=gke-managed-dcgm-exporter",
+            json!({"app.kubernetes.io/name": "gke-managed-dcgm-exporter"}),
+            "gke-managed-system",
+            "GKE",
+        ),
+    ];
+    assert_eq!(KNOWN_EXPORTERS.len(), kinds.len());
+    for (i, (selector, labels, namespace, origin)) in kinds.iter().enumerate() {
+        let mut script = bare_cluster();
+        for (earlier, ..) in &kinds[..i] {
+            script.push(Exchange::new(
+                "GET",
+                dcgm_pods_uri(None, earlier),
+                list("Pod", vec![]),
+            ));
+        }
+        script.push(Exchange::new(
+            "GET",
+            dcgm_pods_uri(None, selector),
+            list("Pod", vec![exporter_pod(namespace, labels.clone())]),
+        ));
+        let (client, handle) = mock_api::client();
+        let server = tokio::spawn(serve(handle, script));
+        let found = discover(&client, &["team-a".into()]).await.unwrap();
+        server.await.unwrap();
+        let exporter = found.existing_dcgm_exporter.expect("an exporter");
+        assert_eq!(exporter.namespace, *namespace);
+        assert!(exporter.to_string().contains(origin), "{exporter}");
+    }
+}
+
+/// infmon's own shared exporter is not mistaken for one it did not deploy.
+#[test]
+fn our_own_exporter_matches_no_known_selector() {
+    let ours = shared_labels("dcgm-exporter");
+    for known in KNOWN_EXPORTERS {
+        let (key, value) = known.selector.split_once('=').unwrap();
+        assert_ne!(
+            ours.get(key).map(String::as_str),
+            Some(value),
+            "{}",
+            known.selector
+        );
+    }
+}
+
+/// Without the right to list pods cluster-wide, the watched namespaces are searched instead.
 #[tokio::test]
 async fn a_bare_cluster_in_namespaced_mode_reads_only_its_namespaces() {
-    let script = vec![
-        Exchange::fail(
+    let mut script = bare_cluster();
+    for known in KNOWN_EXPORTERS {
+        script.push(Exchange::fail(
             "GET",
-            "/apis/grafana.integreatly.org/v1beta1",
-            404,
-            "NotFound",
-        ),
-        Exchange::fail("GET", "/apis/monitoring.coreos.com/v1", 404, "NotFound"),
-        Exchange::fail(
-            "GET",
-            "/apis/monitoring.coreos.com/v1alpha1",
-            404,
-            "NotFound",
-        ),
-        Exchange::new("GET", dcgm_pods_uri(Some("team-a")), list("Pod", vec![])),
-        Exchange::new("GET", dcgm_pods_uri(Some("team-b")), list("Pod", vec![])),
-    ];
+            dcgm_pods_uri(None, known.selector),
+            403,
+            "Forbidden",
+        ));
+        for ns in ["team-a", "team-b"] {
+            script.push(Exchange::new(
+                "GET",
+                dcgm_pods_uri(Some(ns), known.selector),
+                list("Pod", vec![]),
+            ));
+        }
+    }
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
     let found = discover(&client, &["team-a".into(), "team-b".into()])
@@ -124,5 +219,5 @@ async fn a_bare_cluster_in_namespaced_mode_reads_only_its_namespaces() {
         ]
     );
     assert!(found.prometheuses.is_empty());
-    assert!(!found.existing_dcgm_exporter);
+    assert!(found.existing_dcgm_exporter.is_none());
 }

@@ -67,7 +67,7 @@ fn full_cluster() -> Discovered {
     Discovered {
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: vec![kube_prometheus_stack()],
-        existing_dcgm_exporter: false,
+        existing_dcgm_exporter: None,
     }
 }
 
@@ -78,7 +78,7 @@ fn core_only_cluster() -> Discovered {
             .filter(|k| !k.is_optional_api())
             .collect(),
         prometheuses: Vec::new(),
-        existing_dcgm_exporter: false,
+        existing_dcgm_exporter: None,
     }
 }
 
@@ -175,7 +175,7 @@ fn rendered(
         scrape_config_api: cluster.serves(ChildKind::ScrapeConfig),
         grafana_operator: cluster.serves(ChildKind::GrafanaDashboard),
         detected_engine: None,
-        existing_dcgm_exporter: cluster.existing_dcgm_exporter,
+        existing_dcgm_exporter: cluster.existing_dcgm_exporter.is_some(),
         required_monitor_labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

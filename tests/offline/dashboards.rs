@@ -351,21 +351,26 @@ fn engine_panels_follow_the_catalog_roles_and_units() {
 #[test]
 fn delivery_picks_the_engine_overview_and_gpu_dashboards() {
     let vllm = lint::example("vllm");
-    let names: Vec<String> = infmon::dashboards::children(&vllm)
+    // The preset engine dashboard is shared: the resource has none of its own.
+    assert!(infmon::dashboards::children(&vllm).unwrap().is_empty());
+    let names: Vec<String> = infmon::dashboards::shared_children(std::slice::from_ref(&vllm))
         .unwrap()
         .iter()
         .map(|c| c.name.clone())
         .collect();
-    assert_eq!(names, ["vllm-dashboard-vllm", "vllm-dashboard-overview"]);
+    assert_eq!(
+        names,
+        ["infmon-dashboard-overview", "infmon-dashboard-vllm"]
+    );
     let kitchen = lint::example("kitchen-sink");
-    let children = infmon::dashboards::children(&kitchen).unwrap();
+    let children = infmon::dashboards::shared_children(std::slice::from_ref(&kitchen)).unwrap();
     let names: Vec<&str> = children.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
         [
-            "kitchen-sink-dashboard-vllm",
-            "kitchen-sink-dashboard-overview",
-            "kitchen-sink-dashboard-gpu"
+            "infmon-dashboard-gpu",
+            "infmon-dashboard-overview",
+            "infmon-dashboard-vllm"
         ]
     );
     for child in &children {
@@ -396,13 +401,17 @@ fn delivery_picks_the_engine_overview_and_gpu_dashboards() {
     }
     let mut disabled = vllm.clone();
     disabled.dashboards = None;
-    assert!(infmon::dashboards::children(&disabled).unwrap().is_empty());
+    assert!(
+        infmon::dashboards::shared_children(&[disabled])
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
 fn grafana_dashboards_match_the_upstream_crd() {
     let resource = lint::example("grafana-operator");
-    let children = infmon::dashboards::children(&resource).unwrap();
+    let children = infmon::dashboards::shared_children(&[resource]).unwrap();
     assert_eq!(children.len(), 2);
     for child in children {
         assert_eq!(child.kind, ChildKind::GrafanaDashboard);
@@ -428,9 +437,20 @@ fn the_readme_shows_which_panels_exist_for_which_engine() {
 }
 
 #[test]
-fn render_all_includes_the_dashboards_and_the_rules() {
-    let children = infmon::render::render_all(&lint::example("kitchen-sink")).unwrap();
-    let count = |kind| children.iter().filter(|c| c.kind == kind).count();
-    assert_eq!(count(ChildKind::ConfigMap), 3);
-    assert_eq!(count(ChildKind::PrometheusRule), 1);
+fn the_shared_objects_hold_the_dashboards_and_render_all_the_rules() {
+    let kitchen = lint::example("kitchen-sink");
+    let own = infmon::render::render_all(&kitchen).unwrap();
+    let shared = infmon::render::render_shared(
+        std::slice::from_ref(&kitchen),
+        &infmon::validate::GpuExporterSettings::default(),
+    )
+    .unwrap();
+    let count = |children: &[infmon::render::Child], kind| {
+        children.iter().filter(|c| c.kind == kind).count()
+    };
+    assert_eq!(count(&own, ChildKind::ConfigMap), 0);
+    assert_eq!(count(&own, ChildKind::PrometheusRule), 1);
+    // Three dashboards and the exporter's counters.
+    assert_eq!(count(&shared, ChildKind::ConfigMap), 4);
+    assert_eq!(count(&shared, ChildKind::DaemonSet), 1);
 }

@@ -10,6 +10,7 @@ mod controller_health;
 mod controller_leader;
 mod controller_reconcile;
 mod controller_run;
+mod controller_shared;
 mod crd;
 mod dashboards;
 mod health_diagnosis;

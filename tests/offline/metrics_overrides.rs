@@ -105,10 +105,11 @@ fn a_preset_resource_keeps_the_shared_engine_dashboard() {
     let preset = lint::example("vllm");
     let legacy = lint::example("vllm-older-version");
     let uid = |r: &Validated| {
-        let children = infmon::dashboards::children(r).unwrap();
+        let mut children = infmon::dashboards::children(r).unwrap();
+        children.extend(infmon::dashboards::shared_children(std::slice::from_ref(r)).unwrap());
         let json = children
             .iter()
-            .find(|c| c.name.ends_with("dashboard-vllm"))
+            .find(|c| c.name.contains("dashboard-vllm"))
             .map(|c| c.object["data"]["vllm.json"].as_str().unwrap().to_string())
             .unwrap();
         serde_json::from_str::<Value>(&json).unwrap()["uid"]

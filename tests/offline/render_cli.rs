@@ -85,11 +85,13 @@ fn children_of_several_files_come_out_sorted_by_kind() {
         .lines()
         .filter_map(|l| l.strip_prefix("kind: "))
         .collect();
-    // vllm: dashboard ConfigMaps (vllm, overview), PodMonitor, PrometheusRule; kitchen-sink
-    // adds the GPU dashboard, the DCGM exporter's Service, DaemonSet and ServiceMonitor.
+    // vllm: shared dashboard ConfigMaps (vllm, overview) in its namespace, PodMonitor,
+    // PrometheusRule; kitchen-sink: the same two dashboards and the GPU one in monitoring, and
+    // the shared DCGM exporter's counters ConfigMap, Service, DaemonSet and ServiceMonitor.
     assert_eq!(
         kinds,
         [
+            "ConfigMap",
             "ConfigMap",
             "ConfigMap",
             "ConfigMap",

@@ -18,7 +18,7 @@ use support::tools::{Tool, require};
 const SCRIPT: &str = "gitops/argocd/health.lua";
 
 /// `Ready=False` reasons that need someone to act: Degraded.
-const NEEDS_ACTION: [ConditionReason; 8] = [
+const NEEDS_ACTION: [ConditionReason; 9] = [
     ConditionReason::InvalidSpec,
     ConditionReason::Conflict,
     ConditionReason::Forbidden,
@@ -27,15 +27,17 @@ const NEEDS_ACTION: [ConditionReason; 8] = [
     ConditionReason::NotSelected,
     ConditionReason::MetricsEndpointMissing,
     ConditionReason::CoreMetricAbsent,
+    ConditionReason::NoGpuNodes,
 ];
 
 /// `Ready=False` reasons that may clear on their own: Progressing.
-const TRANSIENT: [ConditionReason; 5] = [
+const TRANSIENT: [ConditionReason; 6] = [
     ConditionReason::Progressing,
     ConditionReason::NoTargets,
     ConditionReason::TargetsDown,
     ConditionReason::PrometheusUnreachable,
     ConditionReason::ApiError,
+    ConditionReason::ExporterNotReady,
 ];
 
 /// A Lua expression that builds the same value as `value`, the way Argo CD hands objects to
@@ -76,12 +78,13 @@ fn lua_string(s: &str) -> String {
 }
 
 /// Reasons of conditions that are fine; `Ready` is never False for them.
-const FINE: [ConditionReason; 5] = [
+const FINE: [ConditionReason; 6] = [
     ConditionReason::Healthy,
     ConditionReason::Applied,
     ConditionReason::HealthCheckDisabled,
     ConditionReason::Disabled,
     ConditionReason::ExistingExporter,
+    ConditionReason::ExporterReady,
 ];
 
 #[test]

@@ -160,6 +160,7 @@ fn default_install_is_one_restricted_replica_watching_everything() {
             "--allowed-prometheus-urls=",
             "--dashboard-namespaces=monitoring",
             "--health-check-interval=1m",
+            &gpu_exporter_arg(NAMESPACE),
         ]
     );
     assert!(find(&docs, "Service", Some(NAMESPACE)).is_empty());
@@ -169,6 +170,21 @@ fn default_install_is_one_restricted_replica_watching_everything() {
         crd["metadata"]["name"],
         "inferencemonitorings.monitoring.inference.dev"
     );
+}
+
+/// The `--gpu-exporter` flag of the default `gpuExporter` values (keys sorted, as Helm's
+/// `toJson` writes them), with the exporter in `namespace`.
+fn gpu_exporter_arg(namespace: &str) -> String {
+    let settings = serde_json::json!({
+        "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless",
+        "interval": "15s",
+        "namespace": namespace,
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "profiling": false,
+        "resources": {"limits": {"memory": "512Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
+        "tolerations": [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}],
+    });
+    format!("--gpu-exporter={settings}")
 }
 
 #[test]
@@ -197,6 +213,7 @@ fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
             "--health-check-interval=30s",
             "--prometheus-url=http://prometheus-operated.monitoring:9090",
             "--default-monitor-labels=release=kube-prometheus-stack,team=ml",
+            &gpu_exporter_arg(NAMESPACE),
             "--leader-election",
         ]
     );
@@ -219,11 +236,12 @@ fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
 /// `(group, resource, verb)` triples.
 type Grants = BTreeSet<(String, String, String)>;
 
-/// Every grant of the rules of the given RBAC objects; panics on wildcards and on anything
-/// but plain apiGroups/resources/verbs rules.
+/// Every grant of the rules of the given RBAC objects; panics on wildcards, on a grant given
+/// twice by one object and on anything but plain apiGroups/resources/verbs rules.
 fn grants(roles: &[&Value]) -> Grants {
-    let mut grants = Grants::new();
+    let mut all = Grants::new();
     for role in roles {
+        let mut grants = Grants::new();
         for rule in role["rules"].as_array().expect("rules") {
             let rule = rule.as_object().expect("rule");
             let keys: BTreeSet<&str> = rule.keys().map(String::as_str).collect();
@@ -255,8 +273,9 @@ fn grants(roles: &[&Value]) -> Grants {
                 }
             }
         }
+        all.extend(grants);
     }
-    grants
+    all
 }
 
 /// The grants of `infmon::rbac::permissions()`, without the leader-election Lease when there is

@@ -9,8 +9,15 @@ use support::golden::{inputs, render};
 #[test]
 fn every_dashboard_config_map_fits_client_side_apply_and_is_a_valid_config_map() {
     let mut yaml = String::new();
-    for example in lint::ENGINE_EXAMPLES.iter().chain(&["kitchen-sink"]) {
-        for child in infmon::dashboards::children(&lint::example(example)).unwrap() {
+    let examples: Vec<_> = lint::ENGINE_EXAMPLES
+        .iter()
+        .chain(&["kitchen-sink"])
+        .map(|e| lint::example(e))
+        .collect();
+    for example in &examples {
+        let shared = infmon::dashboards::shared_children(std::slice::from_ref(example)).unwrap();
+        let own = infmon::dashboards::children(example).unwrap();
+        for child in shared.into_iter().chain(own) {
             let bytes = serde_json::to_vec(&child.object).unwrap().len();
             assert!(
                 bytes < 256 * 1024,

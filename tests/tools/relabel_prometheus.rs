@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use infmon::render::scrape::RAW_SCRAPE_CONFIG_KEY;
-use infmon::render::{ChildKind, render_all};
-use infmon::validate::{ClusterFacts, resolve, validate_document};
+use infmon::render::{Child, ChildKind, render_all, render_shared};
+use infmon::validate::{ClusterFacts, GpuExporterSettings, Validated, resolve, validate_document};
 use k8s_openapi::ByteString;
 use serde_json::{Value, json};
 use support::exporter::Exporter;
@@ -22,13 +22,16 @@ use support::prometheus::{POLL, Prometheus};
 /// scraped; on a loaded machine more. Polling returns as soon as they are up.
 const ALL_UP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `scrape_configs` list in the rendered raw Secret of a golden input.
-fn raw_jobs(input: &str) -> Vec<Value> {
+/// A golden input, resolved offline.
+fn resolved(input: &str) -> Validated {
     let text = std::fs::read_to_string(support::repo_path(input)).expect("input");
     let value: Value = serde_yaml::from_str(&text).expect("YAML");
     let resource = validate_document(&value).expect("valid input");
-    let validated = resolve(&resource, &ClusterFacts::assumed_offline()).expect("resolves");
-    let children = render_all(&validated).expect("renders");
+    resolve(&resource, &ClusterFacts::assumed_offline()).expect("resolves")
+}
+
+/// The `scrape_configs` list in the raw scrape-config Secret among `children`.
+fn raw_jobs(children: &[Child]) -> Vec<Value> {
     let secret = children
         .iter()
         .find(|c| c.kind == ChildKind::Secret)
@@ -295,13 +298,12 @@ fn relabel_rules_keep_exactly_the_selected_pods_and_ports() {
             unused_address(10),
         ),
     ];
+    // infmon's shared exporter, in the operator's exporter namespace.
     let dcgm_labels: &'static [(&'static str, &'static str)] = &[
         ("app.kubernetes.io/component", "dcgm-exporter"),
-        ("app.kubernetes.io/instance", "chat"),
         ("app.kubernetes.io/managed-by", "infmon"),
         ("app.kubernetes.io/name", "infmon"),
-        ("monitoring.inference.dev/owner-name", "chat"),
-        ("monitoring.inference.dev/owner-namespace", "llm"),
+        ("monitoring.inference.dev/shared", "true"),
     ];
     let dcgm_pods: Vec<(Pod, String)> = vec![
         (
@@ -329,10 +331,21 @@ fn relabel_rules_keep_exactly_the_selected_pods_and_ports() {
         ),
     ];
 
-    let mut jobs = raw_jobs("tests/golden/inputs/raw-scrape-config.yaml");
-    assert_eq!(jobs.len(), 2, "the inference job and the DCGM job");
+    let chat = resolved("tests/golden/inputs/raw-scrape-config.yaml");
+    let mut jobs = raw_jobs(&render_all(&chat).expect("renders"));
+    assert_eq!(jobs.len(), 1, "the inference job");
+    let exporter = GpuExporterSettings {
+        namespace: "gpu-monitoring".into(),
+        ..GpuExporterSettings::default()
+    };
+    let shared = render_shared(std::slice::from_ref(&chat), &exporter).expect("renders");
+    jobs.extend(raw_jobs(&shared));
+    assert_eq!(jobs.len(), 2, "and the shared exporter's job");
     jobs.extend(raw_jobs(
-        "tests/golden/inputs/raw-scrape-config-port-number.yaml",
+        &render_all(&resolved(
+            "tests/golden/inputs/raw-scrape-config-port-number.yaml",
+        ))
+        .expect("renders"),
     ));
     let prometheus = Prometheus::start_with(|dir| {
         let groups = |pods: &[(Pod, String)]| -> Vec<Value> {
@@ -401,13 +414,15 @@ fn relabel_rules_keep_exactly_the_selected_pods_and_ports() {
         .len();
     assert_eq!(dropped, 10 + 1 + 2, "every other pod and port is dropped");
 
-    let dcgm_targets = active(&prometheus, "llm/chat/dcgm-exporter");
+    let dcgm_targets = active(&prometheus, "gpu-monitoring/infmon-dcgm-exporter");
     assert_eq!(dcgm_targets.len(), 1);
     assert_eq!(dcgm_targets[0]["scrapeUrl"], dcgm.url());
     assert_eq!(dcgm_targets[0]["labels"]["pod"], "dcgm-x");
-    assert_eq!(
-        dcgm_targets[0]["labels"]["inference_monitoring"],
-        "llm/chat"
+    // One exporter serves every resource: its target belongs to none of them.
+    assert!(
+        dcgm_targets[0]["labels"]
+            .get("inference_monitoring")
+            .is_none()
     );
 
     let sgl = active(&prometheus, "llm/sgl");
@@ -430,7 +445,6 @@ fn relabel_rules_keep_exactly_the_selected_pods_and_ports() {
     assert_eq!(gpu.len(), 1, "{gpu:?}");
     assert_eq!(gpu[0].0["pod"], "keep-a");
     assert_eq!(gpu[0].0["namespace"], "llm");
-    assert_eq!(gpu[0].0["inference_monitoring"], "llm/chat");
     assert!(gpu[0].0.get("exported_pod").is_none());
     assert_eq!(gpu[0].1, 42.0);
 }

@@ -116,3 +116,17 @@ usually run in a monitoring namespace the operator does not watch.
   resources: [leases]
   verbs: [create, get, update]
 {{- end -}}
+
+{{/* The exporter's namespace: gpuExporter.namespace or the release namespace. */}}
+{{- define "infmon.gpuExporterNamespace" -}}
+{{- .Values.gpuExporter.namespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{/* The --gpu-exporter settings (YAML): the values, namespace defaulted, empty names left out. */}}
+{{- define "infmon.gpuExporter" -}}
+{{- $settings := omit .Values.gpuExporter "namespace" "priorityClassName" "runtimeClassName" -}}
+{{- $_ := set $settings "namespace" (include "infmon.gpuExporterNamespace" .) -}}
+{{- with .Values.gpuExporter.priorityClassName }}{{ $_ := set $settings "priorityClassName" . }}{{ end -}}
+{{- with .Values.gpuExporter.runtimeClassName }}{{ $_ := set $settings "runtimeClassName" . }}{{ end -}}
+{{- toYaml $settings -}}
+{{- end -}}
