@@ -23,6 +23,9 @@ pub const REQUESTS_PREFIX: &str = "inference:slo_requests:rate";
 /// Share of the error budget left over the compliance window: 1 untouched, 0 spent,
 /// negative overspent.
 pub const BUDGET_REMAINING: &str = "inference:slo_error_budget:remaining";
+/// The objective as a 0-1 ratio (0.995 for 99.5 %), beside the records it applies to, for
+/// dashboards: burn rate is a window's bad ratio over `1 - objective`.
+pub const OBJECTIVE: &str = "inference:slo_objective:ratio";
 /// The alert every tier raises, told apart by `severity`.
 pub const BURN_ALERT: &str = "InferenceSLOErrorBudgetBurn";
 
@@ -197,6 +200,13 @@ pub fn recording_rules(slos: &[Slo], profile: &EngineProfile, resource: &str) ->
                     "labels": labels,
                 }));
             }
+        }
+        if let Some((ratio, _)) = sli(slo, profile, &sel, "1h") {
+            rules.push(json!({
+                "record": OBJECTIVE,
+                "expr": format!("0 * ({ratio}) + {}", number(slo.target / 100.0)),
+                "labels": labels,
+            }));
         }
         let window = format!("{}d", slo.window_days);
         if let Some((ratio, _)) = sli(slo, profile, &sel, &window) {
