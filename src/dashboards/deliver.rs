@@ -48,8 +48,9 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
 
 /// The shared dashboards of every resource: per dashboards namespace, the overview, the GPU
 /// dashboard when any resource there wants GPU telemetry, the SLO dashboard when any has
-/// objectives, and each engine dashboard some resource there uses unchanged. The delivery settings (target, labels, folder, instance
-/// selector) of a namespace's copies are those of its first resource by `namespace/name`.
+/// objectives, and each engine dashboard some resource there uses unchanged. The delivery
+/// settings (target, labels, folder, instance selector) of a namespace's copies are those of
+/// its first resource by `namespace/name`.
 pub fn shared_children(resources: &[Validated]) -> Result<Vec<Child>, RenderError> {
     let mut by_namespace: BTreeMap<&str, Vec<&Validated>> = BTreeMap::new();
     for resource in resources {

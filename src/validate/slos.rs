@@ -385,4 +385,23 @@ mod tests {
             Some(r#"model_name="llama \"3\"""#)
         );
     }
+
+    #[test]
+    fn more_objectives_than_the_crd_allows_are_refused_by_resolve() {
+        let slos: Vec<serde_json::Value> = (0..=crate::api::MAX_SLOS)
+            .map(|i| serde_json::json!({"name": format!("s{i}"), "sli": "availability", "target": 99}))
+            .collect();
+        let resource: crate::api::InferenceMonitoring = serde_json::from_value(serde_json::json!({
+            "apiVersion": "monitoring.inference.dev/v1alpha1",
+            "kind": "InferenceMonitoring",
+            "metadata": {"name": "x", "namespace": "llm"},
+            "spec": {"engine": "vllm", "selector": {"matchLabels": {"app": "x"}}, "slos": slos},
+        }))
+        .unwrap();
+        let err =
+            crate::validate::resolve(&resource, &crate::validate::ClusterFacts::assumed_offline())
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("spec.slos: Too many: 17"), "{err}");
+    }
 }
