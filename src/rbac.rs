@@ -65,6 +65,28 @@ pub const OTHER_PERMISSIONS: &[Permission] = &[
         resource: "prometheuses",
         verbs: &["list", "watch"],
     },
+    // PrometheusAgents select monitors like Prometheuses do; the other known consumers of
+    // monitors are listed so that infmon does not report NotSelected where they run.
+    Permission {
+        group: "monitoring.coreos.com",
+        resource: "prometheusagents",
+        verbs: &["list"],
+    },
+    Permission {
+        group: "operator.victoriametrics.com",
+        resource: "vmagents",
+        verbs: &["list"],
+    },
+    Permission {
+        group: "opentelemetry.io",
+        resource: "opentelemetrycollectors",
+        verbs: &["list"],
+    },
+    Permission {
+        group: "collectors.grafana.com",
+        resource: "alloys",
+        verbs: &["list"],
+    },
     // Events are created, and repeats patched into a series.
     Permission {
         group: "events.k8s.io",

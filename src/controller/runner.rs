@@ -240,7 +240,12 @@ pub async fn run(
                 let _ = store.wait_until_ready().await;
             }
         },
-        move || shared_stores.iter().flat_map(|s| decoded(&s.state())).collect(),
+        move || {
+            shared_stores
+                .iter()
+                .flat_map(|s| decoded(&s.state()))
+                .collect()
+        },
     ));
     let health_loop = health_loop::run(
         ctx.clone(),

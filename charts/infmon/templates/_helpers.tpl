@@ -98,8 +98,9 @@ namespace.
 
 {{/*
 Cluster-wide reads in both modes: namespace labels (namespaces are cluster-scoped) for
-Prometheus namespace selectors, and the Prometheus Operator's `Prometheus` resources, which
-usually run in a monitoring namespace the operator does not watch.
+Prometheus namespace selectors, and the consumers of monitors (the Prometheus Operator's
+`Prometheus` and `PrometheusAgent` resources, VictoriaMetrics' `VMAgent`s, OpenTelemetry
+collectors, Grafana `Alloy`s), which usually run in a namespace the operator does not watch.
 */}}
 {{- define "infmon.rules.clusterReads" -}}
 - apiGroups: [""]
@@ -108,6 +109,18 @@ usually run in a monitoring namespace the operator does not watch.
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheuses]
   verbs: [list, watch]
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheusagents]
+  verbs: [list]
+- apiGroups: [operator.victoriametrics.com]
+  resources: [vmagents]
+  verbs: [list]
+- apiGroups: [opentelemetry.io]
+  resources: [opentelemetrycollectors]
+  verbs: [list]
+- apiGroups: [collectors.grafana.com]
+  resources: [alloys]
+  verbs: [list]
 {{- end -}}
 
 {{/* The leader-election Lease, in the release namespace only. */}}
