@@ -10,11 +10,13 @@ mod bounds;
 mod conditions;
 mod durations;
 mod metrics;
+mod slos;
 
 pub use bounds::{MAX_ITEMS, MAX_LENGTH, MAX_PROPERTIES};
 pub use conditions::{ConditionReason, ConditionType, Conditions};
 pub use durations::{DURATION_PATTERN, parse_duration};
 pub use metrics::{MetricMapping, MetricType, MetricUnit, MetricsSpec};
+pub use slos::{MAX_SLOS, SloIndicator, SloSpec};
 
 use std::collections::BTreeMap;
 
@@ -110,6 +112,14 @@ pub struct InferenceMonitoringSpec {
     /// Default: the engine's catalog entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsSpec>,
+
+    /// Service-level objectives: for each, error-ratio records over 5m to 3d, the error budget
+    /// left over its window, and multi-window burn-rate alerts that page (14.4x over 1h and
+    /// 5m, 6x over 6h and 30m) or open a ticket (3x over 1d and 2h, 1x over 3d and 6h).
+    /// Default: none. At most 16.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub slos: Vec<SloSpec>,
 }
 
 /// The inference engine a service runs.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use super::{EMBEDDED, GPU, OVERVIEW, embedded, generate};
+use super::{EMBEDDED, GPU, OVERVIEW, SLO, embedded, generate};
 use crate::api::DashboardTarget;
 use crate::engines;
 use crate::model::{Child, ChildKind, RenderError, foreign_name, shared_labels, standard_labels};
@@ -47,9 +47,10 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
 }
 
 /// The shared dashboards of every resource: per dashboards namespace, the overview, the GPU
-/// dashboard when any resource there wants GPU telemetry, and each engine dashboard some
-/// resource there uses unchanged. The delivery settings (target, labels, folder, instance
-/// selector) of a namespace's copies are those of its first resource by `namespace/name`.
+/// dashboard when any resource there wants GPU telemetry, the SLO dashboard when any has
+/// objectives, and each engine dashboard some resource there uses unchanged. The delivery
+/// settings (target, labels, folder, instance selector) of a namespace's copies are those of
+/// its first resource by `namespace/name`.
 pub fn shared_children(resources: &[Validated]) -> Result<Vec<Child>, RenderError> {
     let mut by_namespace: BTreeMap<&str, Vec<&Validated>> = BTreeMap::new();
     for resource in resources {
@@ -69,6 +70,9 @@ pub fn shared_children(resources: &[Validated]) -> Result<Vec<Child>, RenderErro
         let mut names = BTreeSet::from([OVERVIEW]);
         if users.iter().any(|r| r.dcgm != DcgmPlan::Disabled) {
             names.insert(GPU);
+        }
+        if users.iter().any(|r| !r.slos.is_empty()) {
+            names.insert(SLO);
         }
         names.extend(
             users

@@ -622,6 +622,85 @@ pub fn gpu() -> Dashboard {
     }
 }
 
+/// Service-level objectives of every resource with `spec.slos`, on the SLO records: the share
+/// of good requests against the objective, the error budget left, the burn rate per window
+/// and the burn-rate alerts firing.
+pub fn slo() -> Dashboard {
+    use crate::rules::slos::{
+        BUDGET_REMAINING, BURN_ALERT, ERROR_RATIO_PREFIX, OBJECTIVE, WINDOWS,
+    };
+    let sel = r#"namespace=~"$namespace",slo=~"$slo""#;
+    let legend = "{{inference_monitoring}} {{slo}} {{cluster}}";
+    let panels = vec![
+        Panel {
+            title: "Good requests against the objective".into(),
+            description: "Share of requests that met the objective over the last hour (solid) and the objective itself.".into(),
+            unit: "percentunit",
+            targets: vec![
+                Target {
+                    expr: format!("1 - {ERROR_RATIO_PREFIX}1h{{{sel}}}"),
+                    legend: format!("{legend} good (1h)"),
+                },
+                Target {
+                    expr: format!("{OBJECTIVE}{{{sel}}}"),
+                    legend: format!("{legend} objective"),
+                },
+            ],
+        },
+        Panel {
+            title: "Error budget remaining".into(),
+            description: "Share of the error budget left over the objective's compliance window: 100% untouched, 0 spent, below 0 overspent.".into(),
+            unit: "percentunit",
+            targets: vec![Target {
+                expr: format!("{BUDGET_REMAINING}{{{sel}}}"),
+                legend: legend.into(),
+            }],
+        },
+        Panel {
+            title: "Burn rate per window".into(),
+            description: "How many times faster than sustainable the budget burns, per window. The page tier fires at 14.4 (1h and 5m) or 6 (6h and 30m), the ticket tier at 3 (1d and 2h) or 1 (3d and 6h), when the long window counted enough requests.".into(),
+            unit: "short",
+            targets: WINDOWS
+                .iter()
+                .map(|w| Target {
+                    expr: format!("{ERROR_RATIO_PREFIX}{w}{{{sel}}} / (1 - {OBJECTIVE}{{{sel}}})"),
+                    legend: format!("{legend} {w}"),
+                })
+                .collect(),
+        },
+        Panel {
+            title: "Burn-rate alerts firing".into(),
+            description: format!("{BURN_ALERT} alerts firing, per objective and tier (page or ticket); 0 when none fires."),
+            unit: "short",
+            targets: vec![Target {
+                expr: format!(
+                    r#"count by (inference_monitoring, slo, slo_tier) (ALERTS{{alertname="{BURN_ALERT}",alertstate="firing",{sel}}}) or on () vector(0)"#
+                ),
+                legend: "{{inference_monitoring}} {{slo}} {{slo_tier}}".into(),
+            }],
+        },
+    ];
+    Dashboard {
+        uid: "infmon-slo".into(),
+        title: "Inference / SLOs".into(),
+        description: "Service-level objectives from spec.slos: good requests against the objective, error budget left, burn rate per window and the alerts firing.".into(),
+        tags: vec!["infmon".into(), "inference".into(), "slo".into()],
+        variables: vec![
+            Variable {
+                name: "namespace",
+                label: "Namespace",
+                query: format!("label_values({BUDGET_REMAINING}, namespace)"),
+            },
+            Variable {
+                name: "slo",
+                label: "Objective",
+                query: format!(r#"label_values({BUDGET_REMAINING}{{namespace=~"$namespace"}}, slo)"#),
+            },
+        ],
+        panels,
+    }
+}
+
 /// The Markdown table of which engine-dashboard panels exist for which engine, as the README
 /// shows it: ✓ native series, ≈ approximated or a mean standing in for quantiles, — no panel.
 pub fn panel_table(profiles: &[EngineProfile]) -> String {

@@ -17,7 +17,7 @@ use crate::engines;
 
 /// Every dashboard infmon ships: its name (`dashboards/<name>.json`, uid `infmon-<name>`)
 /// and the committed JSON embedded at build time.
-pub const EMBEDDED: [(&str, &str); 12] = [
+pub const EMBEDDED: [(&str, &str); 13] = [
     ("vllm", include_str!("../../dashboards/vllm.json")),
     ("sglang", include_str!("../../dashboards/sglang.json")),
     ("tgi", include_str!("../../dashboards/tgi.json")),
@@ -33,12 +33,15 @@ pub const EMBEDDED: [(&str, &str); 12] = [
     ("llamacpp", include_str!("../../dashboards/llamacpp.json")),
     ("overview", include_str!("../../dashboards/overview.json")),
     ("gpu", include_str!("../../dashboards/gpu.json")),
+    ("slo", include_str!("../../dashboards/slo.json")),
 ];
 
 /// Name of the engine-neutral overview dashboard.
 pub const OVERVIEW: &str = "overview";
 /// Name of the GPU dashboard.
 pub const GPU: &str = "gpu";
+/// Name of the SLO dashboard.
+pub const SLO: &str = "slo";
 
 /// The embedded JSON of a dashboard, by name.
 pub fn embedded(name: &str) -> Option<&'static str> {
@@ -62,6 +65,7 @@ pub fn generate_all() -> Vec<(String, String)> {
         .collect();
     all.push((OVERVIEW.to_string(), generate::overview()));
     all.push((GPU.to_string(), generate::gpu()));
+    all.push((SLO.to_string(), generate::slo()));
     all.into_iter()
         .map(|(name, dashboard)| {
             let mut text =

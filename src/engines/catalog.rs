@@ -92,6 +92,8 @@ struct SourceFile {
     unit: Option<String>,
     count: Option<String>,
     note: Option<String>,
+    /// A histogram's default bucket boundaries in its own unit, without `+Inf`.
+    buckets: Option<Vec<f64>>,
 }
 
 /// The parsed catalog, in file order.
@@ -118,11 +120,16 @@ fn parse(text: &str) -> Result<EngineProfile, String> {
     let file: EngineFile = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let engine: Engine = file.engine.parse()?;
     let mut roles = Vec::new();
-    for (key, spec) in file.roles {
+    let mut buckets = Vec::new();
+    for (key, mut spec) in file.roles {
         let role = Role::ALL
             .into_iter()
             .find(|r| r.key() == key)
             .ok_or_else(|| format!("roles.{key}: not a role"))?;
+        if let Some(bounds) = spec.buckets.take() {
+            check_buckets(&spec, &bounds).map_err(|e| format!("roles.{key}.buckets: {e}"))?;
+            buckets.push((role, &*Box::leak(bounds.into_boxed_slice())));
+        }
         let source = source(spec).map_err(|e| format!("roles.{key}: {e}"))?;
         roles.push((role, source));
     }
@@ -170,6 +177,7 @@ fn parse(text: &str) -> Result<EngineProfile, String> {
         model_label: file.model_label.map(Cow::Owned),
         per_model: file.per_model,
         roles,
+        buckets,
         detection: Detection {
             images: list(file.detection.images),
             commands: list(file.detection.commands),
@@ -179,6 +187,17 @@ fn parse(text: &str) -> Result<EngineProfile, String> {
             ..Extras::default()
         },
     })
+}
+
+/// Boundaries belong to a histogram and rise strictly.
+fn check_buckets(spec: &SourceFile, bounds: &[f64]) -> Result<(), String> {
+    if spec.histogram.is_none() {
+        return Err("only a histogram has buckets".into());
+    }
+    if bounds.is_empty() || !bounds.windows(2).all(|w| w[0] < w[1]) {
+        return Err("list at least one boundary, in rising order".into());
+    }
+    Ok(())
 }
 
 fn unit(name: &str) -> Result<Unit, String> {
@@ -277,5 +296,13 @@ mod tests {
         assert!(parse(&no_unit).unwrap_err().contains("unit is required"));
         let unknown = two.replace("waiting: {counter: a, ", "sleeping: {");
         assert!(parse(&unknown).unwrap_err().contains("not a role"));
+        let gauge_buckets = two.replace("counter: a, ", "buckets: [1, 2], ");
+        assert!(
+            parse(&gauge_buckets)
+                .unwrap_err()
+                .contains("only a histogram")
+        );
+        let falling = two.replace("counter: a, gauge: b", "histogram: b, buckets: [2, 1]");
+        assert!(parse(&falling).unwrap_err().contains("rising order"));
     }
 }

@@ -295,6 +295,9 @@ pub struct EngineProfile {
     pub per_model: bool,
     /// Series per role; roles the engine does not report are missing.
     pub roles: Vec<(Role, Source)>,
+    /// Default bucket boundaries (in the histogram's own unit, without `+Inf`) of the
+    /// latency histograms whose buckets the catalog knows; an SLO threshold must be one.
+    pub buckets: Vec<(Role, &'static [f64])>,
     /// How to recognise the engine's pods.
     pub detection: Detection,
     /// Series beyond the roles, used by the generic service dashboard.
@@ -367,6 +370,7 @@ impl EngineProfile {
             model_label: None,
             per_model: false,
             roles: Vec::new(),
+            buckets: Vec::new(),
             detection: Detection {
                 images: &[],
                 commands: &[],
@@ -378,6 +382,14 @@ impl EngineProfile {
     /// The source of a role, if the engine reports it.
     pub fn source(&self, role: Role) -> Option<&Source> {
         self.roles.iter().find(|(r, _)| *r == role).map(|(_, s)| s)
+    }
+
+    /// The default bucket boundaries of a role's histogram, in its own unit, if known.
+    pub fn buckets(&self, role: Role) -> Option<&'static [f64]> {
+        self.buckets
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, b)| *b)
     }
 
     /// Every series name the profile reads.
@@ -423,6 +435,8 @@ pub fn with_overrides(mut profile: EngineProfile, metrics: &MetricsSpec) -> Engi
     for (role, mapping) in roles {
         let Some(mapping) = mapping else { continue };
         let source = mapped_source(mapping, role.is_latency(), role.is_token_count());
+        // A mapped series has buckets of its own, which the catalog does not know.
+        profile.buckets.retain(|(r, _)| *r != role);
         match profile.roles.iter_mut().find(|(r, _)| *r == role) {
             Some((_, existing)) => *existing = source,
             None => profile.roles.push((role, source)),

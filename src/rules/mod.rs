@@ -1,8 +1,10 @@
-//! Prometheus rules for one resource: engine-neutral recording rules and SLO alerts, as a
+//! Prometheus rules for one resource: engine-neutral recording rules, threshold alerts and the
+//! rules of its service-level objectives, as a
 //! `PrometheusRule` child or as a plain rule file (`render --format prometheus`).
 
 mod alerts;
 pub mod records;
+pub mod slos;
 
 pub use alerts::runbook_url;
 
@@ -12,11 +14,12 @@ use crate::model::{Child, ChildKind, RenderError, child_name, standard_labels};
 use crate::validate::Validated;
 
 /// The rule groups (`spec.groups` of a PrometheusRule): the recording rules whenever alerts or
-/// dashboards are on (the overview dashboard reads them), the alerts when alerts are on;
-/// `None` when both are off. Every rule reads only this resource's targets
+/// dashboards are on (the overview dashboard reads them), the alerts when alerts are on, and
+/// the SLO records (with their burn-rate alerts when alerts are on) when `spec.slos` lists any;
+/// `None` when none of these applies. Every rule reads only this resource's targets
 /// (`inference_monitoring="<ns>/<name>"`).
 pub fn groups(resource: &Validated) -> Option<Value> {
-    if resource.alerts.is_none() && resource.dashboards.is_none() {
+    if resource.alerts.is_none() && resource.dashboards.is_none() && resource.slos.is_empty() {
         return None;
     }
     let selector = format!(r#"inference_monitoring="{}""#, resource.key());
@@ -30,6 +33,13 @@ pub fn groups(resource: &Validated) -> Option<Value> {
             "name": format!("infmon:{key}:alerts"),
             "rules": alerts::alerting_rules(&resource.profile, spec, &selector),
         }));
+    }
+    if !resource.slos.is_empty() {
+        let mut rules = slos::recording_rules(&resource.slos, &resource.profile, &selector);
+        if let Some(spec) = &resource.alerts {
+            rules.extend(slos::alerting_rules(&resource.slos, spec, &selector));
+        }
+        groups.push(json!({"name": format!("infmon:{key}:slos"), "rules": rules}));
     }
     Some(Value::Array(groups))
 }

@@ -629,6 +629,7 @@ fn check_sizes(resource: &InferenceMonitoring) -> Result<(), ResolveError> {
                 .map_or(0, Vec::len),
             MAX_ITEMS as usize,
         ),
+        ("spec.slos", spec.slos.len(), crate::api::MAX_SLOS),
         (
             "spec.alerts.labels",
             spec.alerts.labels.len(),

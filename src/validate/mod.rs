@@ -7,6 +7,7 @@ mod gpu_exporter;
 mod grammar;
 mod policy;
 mod resolve;
+mod slos;
 
 pub use document::{FieldError, strict_structural_schema, validate_document};
 pub use gpu_exporter::{
@@ -22,3 +23,4 @@ pub use resolve::{
     Dashboards, DcgmPlan, Endpoint, Folder, HealthCheck, Namespaces, Output, PortRef, ResolveError,
     Targets, Validated, output_name, planned_output, pod_namespaces, resolve,
 };
+pub use slos::{Slo, Threshold, indicator_role};

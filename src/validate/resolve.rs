@@ -175,6 +175,8 @@ pub struct Validated {
     pub alerts: Option<AlertsSpec>,
     /// Where the health checks query.
     pub health: HealthCheck,
+    /// Service-level objectives (`spec.slos`), checked against the engine.
+    pub slos: Vec<super::Slo>,
 }
 
 impl Validated {
@@ -337,6 +339,8 @@ pub fn resolve(
         None => preset,
     };
 
+    let slos = super::slos::resolve_slos(&spec.slos, &profile)?;
+
     let targets = match (&spec.selector, &spec.static_targets) {
         (_, Some(hosts)) => Targets::Static(hosts.clone()),
         (selector, None) => Targets::Pods {
@@ -433,6 +437,7 @@ pub fn resolve(
         dcgm,
         alerts: spec.alerts.enabled.then(|| spec.alerts.clone()),
         health,
+        slos,
     })
 }
 

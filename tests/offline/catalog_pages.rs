@@ -259,3 +259,61 @@ fn every_role_of_every_engine_is_in_the_catalog_on_purpose() {
         }
     }
 }
+
+/// The `le` boundaries (without `+Inf`) of every series `<name>_bucket` on `page`, in order
+/// of first appearance.
+fn page_boundaries(page: &str, name: &str) -> Vec<f64> {
+    let prefix = format!("{name}_bucket{{");
+    let mut found: Vec<f64> = Vec::new();
+    for line in page.lines().filter(|l| l.starts_with(&prefix)) {
+        let le = line
+            .split("le=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no le label: {line}"));
+        if le == "+Inf" {
+            continue;
+        }
+        let le: f64 = le.parse().unwrap_or_else(|_| panic!("bad le: {line}"));
+        if !found.contains(&le) {
+            found.push(le);
+        }
+    }
+    found
+}
+
+#[test]
+fn catalog_buckets_are_the_boundaries_the_engines_serve() {
+    let mut checked = 0;
+    for p in all_profiles() {
+        let text = page(p.engine.as_str());
+        for (role, bounds) in &p.buckets {
+            let Some(Source::Histogram { name, .. }) = p.source(*role) else {
+                panic!("{}: {} has buckets but no histogram", p.engine, role.key());
+            };
+            assert_eq!(
+                page_boundaries(&text, name),
+                bounds.to_vec(),
+                "{}: {}",
+                p.engine,
+                role.key()
+            );
+            checked += 1;
+        }
+        // Every latency histogram an SLO can use has its boundaries in the catalog.
+        for role in [Role::Ttft, Role::InterTokenLatency, Role::E2eLatency] {
+            if matches!(p.source(role), Some(Source::Histogram { .. })) {
+                assert!(
+                    p.buckets(role).is_some(),
+                    "{}: {} has no buckets",
+                    p.engine,
+                    role.key()
+                );
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} histograms checked");
+    // MAX reports milliseconds: its boundary near 2 s is 1980 on the page.
+    let max = profile(infmon::api::Engine::Max).unwrap();
+    assert!(max.buckets(Role::Ttft).unwrap().contains(&1980.0));
+}

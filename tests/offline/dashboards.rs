@@ -243,6 +243,15 @@ fn allowed_names(name: &str) -> BTreeSet<String> {
         if name == "gpu" {
             allowed.extend(generate::DCGM_METRICS.map(String::from));
         }
+        if name == "slo" {
+            use infmon::rules::slos;
+            allowed.extend(
+                slos::WINDOWS
+                    .iter()
+                    .map(|w| format!("{}{w}", slos::ERROR_RATIO_PREFIX)),
+            );
+            allowed.extend([slos::OBJECTIVE, slos::BUDGET_REMAINING, "ALERTS"].map(String::from));
+        }
     }
     allowed
 }

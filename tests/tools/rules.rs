@@ -14,12 +14,12 @@ use infmon::rules::{self, records};
 use serde_json::Value;
 
 /// Examples whose rule files are committed for the promtool unit tests.
-const GOLDEN: [&str; 2] = ["vllm", "llamacpp"];
+const GOLDEN: [&str; 4] = ["vllm", "llamacpp", "vllm-slos", "max"];
 
 fn examples() -> impl Iterator<Item = &'static str> {
     lint::ENGINE_EXAMPLES
         .into_iter()
-        .chain(["kitchen-sink", "static-targets"])
+        .chain(["kitchen-sink", "static-targets", "vllm-slos"])
 }
 
 #[test]

@@ -34,6 +34,7 @@ pub fn substitute(expr: &str, values: &Values) -> String {
         .replace("$pod", values.pod)
         .replace("$model", values.model)
         .replace("$engine", values.engine)
+        .replace("$slo", ".*")
 }
 
 /// Parses PromQL; panics naming `what` when it does not parse.
