@@ -138,15 +138,27 @@ pub async fn sync(
 ) -> Outcome {
     let selector = owner_selector(&owner.namespace, &owner.name);
     let whose = format!("owned by {}/{}", owner.namespace, owner.name);
-    sync_selected(client, scope, (&selector, &whose), owner, children, served).await
+    sync_selected(
+        client,
+        scope,
+        None,
+        (&selector, &whose),
+        owner,
+        children,
+        served,
+    )
+    .await
 }
 
 /// [`sync`] for the objects a label selector finds (named `whose` in errors): a resource's
 /// children (its owner labels) or the cluster-shared objects (the shared label, with an
-/// [`Owner`] without reference).
+/// [`Owner`] without reference). The kinds only the shared exporter uses
+/// ([`ChildKind::exporter_only`]) are listed in `exporter_namespace` only, and not at all
+/// without one (no resource owns them).
 pub async fn sync_selected(
     client: &Client,
     scope: &[String],
+    exporter_namespace: Option<&str>,
     selector: (&str, &str),
     owner: &Owner,
     children: &[Child],
@@ -155,7 +167,12 @@ pub async fn sync_selected(
     let mut outcome = Outcome::default();
     let mut owned: BTreeMap<ChildKind, BTreeMap<Key, ObjectMeta>> = BTreeMap::new();
     for kind in ChildKind::ALL.into_iter().filter(|k| served.contains(k)) {
-        match list_owned(client, scope, selector, kind).await {
+        let scope = match (kind.exporter_only(), exporter_namespace) {
+            (false, _) => scope.to_vec(),
+            (true, Some(namespace)) => vec![namespace.to_string()],
+            (true, None) => continue,
+        };
+        match list_owned(client, &scope, selector, kind).await {
             Ok(objects) => {
                 owned.insert(kind, objects);
             }
@@ -168,7 +185,8 @@ pub async fn sync_selected(
             continue;
         }
         let Some(live) = owned.get(&child.kind) else {
-            // Listing this kind failed (recorded above): its children cannot be checked.
+            // Listing this kind failed (recorded above), or it is the exporter's and this is
+            // no shared sync: its children cannot be checked.
             continue;
         };
         let desired = prepare(child, owner);
@@ -272,7 +290,11 @@ pub async fn cleanup(
     served: &BTreeSet<ChildKind>,
 ) -> Result<Vec<(ChildKind, String)>, Error> {
     let mut deleted = Vec::new();
-    for kind in ChildKind::ALL.into_iter().filter(|k| served.contains(k)) {
+    // No resource owns the exporter's DaemonSet or Service.
+    for kind in ChildKind::ALL
+        .into_iter()
+        .filter(|k| served.contains(k) && !k.exporter_only())
+    {
         let selector = owner_selector(&owner.namespace, &owner.name);
         let whose = format!("owned by {}/{}", owner.namespace, owner.name);
         for ((namespace, name), object) in

@@ -240,7 +240,12 @@ pub async fn run(
                 let _ = store.wait_until_ready().await;
             }
         },
-        move || shared_stores.iter().flat_map(|s| decoded(&s.state())).collect(),
+        move || {
+            shared_stores
+                .iter()
+                .flat_map(|s| decoded(&s.state()))
+                .collect()
+        },
     ));
     let health_loop = health_loop::run(
         ctx.clone(),
@@ -448,7 +453,9 @@ fn controller(
     };
     let mut controller = Controller::new(resources, watcher::Config::default().any_semantic())
         .with_config(controller::Config::default().debounce(Duration::from_millis(500)));
-    for kind in served {
+    // The exporter's DaemonSet and Service belong to no resource (and may only be read in the
+    // exporter's namespace): nothing to watch for a reconcile.
+    for kind in served.iter().filter(|k| !k.exporter_only()) {
         let resource = kind.api_resource();
         let api: Api<DynamicObject> = match &scope {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),

@@ -187,11 +187,13 @@ fn rendered(
     (validated.output, render_all(&validated).unwrap())
 }
 
-/// One LIST per served kind, answered with `live` objects of that kind.
+/// One LIST per served kind a resource can own (not the shared exporter's DaemonSet and
+/// Service), answered with `live` objects of that kind.
 fn lists(cluster: &Discovered, live: &BTreeMap<ChildKind, Vec<Value>>) -> Vec<Exchange> {
     cluster
         .served
         .iter()
+        .filter(|kind| !kind.exporter_only())
         .map(|kind| {
             Exchange::new(
                 "GET",
@@ -398,23 +400,28 @@ async fn deletion_removes_cross_namespace_children_then_the_finalizer() {
         json!({"metadata": object_meta(&v, "ai", "llm-scrape".into(), "scrape")}),
     );
     let other_ns = Child::from_value(
-        ChildKind::DaemonSet,
-        json!({"metadata": object_meta(&v, "gpu", "llm-dcgm".into(), "dcgm")}),
+        ChildKind::ConfigMap,
+        json!({"metadata": object_meta(&v, "grafana", "llm-dashboard".into(), "dashboard")}),
     );
     let live = live_children(&obj, &[same_ns, other_ns]);
     let mut h = Harness::new(cluster.clone());
     let mut script = lists(&cluster, &live);
-    // Listed kinds are visited in order; the DaemonSet list answers with the other namespace's child.
-    let ds_index = cluster
+    // Listed kinds are visited in order; the ConfigMap list answers with the other namespace's
+    // child.
+    let index = cluster
         .served
         .iter()
-        .position(|k| *k == ChildKind::DaemonSet)
+        .filter(|k| !k.exporter_only())
+        .position(|k| *k == ChildKind::ConfigMap)
         .unwrap();
     script.insert(
-        ds_index + 1,
+        index + 1,
         Exchange::new(
             "DELETE",
-            format!("{}?", object_uri(ChildKind::DaemonSet, "gpu", "llm-dcgm")),
+            format!(
+                "{}?",
+                object_uri(ChildKind::ConfigMap, "grafana", "llm-dashboard")
+            ),
             json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
         )
         .expecting(Expect::Body(json!({"preconditions": {"uid": "child-1"}}))),
