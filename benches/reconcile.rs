@@ -217,6 +217,7 @@ fn context(client: kube::Client) -> Arc<Context> {
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: vec![kps],
         existing_dcgm_exporter: None,
+        other_consumers: Vec::new(),
     };
     Arc::new(Context::new(
         client,

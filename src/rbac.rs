@@ -92,6 +92,32 @@ pub const OTHER_PERMISSIONS: &[Permission] = &[
         resource: "prometheuses",
         verbs: &["list", "watch"],
     },
+    // PrometheusAgents select monitors like Prometheuses do; the other known consumers of
+    // monitors are listed so that infmon does not report NotSelected where they run.
+    Permission {
+        scope: Scope::Cluster,
+        group: "monitoring.coreos.com",
+        resource: "prometheusagents",
+        verbs: &["list"],
+    },
+    Permission {
+        scope: Scope::Cluster,
+        group: "operator.victoriametrics.com",
+        resource: "vmagents",
+        verbs: &["list"],
+    },
+    Permission {
+        scope: Scope::Cluster,
+        group: "opentelemetry.io",
+        resource: "opentelemetrycollectors",
+        verbs: &["list"],
+    },
+    Permission {
+        scope: Scope::Cluster,
+        group: "collectors.grafana.com",
+        resource: "alloys",
+        verbs: &["list"],
+    },
     // Events are created, and repeats patched into a series.
     Permission {
         scope: Scope::Watched,

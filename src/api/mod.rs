@@ -451,6 +451,7 @@ pub struct PrometheusSpec {
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.bearerToken) && has(self.basicAuth))").message("spec.prometheus.auth: set bearerToken or basicAuth, not both"))]
+#[x_kube(validation = Rule::new("has(self.cert) == has(self.key)").message("spec.prometheus.auth: set cert and key together (a client certificate needs its private key)"))]
 pub struct PrometheusAuth {
     /// Secret key holding a bearer token. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -461,6 +462,40 @@ pub struct PrometheusAuth {
     /// Secret key holding the PEM CA bundle for an `https` URL. Default: system trust store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<SecretKeySelector>,
+    /// Secret key holding a PEM client certificate (with its chain) for an `https` URL that
+    /// requires one (mutual TLS); needs `key`. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<SecretKeySelector>,
+    /// Secret key holding the PEM private key of `cert`. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<SecretKeySelector>,
+    /// Extra HTTP headers sent with every query, e.g. Grafana Mimir's tenant header
+    /// `X-Scope-OrgID`. At most 16. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub headers: Vec<QueryHeader>,
+}
+
+/// One extra HTTP header for the query API: a literal `value`, or `valueFrom` a Secret for a
+/// header that carries a credential.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.value) != has(self.valueFrom)").message("spec.prometheus.auth.headers: set value or valueFrom, exactly one"))]
+#[x_kube(validation = Rule::new("!(self.name.lowerAscii() in ['authorization', 'host', 'content-length', 'content-type', 'connection', 'transfer-encoding'])").message("spec.prometheus.auth.headers: this header is set by infmon itself (use bearerToken or basicAuth for Authorization)"))]
+pub struct QueryHeader {
+    /// Header name, e.g. `X-Scope-OrgID`.
+    #[schemars(
+        regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"),
+        length(min = 1, max = 128)
+    )]
+    pub name: String,
+    /// The header's value, e.g. a tenant id. Default: none (`valueFrom` is then required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub value: Option<String>,
+    /// Secret key holding the value (never logged or written to status). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<SecretKeySelector>,
 }
 
 /// Basic-auth credentials from Secrets.
@@ -707,7 +742,10 @@ pub struct InferenceMonitoringStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_engine: Option<String>,
 
-    /// `Prometheus` resources (`namespace/name`) whose selectors pick up the generated monitors.
+    /// `Prometheus` (`namespace/name`) and `PrometheusAgent` (`namespace/name (PrometheusAgent)`)
+    /// resources whose selectors pick up the generated monitors; when there is none, the other
+    /// known consumers of monitors running in the cluster (e.g. `VMAgent vm/agent
+    /// (VictoriaMetrics operator)`), whose scraping the health check verifies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub selected_by: Vec<String>,
 

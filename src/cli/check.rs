@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use infmon::api::{Engine, parse_duration};
-use infmon::health::{
-    Credentials, DEFAULT_TIMEOUT, HealthReport, HealthTarget, PrometheusBackend, Secret, check_all,
-};
+use infmon::health::{DEFAULT_TIMEOUT, HealthReport, HealthTarget, PrometheusBackend, check_all};
 use infmon::manifests::read_files;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -49,9 +47,8 @@ pub struct Args {
     engine: Option<Engine>,
     #[command(flatten)]
     policy: super::PolicyArgs,
-    /// A file holding a bearer token for the query API (never printed).
-    #[arg(long)]
-    bearer_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    auth: super::QueryAuthArgs,
 }
 
 fn parse_wait(text: &str) -> Result<Duration, String> {
@@ -67,15 +64,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let credentials = Credentials {
-        bearer_token: match &args.bearer_token_file {
-            Some(path) => Some(Secret::new(std::fs::read_to_string(path).with_context(
-                || format!("cannot read the bearer token file {}", path.display()),
-            )?)),
-            None => None,
-        },
-        ..Credentials::default()
-    };
+    let credentials = args.auth.credentials()?;
     let backend = PrometheusBackend::new(&args.prometheus, &credentials, DEFAULT_TIMEOUT)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -35,6 +35,10 @@ pub struct Args {
     /// only ever sent to an allowed URL.
     #[arg(long, env = "INFMON_ALLOWED_PROMETHEUS_URLS", value_delimiter = ',')]
     allowed_prometheus_urls: Vec<String>,
+    /// Credentials for --prometheus-url (sent to it only; a resource naming its own URL brings
+    /// its own spec.prometheus.auth).
+    #[command(flatten)]
+    prometheus_auth: super::QueryAuthArgs,
     /// Namespaces a resource may write dashboards to with spec.dashboards.namespace, besides its
     /// own (comma-separated; `*` allows any; empty allows only the resource's own).
     #[arg(
@@ -168,6 +172,7 @@ async fn operate(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = Settings {
         config: Config {
             default_prometheus_url: args.prometheus_url.clone(),
+            default_credentials: args.prometheus_auth.credentials()?,
             default_monitor_labels: args.default_monitor_labels.clone(),
             resync: args.resync_interval,
             health_interval: args.health_check_interval,

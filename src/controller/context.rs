@@ -20,6 +20,9 @@ use crate::validate::GpuExporterSettings;
 pub struct Config {
     /// Prometheus URL used when a resource names none.
     pub default_prometheus_url: Option<String>,
+    /// Credentials sent to `default_prometheus_url` (and to no other URL) when a resource
+    /// brings none.
+    pub default_credentials: crate::health::Credentials,
     /// Monitor labels used when a resource sets none and no Prometheus selector asks for any.
     pub default_monitor_labels: BTreeMap<String, String>,
     /// How often a healthy resource is reconciled again (reads only unless something drifted).
@@ -38,6 +41,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             default_prometheus_url: None,
+            default_credentials: crate::health::Credentials::default(),
             default_monitor_labels: BTreeMap::new(),
             resync: Duration::from_secs(300),
             health_interval: Duration::from_secs(30),

@@ -26,11 +26,11 @@ use crate::api::{
     ConditionReason, ConditionType, Conditions, Engine, InferenceMonitoring, PrometheusAuth,
 };
 use crate::health::{
-    BackendError, BasicCredentials, Credentials, DEFAULT_TIMEOUT, HealthTarget, MetricsBackend,
-    PrometheusBackend, Secret, check_all,
+    BackendError, BasicCredentials, ClientCertificate, Credentials, DEFAULT_TIMEOUT, HealthTarget,
+    MetricsBackend, PrometheusBackend, Secret, check_all,
 };
 use crate::render::ChildKind;
-use crate::validate::{ClusterFacts, Validated, resolve};
+use crate::validate::{ClusterFacts, Validated, normalize_url, resolve};
 
 /// Builds the metrics backend for a query API URL and its credentials: the real
 /// [`PrometheusBackend`] in the operator, an in-memory fake in tests.
@@ -101,7 +101,7 @@ impl HealthLoop {
                         continue;
                     }
                 },
-                None => Credentials::default(),
+                None => default_credentials(&ctx.config, &url),
             };
             let targets: Vec<HealthTarget> = group
                 .iter()
@@ -279,11 +279,38 @@ async fn credentials(
         Some(s) => Some(secret_value(ctx, namespace, s).await?.into_bytes()),
         None => None,
     };
+    let client_cert = match (&auth.cert, &auth.key) {
+        (Some(cert), Some(key)) => Some(ClientCertificate {
+            cert_pem: secret_value(ctx, namespace, cert).await?,
+            key_pem: Secret::new(secret_value(ctx, namespace, key).await?),
+        }),
+        _ => None,
+    };
+    let mut headers = Vec::with_capacity(auth.headers.len());
+    for header in &auth.headers {
+        let value = match (&header.value, &header.value_from) {
+            (Some(value), _) => value.clone(),
+            (None, Some(secret)) => secret_value(ctx, namespace, secret).await?,
+            (None, None) => String::new(),
+        };
+        headers.push((header.name.clone(), Secret::new(value)));
+    }
     Ok(Credentials {
         bearer_token,
         basic_auth,
         ca_pem,
+        client_cert,
+        headers,
     })
+}
+
+/// The operator's own credentials when `url` is its `--prometheus-url`; none for any other
+/// URL, so they never reach an address a resource chose.
+fn default_credentials(config: &super::Config, url: &str) -> Credentials {
+    match &config.default_prometheus_url {
+        Some(own) if normalize_url(own) == normalize_url(url) => config.default_credentials.clone(),
+        _ => Credentials::default(),
+    }
 }
 
 /// Runs [`HealthLoop::cycle`] every `tick` over the resources `list` returns, until the
@@ -307,5 +334,38 @@ pub async fn run(
             error!("a health-check cycle panicked; the next cycle starts afresh");
             health = HealthLoop::new(factory.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_operator_credentials_go_only_to_its_own_url() {
+        let config = super::super::Config {
+            default_prometheus_url: Some("http://mimir.monitoring:8080/prometheus/".into()),
+            default_credentials: Credentials {
+                headers: vec![("X-Scope-OrgID".into(), Secret::new("platform"))],
+                ..Credentials::default()
+            },
+            ..super::super::Config::default()
+        };
+        assert_eq!(
+            default_credentials(&config, "http://mimir.monitoring:8080/prometheus"),
+            config.default_credentials
+        );
+        assert_eq!(
+            default_credentials(&config, "http://other.team-a:9090"),
+            Credentials::default()
+        );
+        let without_url = super::super::Config {
+            default_prometheus_url: None,
+            ..config.clone()
+        };
+        assert_eq!(
+            default_credentials(&without_url, "http://mimir.monitoring:8080/prometheus"),
+            Credentials::default()
+        );
     }
 }

@@ -244,7 +244,8 @@ async fn find(
         &namespace,
         &namespace_labels,
         Some(&labels),
-    );
+    )
+    .or_other_consumers(&discovered.other_consumers);
     facts.required_monitor_labels = labels;
     Ok(Findings {
         detected,

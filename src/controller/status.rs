@@ -199,10 +199,14 @@ pub fn desired(
                 .condition(T::TargetsHealthy)
                 .is_some_and(|c| ![R::NotSelected.as_str(), R::HealthCheckDisabled.as_str()].contains(&c.reason.as_str()));
             if !owned_by_health {
+                let message = match report.selection.and_then(|s| s.note.as_ref()) {
+                    Some(note) => format!("waiting for the first health check; {note}"),
+                    None => "waiting for the first health check".into(),
+                };
                 status.conditions.set_unknown(
                     T::TargetsHealthy,
                     R::Progressing,
-                    "waiting for the first health check",
+                    message,
                     generation,
                     now,
                 );

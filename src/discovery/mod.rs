@@ -1,5 +1,6 @@
 //! What the operator learns about the cluster: which optional APIs it serves, the
-//! `Prometheus` resources and their selectors, whether a DCGM exporter already runs, and
+//! `Prometheus` and `PrometheusAgent` resources and their selectors, other known consumers of
+//! monitors, whether a DCGM exporter already runs, and
 //! which engine a resource's pods run. The matching and detection are pure
 //! ([`selectors`], [`engine`]); the functions here only read the API server.
 
@@ -29,6 +30,11 @@ pub struct Discovered {
     pub prometheuses: Vec<PrometheusSelectors>,
     /// A DCGM exporter infmon did not deploy runs somewhere in the cluster.
     pub existing_dcgm_exporter: Option<FoundExporter>,
+    /// Other consumers of Prometheus Operator monitors (see [`OTHER_CONSUMERS`]) that run in
+    /// the cluster, e.g. `VMAgent monitoring/vm (VictoriaMetrics operator)`, sorted. infmon
+    /// cannot read their selection, so it lets the health check decide instead of reporting
+    /// `NotSelected`.
+    pub other_consumers: Vec<String>,
 }
 
 impl Discovered {
@@ -36,6 +42,92 @@ impl Discovered {
     pub fn serves(&self, kind: ChildKind) -> bool {
         self.served.contains(&kind)
     }
+}
+
+/// A kind, besides `Prometheus` and `PrometheusAgent`, known to pick up PodMonitors and
+/// ServiceMonitors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Consumer {
+    /// API group and version, e.g. `operator.victoriametrics.com/v1beta1`.
+    pub group_version: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Plural resource name.
+    pub plural: &'static str,
+    /// The product it belongs to, for status messages.
+    pub product: &'static str,
+    /// A JSON pointer into the object that must be `true` for it to read monitors; `None`
+    /// when every object does (or may).
+    pub enabled_by: Option<&'static str>,
+}
+
+/// The other consumers of monitors infmon recognizes: the VictoriaMetrics operator (which
+/// converts Prometheus Operator monitors for its `VMAgent`s by default), the OpenTelemetry
+/// operator's target allocator (when `prometheusCR` is enabled), and Grafana Alloy run by its
+/// operator (whose `prometheus.operator.*` components read monitors).
+pub const OTHER_CONSUMERS: [Consumer; 3] = [
+    Consumer {
+        group_version: "collectors.grafana.com/v1alpha1",
+        kind: "Alloy",
+        plural: "alloys",
+        product: "Grafana Alloy",
+        enabled_by: None,
+    },
+    Consumer {
+        group_version: "opentelemetry.io/v1beta1",
+        kind: "OpenTelemetryCollector",
+        plural: "opentelemetrycollectors",
+        product: "OpenTelemetry target allocator",
+        enabled_by: Some("/spec/targetAllocator/prometheusCR/enabled"),
+    },
+    Consumer {
+        group_version: "operator.victoriametrics.com/v1beta1",
+        kind: "VMAgent",
+        plural: "vmagents",
+        product: "VictoriaMetrics operator",
+        enabled_by: None,
+    },
+];
+
+impl Consumer {
+    fn resource(&self) -> ApiResource {
+        let (group, version) = self
+            .group_version
+            .split_once('/')
+            .unwrap_or(("", self.group_version));
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, self.kind),
+            self.plural,
+        )
+    }
+
+    /// `Kind namespace/name (product)` of an object of this kind that consumes monitors.
+    pub fn describe(&self, object: &serde_json::Value) -> Option<String> {
+        if let Some(pointer) = self.enabled_by
+            && object.pointer(pointer) != Some(&serde_json::Value::Bool(true))
+        {
+            return None;
+        }
+        let meta = &object["metadata"];
+        Some(format!(
+            "{} {}/{} ({})",
+            self.kind,
+            meta["namespace"].as_str().unwrap_or_default(),
+            meta["name"].as_str().unwrap_or_default(),
+            self.product
+        ))
+    }
+}
+
+/// API version of `PrometheusAgent`.
+const PROMETHEUS_AGENT_VERSION: &str = "monitoring.coreos.com/v1alpha1";
+
+/// The `PrometheusAgent` kind (read only): selects monitors like a `Prometheus`, has no rules.
+pub fn prometheus_agent_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("monitoring.coreos.com", "v1alpha1", "PrometheusAgent"),
+        "prometheusagents",
+    )
 }
 
 /// The `Prometheus` kind (read only).
@@ -54,44 +146,70 @@ pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, k
         .into_iter()
         .filter(|k| !k.is_optional_api())
         .collect();
-    let mut group_versions: Vec<String> = ChildKind::ALL
+    let mut group_versions: Vec<&str> = ChildKind::ALL
         .iter()
         .filter(|k| k.is_optional_api())
-        .map(|k| k.api_version().to_string())
+        .map(|k| k.api_version())
+        .chain(OTHER_CONSUMERS.iter().map(|c| c.group_version))
         .collect();
     group_versions.sort();
     group_versions.dedup();
+    let mut plurals: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for group_version in group_versions {
-        let plurals = match client.list_api_group_resources(&group_version).await {
+        let names = match client.list_api_group_resources(group_version).await {
             Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
             Err(kube::Error::Api(status)) if status.is_not_found() => Vec::new(),
             Err(err) => return Err(err),
         };
-        served.extend(
-            ChildKind::ALL
-                .into_iter()
-                .filter(|k| k.api_version() == group_version)
-                .filter(|k| plurals.iter().any(|p| p == k.plural())),
-        );
+        plurals.insert(group_version, names);
     }
-    let prometheuses = if served.contains(&ChildKind::PodMonitor) {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &prometheus_resource());
-        let list = api.list(&ListParams::default()).await?;
-        let mut selectors = Vec::with_capacity(list.items.len());
-        for item in &list.items {
-            let value = serde_json::to_value(item).map_err(kube::Error::SerdeError)?;
-            selectors
-                .push(PrometheusSelectors::from_object(&value).map_err(kube::Error::SerdeError)?);
-        }
-        selectors
-    } else {
-        Vec::new()
+    let is_served = |group_version: &str, plural: &str| {
+        plurals
+            .get(group_version)
+            .is_some_and(|names| names.iter().any(|p| p == plural))
     };
+    served.extend(
+        ChildKind::ALL
+            .into_iter()
+            .filter(|k| k.is_optional_api() && is_served(k.api_version(), k.plural())),
+    );
+    let mut prometheuses = Vec::new();
+    let mut selecting = vec![prometheus_resource()];
+    if is_served(PROMETHEUS_AGENT_VERSION, "prometheusagents") {
+        selecting.push(prometheus_agent_resource());
+    }
+    if served.contains(&ChildKind::PodMonitor) {
+        for resource in selecting {
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            for item in api.list(&ListParams::default()).await?.items {
+                let value = serde_json::to_value(&item).map_err(kube::Error::SerdeError)?;
+                let mut selectors =
+                    PrometheusSelectors::from_object(&value).map_err(kube::Error::SerdeError)?;
+                if resource.kind == "PrometheusAgent" {
+                    selectors.mark_agent();
+                }
+                prometheuses.push(selectors);
+            }
+        }
+    }
+    let mut other_consumers = Vec::new();
+    for consumer in OTHER_CONSUMERS
+        .iter()
+        .filter(|c| is_served(c.group_version, c.plural))
+    {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &consumer.resource());
+        for item in api.list(&ListParams::default()).await?.items {
+            let value = serde_json::to_value(&item).map_err(kube::Error::SerdeError)?;
+            other_consumers.extend(consumer.describe(&value));
+        }
+    }
+    other_consumers.sort();
     let existing_dcgm_exporter = find_exporter(client, scope).await?;
     Ok(Discovered {
         served,
         prometheuses,
         existing_dcgm_exporter,
+        other_consumers,
     })
 }
 

@@ -1,5 +1,6 @@
-//! Which `Prometheus` resources pick up the generated monitors and rules, and which labels
-//! the monitors need to be picked up. Pure functions over the `Prometheus` objects' selectors.
+//! Which `Prometheus` and `PrometheusAgent` resources pick up the generated monitors and
+//! rules, and which labels the monitors need to be picked up. Pure functions over their
+//! selectors (an agent's are the same fields; it has no rule selector, as it runs no rules).
 //!
 //! The Prometheus Operator's rules: a monitor selector that is omitted (null) selects
 //! nothing, `{}` selects everything; a namespace selector that is omitted means the
@@ -50,7 +51,14 @@ pub struct PrometheusSelectors {
 }
 
 impl PrometheusSelectors {
-    /// Reads the selectors of a `Prometheus` object (`monitoring.coreos.com/v1`).
+    /// Marks these as a `PrometheusAgent`'s: its key names the kind, so status and messages
+    /// tell it from a `Prometheus` of the same name.
+    pub fn mark_agent(&mut self) {
+        self.key = format!("{} (PrometheusAgent)", self.key);
+    }
+
+    /// Reads the selectors of a `Prometheus` (`monitoring.coreos.com/v1`) or `PrometheusAgent`
+    /// (`v1alpha1`) object.
     pub fn from_object(object: &serde_json::Value) -> Result<Self, serde_json::Error> {
         let mut selectors: Self = serde_json::from_value(object["spec"].clone())?;
         let meta = &object["metadata"];
@@ -202,6 +210,28 @@ pub struct Selection {
     pub selected_by: Vec<String>,
     /// Why none does, when none does.
     pub problem: Option<String>,
+    /// Why the health check decides instead, when no Prometheus or PrometheusAgent selects
+    /// the monitors but another known consumer runs.
+    pub note: Option<String>,
+}
+
+impl Selection {
+    /// With `others` (other consumers of monitors found in the cluster, see
+    /// [`crate::discovery::OTHER_CONSUMERS`]) and nothing else selecting: no problem, the
+    /// others listed in `selected_by`, and a note saying that the health check decides.
+    /// `NotSelected` then stays for clusters where infmon knows nothing selects the monitors.
+    pub fn or_other_consumers(mut self, others: &[String]) -> Self {
+        if self.problem.is_none() || others.is_empty() {
+            return self;
+        }
+        let problem = self.problem.take().unwrap_or_default();
+        self.note = Some(format!(
+            "{problem}; but {} may pick them up (infmon cannot read its selection), so the health check decides",
+            others.join(", ")
+        ));
+        self.selected_by = others.to_vec();
+        self
+    }
 }
 
 /// Matches the monitors a resource generates (`kind`, in `namespace`) against the cluster's
@@ -258,7 +288,7 @@ pub fn select(
         None
     } else if sorted.is_empty() {
         Some(format!(
-            "no Prometheus resource was found, so nothing picks up the {}; install one with the Prometheus Operator or use spec.prometheus.output rawScrapeConfig",
+            "no Prometheus or PrometheusAgent resource was found, and no other known consumer of monitors (VictoriaMetrics operator, OpenTelemetry target allocator, Grafana Alloy), so nothing picks up the {}; install one or use spec.prometheus.output rawScrapeConfig",
             kind.plural()
         ))
     } else {
@@ -273,6 +303,7 @@ pub fn select(
         required_labels,
         selected_by,
         problem,
+        note: None,
     }
 }
 
@@ -441,7 +472,7 @@ mod tests {
         assert!(
             s.problem
                 .unwrap()
-                .starts_with("no Prometheus resource was found")
+                .starts_with("no Prometheus or PrometheusAgent resource was found")
         );
     }
 
@@ -462,5 +493,59 @@ mod tests {
                 .unwrap()
                 .contains("NamespaceSelector does not match namespace ai")
         );
+    }
+
+    #[test]
+    fn an_agent_selects_like_a_prometheus_and_is_named_as_an_agent() {
+        let mut agent = PrometheusSelectors::from_object(&json!({
+            "metadata": {"namespace": "monitoring", "name": "agent"},
+            "spec": {"podMonitorSelector": {"matchLabels": {"team": "ml"}}, "podMonitorNamespaceSelector": {}},
+        }))
+        .unwrap();
+        agent.mark_agent();
+        let s = select(
+            &[agent],
+            SelectedKind::PodMonitor,
+            true,
+            "ai",
+            &labels(&[]),
+            None,
+        );
+        assert_eq!(s.required_labels, labels(&[("team", "ml")]));
+        assert_eq!(s.selected_by, ["monitoring/agent (PrometheusAgent)"]);
+        assert_eq!(s.problem, None);
+    }
+
+    #[test]
+    fn other_consumers_replace_not_selected_only_when_nothing_else_selects() {
+        let others = ["VMAgent monitoring/vm (VictoriaMetrics operator)".to_string()];
+        let pod_monitor_in_ai = |prometheuses: &[PrometheusSelectors], others: &[String]| {
+            select(
+                prometheuses,
+                SelectedKind::PodMonitor,
+                false,
+                "ai",
+                &labels(&[]),
+                None,
+            )
+            .or_other_consumers(others)
+        };
+        let none = pod_monitor_in_ai(&[], &others);
+        assert_eq!(none.problem, None);
+        assert_eq!(none.selected_by, others);
+        let note = none.note.unwrap();
+        assert!(
+            note.contains("VMAgent monitoring/vm (VictoriaMetrics operator) may pick them up")
+                && note.ends_with("so the health check decides"),
+            "{note}"
+        );
+
+        let kps = prometheus(json!({"podMonitorSelector": {}, "podMonitorNamespaceSelector": {}}));
+        let selected = pod_monitor_in_ai(&[kps], &others);
+        assert_eq!(selected.selected_by, ["monitoring/kps"]);
+        assert_eq!(selected.note, None);
+
+        let alone = pod_monitor_in_ai(&[], &[]);
+        assert!(alone.problem.is_some() && alone.note.is_none());
     }
 }

@@ -15,4 +15,6 @@ pub use diagnose::{
     ConditionStatus, Diagnosis, Discovery, ENGINE_LABEL, FailingTarget, HealthReport, HealthTarget,
     Observation, RESOURCE_LABEL, Snapshot, diagnose, diagnose_unreachable,
 };
-pub use prometheus::{BasicCredentials, Credentials, DEFAULT_TIMEOUT, PrometheusBackend, Secret};
+pub use prometheus::{
+    BasicCredentials, ClientCertificate, Credentials, DEFAULT_TIMEOUT, PrometheusBackend, Secret,
+};

@@ -1,6 +1,7 @@
 //! The real [`MetricsBackend`]: a Prometheus-compatible HTTP API (Prometheus, Thanos Query,
 //! Mimir, VictoriaMetrics), reached at a base URL that may carry a path prefix, with optional
-//! bearer-token or basic authentication and a custom CA.
+//! bearer-token or basic authentication, extra headers (a tenant's `X-Scope-OrgID`), a custom
+//! CA and a client certificate.
 //!
 //! Errors never carry what the server sent (its error messages, pages or bodies): a status
 //! code, an error type and our own words only, so an address chosen in a resource cannot be
@@ -62,6 +63,19 @@ pub struct Credentials {
     pub basic_auth: Option<BasicCredentials>,
     /// PEM-encoded CA certificate(s) trusted in addition to the system roots.
     pub ca_pem: Option<Vec<u8>>,
+    /// A PEM client certificate (with its chain) and its private key, for mutual TLS.
+    pub client_cert: Option<ClientCertificate>,
+    /// Extra headers sent with every request (name, value), e.g. `X-Scope-OrgID`.
+    pub headers: Vec<(String, Secret)>,
+}
+
+/// A client certificate for mutual TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// PEM certificate chain, leaf first.
+    pub cert_pem: String,
+    /// PEM private key of the leaf certificate.
+    pub key_pem: Secret,
 }
 
 /// A Prometheus-compatible query API.
@@ -107,6 +121,19 @@ impl PrometheusBackend {
             value.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, value);
         }
+        for (name, value) in &credentials.headers {
+            let header_name = header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                BackendError::Config(format!("{name:?} is not an HTTP header name"))
+            })?;
+            // The value may be a credential: never repeated in the error.
+            let mut value = header::HeaderValue::from_str(value.expose()).map_err(|_| {
+                BackendError::Config(format!(
+                    "the value of header {name} contains characters not allowed in an HTTP header"
+                ))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(header_name, value);
+        }
         let mut builder = reqwest::Client::builder()
             .no_proxy()
             .timeout(timeout)
@@ -115,6 +142,17 @@ impl PrometheusBackend {
             let certificates = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|err| BackendError::Config(format!("invalid CA certificate: {err}")))?;
             builder = builder.tls_certs_merge(certificates);
+        }
+        if let Some(client) = &credentials.client_cert {
+            let pem = format!("{}\n{}\n", client.cert_pem, client.key_pem.expose());
+            // The parser's message is not repeated: it could quote the key.
+            let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|_| {
+                BackendError::Config(
+                    "invalid client certificate or key (expected PEM certificate and PEM private key)"
+                        .into(),
+                )
+            })?;
+            builder = builder.identity(identity);
         }
         let http = builder
             .build()
@@ -241,7 +279,12 @@ impl PrometheusBackend {
                 reason: "the answer is not the Prometheus query API's JSON".into(),
             };
         }
-        let reason = describe(err);
+        let mut reason = describe(err);
+        if reason.to_ascii_lowercase().contains("certificate") {
+            reason.push_str(
+                " (check the CA and, where the API requires one, the client certificate and key)",
+            );
+        }
         BackendError::Unreachable {
             url: self.url.clone(),
             reason,
@@ -251,7 +294,7 @@ impl PrometheusBackend {
     fn http_status(&self, status: StatusCode) -> BackendError {
         let hint = match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                " (the API requires credentials, or rejected the ones given: check the bearer token or basic auth)"
+                " (the API requires credentials, or rejected the ones given: check the bearer token, basic auth, headers such as a tenant's X-Scope-OrgID, and the client certificate)"
             }
             _ => "",
         };
@@ -376,11 +419,22 @@ mod tests {
                 password: Secret::new("hunter2"),
             }),
             ca_pem: None,
+            client_cert: Some(ClientCertificate {
+                cert_pem: "not a certificate".into(),
+                key_pem: Secret::new("private-key-bytes"),
+            }),
+            headers: vec![("X-Api-Key".into(), Secret::new("key-456"))],
         };
         let debug = format!("{credentials:?}");
-        assert!(!debug.contains("tok-123"), "{debug}");
-        assert!(!debug.contains("hunter2"), "{debug}");
+        for secret in ["tok-123", "hunter2", "private-key-bytes", "key-456"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("X-Api-Key"), "{debug}");
         assert!(debug.contains("admin"), "{debug}");
+        let credentials = Credentials {
+            client_cert: None,
+            ..credentials
+        };
         let backend =
             PrometheusBackend::new("http://127.0.0.1:9/prefix/", &credentials, DEFAULT_TIMEOUT)
                 .unwrap();
@@ -400,5 +454,32 @@ mod tests {
         let err = PrometheusBackend::new("http://127.0.0.1:9", &credentials, DEFAULT_TIMEOUT)
             .unwrap_err();
         assert!(matches!(err, BackendError::Config(_)), "{err}");
+    }
+
+    #[test]
+    fn a_bad_header_or_client_key_is_a_configuration_error_without_the_value() {
+        let credentials = Credentials {
+            headers: vec![("X-Scope-OrgID".into(), Secret::new("team\u{7f}secret"))],
+            ..Credentials::default()
+        };
+        let err = PrometheusBackend::new("http://127.0.0.1:9", &credentials, DEFAULT_TIMEOUT)
+            .unwrap_err();
+        assert!(matches!(err, BackendError::Config(_)), "{err}");
+        assert!(err.to_string().contains("X-Scope-OrgID"), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+
+        let credentials = Credentials {
+            client_cert: Some(ClientCertificate {
+                cert_pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----".into(),
+                key_pem: Secret::new(
+                    "-----BEGIN PRIVATE KEY-----\nkey-material\n-----END PRIVATE KEY-----",
+                ),
+            }),
+            ..Credentials::default()
+        };
+        let err = PrometheusBackend::new("https://127.0.0.1:9", &credentials, DEFAULT_TIMEOUT)
+            .unwrap_err();
+        assert!(matches!(err, BackendError::Config(_)), "{err}");
+        assert!(!err.to_string().contains("key-material"), "{err}");
     }
 }

@@ -4,6 +4,7 @@
 //! Secret keys, label keys and values) and alert templates. [`check`] runs inside
 //! [`super::resolve`], so `infmon validate`, `infmon render` and the operator give one verdict.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::SecretKeySelector;
@@ -13,8 +14,8 @@ use promql_parser::parser::{self, Expr};
 
 use super::resolve::ResolveError;
 use crate::api::{
-    InferenceMonitoring, MAX_ITEMS, MAX_PROPERTIES, MetricMapping, MetricsSpec, RelabelAction,
-    RelabelConfig, parse_duration,
+    InferenceMonitoring, MAX_ITEMS, MAX_PROPERTIES, MetricMapping, MetricsSpec, QueryHeader,
+    RelabelAction, RelabelConfig, parse_duration,
 };
 
 /// The longest duration accepted anywhere in a spec (scrape interval and timeout, health-check
@@ -439,6 +440,63 @@ fn check_selector(field: &str, selector: &LabelSelector) -> Result<(), ResolveEr
     Ok(())
 }
 
+/// Headers infmon sets itself, which `spec.prometheus.auth.headers` may not name.
+const RESERVED_HEADERS: [&str; 6] = [
+    "authorization",
+    "host",
+    "content-length",
+    "content-type",
+    "connection",
+    "transfer-encoding",
+];
+
+/// Extra query headers: HTTP token names, each once, none infmon sets itself, and a value
+/// (literal or from a Secret) that can travel in a header.
+fn check_query_headers(headers: &[QueryHeader]) -> Result<(), ResolveError> {
+    let mut seen = BTreeSet::new();
+    for (i, header) in headers.iter().enumerate() {
+        let field = format!("spec.prometheus.auth.headers[{i}]");
+        let name = &header.name;
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(invalid(
+                format!("{field}.name"),
+                format!("{name:?} is not an HTTP header name"),
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
+            return Err(invalid(
+                format!("{field}.name"),
+                format!(
+                    "{name:?} is set by infmon itself; use bearerToken or basicAuth for credentials"
+                ),
+            ));
+        }
+        if !seen.insert(lower) {
+            return Err(invalid(
+                format!("{field}.name"),
+                format!("{name:?} is given twice; set each header once"),
+            ));
+        }
+        match (&header.value, &header.value_from) {
+            (Some(value), None) => {
+                if value.chars().any(|c| c.is_control() || !c.is_ascii()) {
+                    return Err(invalid(
+                        format!("{field}.value"),
+                        "must be printable ASCII (no line breaks or control characters)",
+                    ));
+                }
+            }
+            (None, Some(secret)) => check_secret(&format!("{field}.valueFrom"), secret)?,
+            _ => {
+                return Err(invalid(field, "set value or valueFrom, exactly one"));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_label(field: &str, key: &str, value: &str) -> Result<(), ResolveError> {
     if !is_qualified_name(key) {
         return Err(invalid(
@@ -706,6 +764,19 @@ pub fn check(resource: &InferenceMonitoring) -> Result<Option<MetricsSpec>, Reso
         if let Some(ca) = &auth.ca {
             check_secret("spec.prometheus.auth.ca", ca)?;
         }
+        if let Some(cert) = &auth.cert {
+            check_secret("spec.prometheus.auth.cert", cert)?;
+        }
+        if let Some(key) = &auth.key {
+            check_secret("spec.prometheus.auth.key", key)?;
+        }
+        if auth.cert.is_some() != auth.key.is_some() {
+            return Err(invalid(
+                "spec.prometheus.auth",
+                "set cert and key together (a client certificate needs its private key)",
+            ));
+        }
+        check_query_headers(&auth.headers)?;
     }
     if let Some(interval) = &prometheus.health_check_interval {
         check_duration("spec.prometheus.healthCheckInterval", interval)?;

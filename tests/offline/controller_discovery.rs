@@ -1,5 +1,7 @@
 //! Cluster discovery against a scripted API server: which optional APIs are served, the
-//! `Prometheus` selectors, and an already running DCGM exporter of each known kind.
+//! `Prometheus` and `PrometheusAgent` selectors, other consumers of monitors (VictoriaMetrics,
+//! Alloy, the OpenTelemetry target allocator), and an already running DCGM exporter of each
+//! known kind.
 
 use infmon_devkit::mock_api;
 
@@ -13,6 +15,232 @@ fn resources(group_version: &str, plurals: &[&str]) -> serde_json::Value {
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
         "resources": plurals.iter().map(|p| json!({"name": p, "singularName": "", "namespaced": true,
             "kind": "X", "verbs": ["get", "list"]})).collect::<Vec<_>>()})
+}
+
+fn not_found(uri: &str) -> Exchange {
+    Exchange::fail("GET", uri.to_string(), 404, "NotFound")
+}
+
+/// The Prometheus Operator's v1 API with PodMonitors, ServiceMonitors, rules and Prometheuses.
+fn prometheus_operator_v1() -> Exchange {
+    Exchange::new(
+        "GET",
+        "/apis/monitoring.coreos.com/v1",
+        resources(
+            "monitoring.coreos.com/v1",
+            &[
+                "podmonitors",
+                "servicemonitors",
+                "prometheusrules",
+                "prometheuses",
+            ],
+        ),
+    )
+}
+
+/// A cluster with the Prometheus Operator's v1 API but no Prometheus object, with the
+/// `v1alpha1`, OpenTelemetry and VictoriaMetrics group versions answered as given and
+/// `consumers` as the requests that follow the group-version lookups.
+fn cluster_without_prometheus(
+    alloy: Exchange,
+    v1alpha1: Exchange,
+    opentelemetry: Exchange,
+    victoriametrics: Exchange,
+    consumers: Vec<Exchange>,
+) -> Vec<Exchange> {
+    let mut script = vec![
+        alloy,
+        not_found("/apis/grafana.integreatly.org/v1beta1"),
+        prometheus_operator_v1(),
+        v1alpha1,
+        opentelemetry,
+        victoriametrics,
+        Exchange::new(
+            "GET",
+            "/apis/monitoring.coreos.com/v1/prometheuses?",
+            list("Prometheus", vec![]),
+        ),
+    ];
+    script.extend(consumers);
+    script.extend(KNOWN_EXPORTERS.iter().map(|known| {
+        Exchange::new(
+            "GET",
+            dcgm_pods_uri(None, known.selector),
+            list("Pod", vec![]),
+        )
+    }));
+    script
+}
+
+fn object(
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> serde_json::Value {
+    json!({"apiVersion": api_version, "kind": kind,
+        "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+}
+
+#[tokio::test]
+async fn prometheus_agents_are_read_as_selectors() {
+    let script = cluster_without_prometheus(
+        not_found("/apis/collectors.grafana.com/v1alpha1"),
+        Exchange::new(
+            "GET",
+            "/apis/monitoring.coreos.com/v1alpha1",
+            resources(
+                "monitoring.coreos.com/v1alpha1",
+                &["scrapeconfigs", "prometheusagents"],
+            ),
+        ),
+        not_found("/apis/opentelemetry.io/v1beta1"),
+        not_found("/apis/operator.victoriametrics.com/v1beta1"),
+        vec![Exchange::new(
+            "GET",
+            "/apis/monitoring.coreos.com/v1alpha1/prometheusagents?",
+            list(
+                "PrometheusAgent",
+                vec![object(
+                    "monitoring.coreos.com/v1alpha1",
+                    "PrometheusAgent",
+                    "monitoring",
+                    "agent",
+                    json!({"podMonitorSelector": {"matchLabels": {"team": "ml"}}, "podMonitorNamespaceSelector": {}}),
+                )],
+            ),
+        )],
+    );
+    let (client, handle) = mock_api::client();
+    let server = tokio::spawn(serve(handle, script));
+    let found = discover(&client, &[]).await.unwrap();
+    server.await.unwrap();
+    assert!(found.serves(ChildKind::ScrapeConfig));
+    assert_eq!(found.prometheuses.len(), 1);
+    assert_eq!(
+        found.prometheuses[0].key,
+        "monitoring/agent (PrometheusAgent)"
+    );
+    assert!(found.prometheuses[0].pod_monitor_selector.is_some());
+    assert!(found.other_consumers.is_empty());
+}
+
+#[tokio::test]
+async fn victoriametrics_alloy_and_an_enabled_target_allocator_are_other_consumers() {
+    let script = cluster_without_prometheus(
+        Exchange::new(
+            "GET",
+            "/apis/collectors.grafana.com/v1alpha1",
+            resources("collectors.grafana.com/v1alpha1", &["alloys"]),
+        ),
+        not_found("/apis/monitoring.coreos.com/v1alpha1"),
+        Exchange::new(
+            "GET",
+            "/apis/opentelemetry.io/v1beta1",
+            resources("opentelemetry.io/v1beta1", &["opentelemetrycollectors"]),
+        ),
+        Exchange::new(
+            "GET",
+            "/apis/operator.victoriametrics.com/v1beta1",
+            resources(
+                "operator.victoriametrics.com/v1beta1",
+                &["vmagents", "vmpodscrapes"],
+            ),
+        ),
+        vec![
+            Exchange::new(
+                "GET",
+                "/apis/collectors.grafana.com/v1alpha1/alloys?",
+                list(
+                    "Alloy",
+                    vec![object(
+                        "collectors.grafana.com/v1alpha1",
+                        "Alloy",
+                        "monitoring",
+                        "metrics",
+                        json!({}),
+                    )],
+                ),
+            ),
+            Exchange::new(
+                "GET",
+                "/apis/opentelemetry.io/v1beta1/opentelemetrycollectors?",
+                list(
+                    "OpenTelemetryCollector",
+                    vec![
+                        object(
+                            "opentelemetry.io/v1beta1",
+                            "OpenTelemetryCollector",
+                            "otel",
+                            "with-ta",
+                            json!({"targetAllocator": {"enabled": true, "prometheusCR": {"enabled": true}}}),
+                        ),
+                        // A target allocator that does not read monitors is no consumer.
+                        object(
+                            "opentelemetry.io/v1beta1",
+                            "OpenTelemetryCollector",
+                            "otel",
+                            "plain",
+                            json!({"targetAllocator": {"enabled": true}}),
+                        ),
+                    ],
+                ),
+            ),
+            Exchange::new(
+                "GET",
+                "/apis/operator.victoriametrics.com/v1beta1/vmagents?",
+                list(
+                    "VMAgent",
+                    vec![object(
+                        "operator.victoriametrics.com/v1beta1",
+                        "VMAgent",
+                        "vm",
+                        "agent",
+                        json!({}),
+                    )],
+                ),
+            ),
+        ],
+    );
+    let (client, handle) = mock_api::client();
+    let server = tokio::spawn(serve(handle, script));
+    let found = discover(&client, &[]).await.unwrap();
+    server.await.unwrap();
+    assert!(found.prometheuses.is_empty());
+    assert_eq!(
+        found.other_consumers,
+        [
+            "Alloy monitoring/metrics (Grafana Alloy)",
+            "OpenTelemetryCollector otel/with-ta (OpenTelemetry target allocator)",
+            "VMAgent vm/agent (VictoriaMetrics operator)",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn installed_apis_without_objects_are_no_consumers() {
+    let script = cluster_without_prometheus(
+        not_found("/apis/collectors.grafana.com/v1alpha1"),
+        not_found("/apis/monitoring.coreos.com/v1alpha1"),
+        not_found("/apis/opentelemetry.io/v1beta1"),
+        Exchange::new(
+            "GET",
+            "/apis/operator.victoriametrics.com/v1beta1",
+            resources("operator.victoriametrics.com/v1beta1", &["vmagents"]),
+        ),
+        vec![Exchange::new(
+            "GET",
+            "/apis/operator.victoriametrics.com/v1beta1/vmagents?",
+            list("VMAgent", vec![]),
+        )],
+    );
+    let (client, handle) = mock_api::client();
+    let server = tokio::spawn(serve(handle, script));
+    let found = discover(&client, &[]).await.unwrap();
+    server.await.unwrap();
+    assert!(found.prometheuses.is_empty());
+    assert!(found.other_consumers.is_empty());
 }
 
 fn dcgm_pods_uri(namespace: Option<&str>, selector: &str) -> String {
@@ -31,50 +259,24 @@ fn exporter_pod(namespace: &str, labels: serde_json::Value) -> serde_json::Value
 /// The discovery requests of a bare cluster (no optional APIs), before the exporter search.
 fn bare_cluster() -> Vec<Exchange> {
     vec![
-        Exchange::fail(
-            "GET",
-            "/apis/grafana.integreatly.org/v1beta1",
-            404,
-            "NotFound",
-        ),
-        Exchange::fail("GET", "/apis/monitoring.coreos.com/v1", 404, "NotFound"),
-        Exchange::fail(
-            "GET",
-            "/apis/monitoring.coreos.com/v1alpha1",
-            404,
-            "NotFound",
-        ),
+        not_found("/apis/collectors.grafana.com/v1alpha1"),
+        not_found("/apis/grafana.integreatly.org/v1beta1"),
+        not_found("/apis/monitoring.coreos.com/v1"),
+        not_found("/apis/monitoring.coreos.com/v1alpha1"),
+        not_found("/apis/opentelemetry.io/v1beta1"),
+        not_found("/apis/operator.victoriametrics.com/v1beta1"),
     ]
 }
 
 #[tokio::test]
 async fn the_prometheus_operator_its_selectors_and_a_running_dcgm_exporter_are_found() {
     let script = vec![
-        Exchange::fail(
-            "GET",
-            "/apis/grafana.integreatly.org/v1beta1",
-            404,
-            "NotFound",
-        ),
-        Exchange::new(
-            "GET",
-            "/apis/monitoring.coreos.com/v1",
-            resources(
-                "monitoring.coreos.com/v1",
-                &[
-                    "podmonitors",
-                    "servicemonitors",
-                    "prometheusrules",
-                    "prometheuses",
-                ],
-            ),
-        ),
-        Exchange::fail(
-            "GET",
-            "/apis/monitoring.coreos.com/v1alpha1",
-            404,
-            "NotFound",
-        ),
+        not_found("/apis/collectors.grafana.com/v1alpha1"),
+        not_found("/apis/grafana.integreatly.org/v1beta1"),
+        prometheus_operator_v1(),
+        not_found("/apis/monitoring.coreos.com/v1alpha1"),
+        not_found("/apis/opentelemetry.io/v1beta1"),
+        not_found("/apis/operator.victoriametrics.com/v1beta1"),
         Exchange::new(
             "GET",
             "/apis/monitoring.coreos.com/v1/prometheuses?",
@@ -219,5 +421,6 @@ async fn a_bare_cluster_in_namespaced_mode_reads_only_its_namespaces() {
         ]
     );
     assert!(found.prometheuses.is_empty());
+    assert!(found.other_consumers.is_empty());
     assert!(found.existing_dcgm_exporter.is_none());
 }

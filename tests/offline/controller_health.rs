@@ -14,7 +14,7 @@ use infmon::controller::metrics::Metrics;
 use infmon::controller::{Config, Context};
 use infmon::discovery::Discovered;
 use infmon::engines::profile;
-use infmon::health::{BackendError, MetricsBackend, Sample, Target};
+use infmon::health::{BackendError, Credentials, MetricsBackend, Sample, Secret, Target};
 use infmon::render::ChildKind;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -177,4 +177,117 @@ async fn resources_not_applied_or_not_selected_are_not_checked() {
     server.await.unwrap();
     assert!(urls.lock().unwrap().is_empty());
     assert!(backend.queries.lock().unwrap().is_empty());
+}
+
+/// Credentials each backend was built with.
+type SeenCredentials = Arc<Mutex<Vec<(String, Credentials)>>>;
+
+fn recording_factory(backend: Arc<Healthy>, seen: SeenCredentials) -> BackendFactory {
+    Arc::new(move |url, credentials| {
+        seen.lock()
+            .unwrap()
+            .push((url.to_string(), credentials.clone()));
+        Ok(backend.clone() as Arc<dyn MetricsBackend>)
+    })
+}
+
+fn resource_with_prometheus(prometheus: Value) -> InferenceMonitoring {
+    let mut value = serde_json::to_value(resource(applied_status())).unwrap();
+    value["spec"]["prometheus"] = prometheus;
+    serde_json::from_value(value).unwrap()
+}
+
+fn status_patch_without(secret: &'static str) -> Exchange {
+    Exchange::new(
+        "PATCH",
+        format!("/apis/monitoring.inference.dev/v1alpha1/namespaces/ai/inferencemonitorings/llm/status?&force=true&fieldManager={FIELD_MANAGER}"),
+        serde_json::to_value(resource(applied_status())).unwrap(),
+    )
+    .expecting(Expect::Check(Box::new(move |body| {
+        assert!(!body.to_string().contains(secret), "{body}");
+        assert_eq!(body["status"]["conditions"][0]["type"], "DashboardsReady");
+    })))
+}
+
+#[tokio::test]
+async fn query_headers_come_from_the_spec_and_secrets_in_the_resources_namespace() {
+    let backend = Arc::new(Healthy {
+        queries: Mutex::default(),
+    });
+    let seen = SeenCredentials::default();
+    let (client, handle) = mock_api::client();
+    let ctx = context(client);
+    let script = vec![
+        Exchange::new(
+            "GET",
+            "/api/v1/namespaces/ai/secrets/mimir",
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "mimir", "namespace": "ai"},
+                   "data": {"api-key": "ay0xMjMK"}}), // "k-123\n"
+        ),
+        status_patch_without("k-123"),
+    ];
+    let server = tokio::spawn(serve(handle, script));
+    let resource = Arc::new(resource_with_prometheus(json!({
+        "url": "http://mimir.test/prometheus",
+        "auth": {"headers": [
+            {"name": "X-Scope-OrgID", "value": "team-a"},
+            {"name": "X-Api-Key", "valueFrom": {"name": "mimir", "key": "api-key"}},
+        ]},
+    })));
+    let mut health = HealthLoop::new(recording_factory(backend, seen.clone()));
+    assert_eq!(health.cycle(&ctx, &[resource]).await, 1);
+    server.await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "http://mimir.test/prometheus");
+    assert_eq!(
+        seen[0].1.headers,
+        [
+            ("X-Scope-OrgID".to_string(), Secret::new("team-a")),
+            ("X-Api-Key".to_string(), Secret::new("k-123")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_operators_own_credentials_go_to_its_own_url_only() {
+    let backend = Arc::new(Healthy {
+        queries: Mutex::default(),
+    });
+    let seen = SeenCredentials::default();
+    let own = Credentials {
+        headers: vec![("X-Scope-OrgID".into(), Secret::new("platform"))],
+        ..Credentials::default()
+    };
+    let (client, handle) = mock_api::client();
+    let mut ctx = context(client);
+    ctx.config.default_prometheus_url = Some("http://mimir.test/prometheus".into());
+    ctx.config.default_credentials = own.clone();
+    let server = tokio::spawn(serve(
+        handle,
+        vec![
+            status_patch_without("platform"),
+            status_patch_without("platform"),
+        ],
+    ));
+    // No URL in the spec: the operator's URL, with its credentials.
+    let by_default = Arc::new(resource_with_prometheus(json!({})));
+    // A URL of its own (allowed by the default policy): no operator credentials.
+    let elsewhere = Arc::new(resource_with_prometheus(
+        json!({"url": "http://other.test:9090"}),
+    ));
+    let mut health = HealthLoop::new(recording_factory(backend.clone(), seen.clone()));
+    assert_eq!(health.cycle(&ctx, &[by_default]).await, 1);
+    let mut health = HealthLoop::new(recording_factory(backend, seen.clone()));
+    assert_eq!(health.cycle(&ctx, &[elsewhere]).await, 1);
+    server.await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        *seen,
+        [
+            ("http://mimir.test/prometheus".to_string(), own),
+            ("http://other.test:9090".to_string(), Credentials::default()),
+        ]
+    );
 }

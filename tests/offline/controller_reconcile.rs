@@ -68,6 +68,7 @@ fn full_cluster() -> Discovered {
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: vec![kube_prometheus_stack()],
         existing_dcgm_exporter: None,
+        other_consumers: Vec::new(),
     }
 }
 
@@ -79,6 +80,7 @@ fn core_only_cluster() -> Discovered {
             .collect(),
         prometheuses: Vec::new(),
         existing_dcgm_exporter: None,
+        other_consumers: Vec::new(),
     }
 }
 
@@ -795,4 +797,70 @@ fn assert_condition_generation(status: &Value, type_: &str, state: &str, generat
     let c = condition(status, type_);
     assert_eq!(c["status"], state, "{c}");
     assert_eq!(c["observedGeneration"], generation, "{c}");
+}
+
+/// A cluster with the Prometheus Operator's APIs but no `Prometheus` or `PrometheusAgent`,
+/// running `others` (consumers infmon cannot read the selection of).
+fn cluster_without_prometheus(others: &[&str]) -> Discovered {
+    Discovered {
+        prometheuses: Vec::new(),
+        other_consumers: others.iter().map(|o| o.to_string()).collect(),
+        ..full_cluster()
+    }
+}
+
+/// Reconciles a vLLM resource with a query URL in `cluster` and checks its status.
+async fn reconcile_checked_resource(cluster: Discovered, check: impl Fn(&Value) + Send + 'static) {
+    let obj = resource(
+        json!({"engine": "vllm", "selector": {"matchLabels": {"app": "vllm"}},
+               "prometheus": {"url": "http://vmsingle.vm:8429"}}),
+        true,
+    );
+    let (_, children) = rendered(&obj, &cluster, &[]);
+    let mut h = Harness::new(cluster.clone());
+    let mut script = lists(&cluster, &BTreeMap::new());
+    script.extend(creates(&obj, &children));
+    let (patch, _) = status_patch(check);
+    script.push(patch);
+    script.push(event("Normal", "Created", "created "));
+    let (result, _) = h.reconcile(&obj, script).await;
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn another_consumer_of_monitors_is_no_reason_for_not_selected() {
+    let cluster = cluster_without_prometheus(&["VMAgent vm/agent (VictoriaMetrics operator)"]);
+    reconcile_checked_resource(cluster, |status| {
+        // Left to the health check, which runs: Progressing until it has asked.
+        assert_condition(status, "TargetsHealthy", "Unknown", "Progressing");
+        let message = condition(status, "TargetsHealthy")["message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            message.starts_with("waiting for the first health check; no Prometheus or PrometheusAgent resource was found")
+                && message.contains("VMAgent vm/agent (VictoriaMetrics operator) may pick them up"),
+            "{message}"
+        );
+        assert_eq!(
+            status["selectedBy"],
+            json!(["VMAgent vm/agent (VictoriaMetrics operator)"])
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn with_nothing_known_to_consume_monitors_they_are_not_selected() {
+    reconcile_checked_resource(cluster_without_prometheus(&[]), |status| {
+        assert_condition(status, "TargetsHealthy", "False", "NotSelected");
+        let message = condition(status, "TargetsHealthy")["message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            message.starts_with("no Prometheus or PrometheusAgent resource was found, and no other known consumer of monitors"),
+            "{message}"
+        );
+        assert!(status.get("selectedBy").is_none(), "{status}");
+    })
+    .await;
 }

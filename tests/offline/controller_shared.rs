@@ -243,6 +243,7 @@ fn full_cluster() -> Discovered {
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: Vec::new(),
         existing_dcgm_exporter: None,
+        other_consumers: Vec::new(),
     }
 }
 

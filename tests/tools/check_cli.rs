@@ -5,7 +5,7 @@ use infmon_devkit::health_common;
 
 use std::process::{Command, Output};
 
-use health_common::{prometheus_config, resource_yaml, vllm_page};
+use health_common::{Proxy, prometheus_config, resource_yaml, vllm_page};
 use support::exporter::Exporter;
 use support::prometheus::Prometheus;
 
@@ -117,5 +117,66 @@ fn exit_codes_table_and_json() {
     assert!(
         stdout.contains("PrometheusUnreachable  cannot reach the query API at http://127.0.0.1:"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn tenant_header_flag_for_a_mimir_style_api() {
+    let exporter = Exporter::start(vllm_page);
+    let chat = resource_yaml("chat", "vllm", &[exporter.addr()]);
+    let prometheus = Prometheus::start(&prometheus_config(&[&chat]));
+    let proxy = Proxy::requiring(
+        &prometheus.url(),
+        "/prometheus",
+        Some(("X-Scope-OrgID", "team-a")),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chat.yaml");
+    std::fs::write(&file, &chat).unwrap();
+    let file = file.to_str().unwrap();
+    let url = proxy.url();
+
+    let out = infmon(&[
+        "check",
+        "-f",
+        file,
+        "--prometheus",
+        &url,
+        "--prometheus-header",
+        "X-Scope-OrgID=team-a",
+        "--wait",
+        "30s",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("demo/chat  vllm    1/1      Healthy"),
+        "{stdout}"
+    );
+
+    // Without the header: could not check, and the message names what to look at.
+    let out = infmon(&["check", "-f", file, "--prometheus", &url]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("HTTP 401 Unauthorized") && stdout.contains("X-Scope-OrgID"),
+        "{stdout}"
+    );
+
+    // A malformed flag is refused before anything is asked.
+    let out = infmon(&[
+        "check",
+        "-f",
+        file,
+        "--prometheus",
+        &url,
+        "--prometheus-header",
+        "X-Scope-OrgID",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("NAME=VALUE"),
+        "{}",
+        text(&out.stderr)
     );
 }

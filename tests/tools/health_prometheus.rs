@@ -6,11 +6,14 @@ use infmon_devkit::health_common;
 
 use std::collections::HashMap;
 
-use health_common::{Proxy, health_target, prometheus_config, resource_yaml, tgi_page, vllm_page};
+use health_common::{
+    MutualTlsProxy, Proxy, TestPki, health_target, prometheus_config, resource_yaml, tgi_page,
+    vllm_page,
+};
 use infmon::api::ConditionReason;
 use infmon::health::{
-    BasicCredentials, ConditionStatus, Credentials, DEFAULT_TIMEOUT, HealthReport, HealthTarget,
-    PrometheusBackend, Secret, check_all,
+    BasicCredentials, ClientCertificate, ConditionStatus, Credentials, DEFAULT_TIMEOUT,
+    HealthReport, HealthTarget, PrometheusBackend, Secret, check_all,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -47,6 +50,16 @@ fn wait_for(
     });
     assert!(ok, "not {what} within {TARGET_TIMEOUT:?}: {last:#?}");
     last
+}
+
+/// The message of `demo/chat`'s report, which must say the query API could not be reached.
+fn unreachable_message(backend: &PrometheusBackend, targets: &[HealthTarget]) -> String {
+    let report = check(backend, targets).remove("demo/chat").unwrap();
+    assert_eq!(
+        report.diagnosis.reason,
+        ConditionReason::PrometheusUnreachable
+    );
+    report.diagnosis.message
 }
 
 fn reason(reports: &HashMap<String, HealthReport>, key: &str) -> ConditionReason {
@@ -162,20 +175,77 @@ fn works_behind_a_bearer_token_proxy_under_a_path_prefix() {
             ..Credentials::default()
         },
     ] {
-        let report = check(&backend(&proxy.url(), &credentials), &targets)
-            .remove("demo/chat")
-            .unwrap();
-        assert_eq!(
-            report.diagnosis.reason,
-            ConditionReason::PrometheusUnreachable
-        );
-        let message = &report.diagnosis.message;
+        let message = unreachable_message(&backend(&proxy.url(), &credentials), &targets);
         assert!(
             message.contains("401 Unauthorized") && message.contains("bearer token"),
             "{message}"
         );
         assert!(!message.contains("s3cret"), "{message}");
     }
+}
+
+#[test]
+fn works_with_a_mimir_tenant_header() {
+    let exporter = Exporter::start(vllm_page);
+    let chat = resource_yaml("chat", "vllm", &[exporter.addr()]);
+    let prometheus = Prometheus::start(&prometheus_config(&[&chat]));
+    let proxy = Proxy::requiring(
+        &prometheus.url(),
+        "/prometheus",
+        Some(("X-Scope-OrgID", "team-a")),
+    );
+    let targets = [health_target(&chat)];
+    let tenant = |value: &str| Credentials {
+        headers: vec![("X-Scope-OrgID".into(), Secret::new(value))],
+        ..Credentials::default()
+    };
+    wait_for(
+        &backend(&proxy.url(), &tenant("team-a")),
+        &targets,
+        "healthy with the tenant header",
+        |r| reason(r, "demo/chat") == ConditionReason::Healthy,
+    );
+    for credentials in [Credentials::default(), tenant("team-b")] {
+        let message = unreachable_message(&backend(&proxy.url(), &credentials), &targets);
+        assert!(
+            message.contains("401 Unauthorized") && message.contains("X-Scope-OrgID"),
+            "{message}"
+        );
+        assert!(!message.contains("team-b"), "{message}");
+    }
+}
+
+#[test]
+fn works_with_a_client_certificate_and_says_why_without_one() {
+    let exporter = Exporter::start(vllm_page);
+    let chat = resource_yaml("chat", "vllm", &[exporter.addr()]);
+    let prometheus = Prometheus::start(&prometheus_config(&[&chat]));
+    let pki = TestPki::generate();
+    let proxy = MutualTlsProxy::start(&prometheus.url(), &pki);
+    let targets = [health_target(&chat)];
+    let trusting = Credentials {
+        ca_pem: Some(pki.ca_pem.clone().into_bytes()),
+        ..Credentials::default()
+    };
+    let with_certificate = Credentials {
+        client_cert: Some(ClientCertificate {
+            cert_pem: pki.client_cert_pem.clone(),
+            key_pem: Secret::new(pki.client_key_pem.clone()),
+        }),
+        ..trusting.clone()
+    };
+    wait_for(
+        &backend(&proxy.url(), &with_certificate),
+        &targets,
+        "healthy with a client certificate",
+        |r| reason(r, "demo/chat") == ConditionReason::Healthy,
+    );
+    let message = unreachable_message(&backend(&proxy.url(), &trusting), &targets).to_lowercase();
+    assert!(
+        message.contains("certificaterequired") && message.contains("client certificate and key"),
+        "{message}"
+    );
+    assert!(!message.contains("private key"), "{message}");
 }
 
 #[test]

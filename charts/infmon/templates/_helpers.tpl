@@ -95,8 +95,10 @@ exporter's, where the shared exporter's ConfigMap and monitor live).
 {{/*
 Scope "cluster", in both modes, read-only: pods (metadata of a DCGM exporter infmon did not
 deploy, in any namespace; the pods of the resources and of the shared exporter), namespace
-labels (namespaces are cluster-scoped) for Prometheus namespace selectors, and the Prometheus
-Operator's `Prometheus` resources, which usually run in a namespace the operator does not watch.
+labels (namespaces are cluster-scoped) for Prometheus namespace selectors, and the consumers of
+monitors (the Prometheus Operator's `Prometheus` and `PrometheusAgent` resources,
+VictoriaMetrics' `VMAgent`s, OpenTelemetry collectors, Grafana `Alloy`s), which usually run in
+a namespace the operator does not watch.
 */}}
 {{- define "infmon.rules.cluster" -}}
 - apiGroups: [""]
@@ -108,6 +110,18 @@ Operator's `Prometheus` resources, which usually run in a namespace the operator
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheuses]
   verbs: [list, watch]
+- apiGroups: [monitoring.coreos.com]
+  resources: [prometheusagents]
+  verbs: [list]
+- apiGroups: [operator.victoriametrics.com]
+  resources: [vmagents]
+  verbs: [list]
+- apiGroups: [opentelemetry.io]
+  resources: [opentelemetrycollectors]
+  verbs: [list]
+- apiGroups: [collectors.grafana.com]
+  resources: [alloys]
+  verbs: [list]
 {{- end -}}
 
 {{/* Scope "exporter namespace": the shared DCGM exporter's DaemonSet and Service, nowhere else. */}}
