@@ -1,8 +1,8 @@
 //! The Helm chart in `charts/infmon`, checked with the real helm v3: `lint --strict`, `template`
 //! with default and non-default values, the rendered manifests validated with
 //! `kubernetes-validate --strict` for Kubernetes 1.33 (the ServiceMonitor against the upstream
-//! CRD), RBAC equal to `infmon::rbac::permissions_with()` scope by scope, and `values.schema.json` rejecting wrong
-//! values.
+//! CRD), RBAC equal to `infmon::rbac::permissions_with()` scope by scope, and
+//! `values.schema.json` rejecting wrong values.
 
 use infmon_devkit as support;
 
