@@ -91,7 +91,8 @@ kubectl -n "$RELEASE_NAMESPACE" rollout status "deployment/$RELEASE" --timeout="
 
 step "RBAC is least privilege"
 SERVICE_ACCOUNT="system:serviceaccount:${RELEASE_NAMESPACE}:${RELEASE}"
-for denied in "delete pods" "create deployments" "get nodes" "create clusterroles"; do
+for denied in "delete pods" "create deployments" "get nodes" "create clusterroles" \
+    "create daemonsets.apps" "create services"; do
     # shellcheck disable=SC2086 # word splitting into verb and resource is intended
     if kubectl auth can-i $denied --all-namespaces --as="$SERVICE_ACCOUNT" >/dev/null 2>&1; then
         fail "the operator may $denied"
@@ -99,6 +100,8 @@ for denied in "delete pods" "create deployments" "get nodes" "create clusterrole
 done
 kubectl auth can-i patch podmonitors.monitoring.coreos.com -n llm --as="$SERVICE_ACCOUNT" >/dev/null ||
     fail "the operator may not patch podmonitors"
+kubectl auth can-i patch daemonsets.apps -n "$RELEASE_NAMESPACE" --as="$SERVICE_ACCOUNT" >/dev/null ||
+    fail "the operator may not patch the DCGM exporter's DaemonSet in its namespace"
 
 examples=()
 for file in examples/*.yaml; do

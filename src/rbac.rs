@@ -4,9 +4,25 @@
 
 use crate::render::ChildKind;
 
-/// One RBAC rule: API group, resource and verbs.
+/// Where a permission is granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// The whole cluster, in both modes (cluster-scoped kinds and reads across namespaces).
+    Cluster,
+    /// Every namespace the operator reads and writes: the whole cluster in cluster mode (a
+    /// ClusterRole); in namespaced mode each watched namespace and the exporter's (a Role each).
+    Watched,
+    /// Only the namespace of the shared DCGM exporter (the chart's `gpuExporter.namespace`).
+    ExporterNamespace,
+    /// Only the operator's own namespace (the leader-election Lease).
+    OperatorNamespace,
+}
+
+/// One RBAC rule: where, API group, resource and verbs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Permission {
+    /// Where it is granted.
+    pub scope: Scope,
     /// API group (`""` for core).
     pub group: &'static str,
     /// Resource (plural, optionally with a subresource, e.g. `inferencemonitorings/status`).
@@ -26,34 +42,45 @@ pub const CHILD_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "
 pub const OTHER_PERMISSIONS: &[Permission] = &[
     // The controller's watch; the finalizer helper adds and removes the finalizer by patch.
     Permission {
+        scope: Scope::Watched,
         group: "monitoring.inference.dev",
         resource: "inferencemonitorings",
         verbs: &["list", "patch", "watch"],
     },
     // Status is written by server-side apply.
     Permission {
+        scope: Scope::Watched,
         group: "monitoring.inference.dev",
         resource: "inferencemonitorings/status",
         verbs: &["patch"],
     },
     // Owner references with blockOwnerDeletion need update on the owner's finalizers.
     Permission {
+        scope: Scope::Watched,
         group: "monitoring.inference.dev",
         resource: "inferencemonitorings/finalizers",
         verbs: &["update"],
     },
-    // The pod cache (engine detection, DCGM exporter detection) is a list and a watch; pod
-    // changes re-trigger reconciles; discovery lists the pods of known exporters cluster-wide
-    // (metadata only; the chart grants this list in its ClusterRole in namespaced mode too);
-    // the shared exporter's readiness lists its own pods.
+    // The pod cache (engine detection, DCGM exporter detection) lists pods (metadata only)
+    // cluster-wide and watches them where resources are watched; pod changes re-trigger
+    // reconciles; the shared exporter's readiness lists its own pods.
     Permission {
+        scope: Scope::Cluster,
         group: "",
         resource: "pods",
-        verbs: &["list", "watch"],
+        verbs: &["list"],
+    },
+    // Pod changes re-trigger reconciles (the list before the watch is granted cluster-wide).
+    Permission {
+        scope: Scope::Watched,
+        group: "",
+        resource: "pods",
+        verbs: &["watch"],
     },
     // Namespace labels for Prometheus namespace selectors, cached from a metadata watch
     // (optional: without it, namespaces are matched by name only).
     Permission {
+        scope: Scope::Cluster,
         group: "",
         resource: "namespaces",
         verbs: &["list", "watch"],
@@ -61,13 +88,15 @@ pub const OTHER_PERMISSIONS: &[Permission] = &[
     // A metadata watch of CRDs: when one is installed or removed, the served kinds are read
     // again and their watches started or stopped (without it, they are polled).
     Permission {
+        scope: Scope::Cluster,
         group: "apiextensions.k8s.io",
         resource: "customresourcedefinitions",
         verbs: &["list", "watch"],
     },
     // Which Prometheus selects the monitors, and what labels it needs; watched to react to
-    // selector changes.
+    // selector changes. They usually run in a namespace the operator does not watch.
     Permission {
+        scope: Scope::Cluster,
         group: "monitoring.coreos.com",
         resource: "prometheuses",
         verbs: &["list", "watch"],
@@ -75,60 +104,81 @@ pub const OTHER_PERMISSIONS: &[Permission] = &[
     // PrometheusAgents select monitors like Prometheuses do; the other known consumers of
     // monitors are listed so that infmon does not report NotSelected where they run.
     Permission {
+        scope: Scope::Cluster,
         group: "monitoring.coreos.com",
         resource: "prometheusagents",
         verbs: &["list"],
     },
     Permission {
+        scope: Scope::Cluster,
         group: "operator.victoriametrics.com",
         resource: "vmagents",
         verbs: &["list"],
     },
     Permission {
+        scope: Scope::Cluster,
         group: "opentelemetry.io",
         resource: "opentelemetrycollectors",
         verbs: &["list"],
     },
     Permission {
+        scope: Scope::Cluster,
         group: "collectors.grafana.com",
         resource: "alloys",
         verbs: &["list"],
     },
     // Events are created, and repeats patched into a series.
     Permission {
+        scope: Scope::Watched,
         group: "events.k8s.io",
         resource: "events",
         verbs: &["create", "patch"],
     },
     // Leader election: read, create once, then renew/take over by replace.
     Permission {
+        scope: Scope::OperatorNamespace,
         group: "coordination.k8s.io",
         resource: "leases",
         verbs: &["create", "get", "update"],
     },
 ];
 
-/// Every permission, sorted by group then resource.
+/// Every permission, Secrets included, sorted by scope, group and resource.
 pub fn permissions() -> Vec<Permission> {
     permissions_with(true)
 }
 
-/// The permissions for a feature set: without `secrets` (`--without-secrets`) the operator
-/// neither writes the raw scrape-config Secret nor reads query credentials, so it gets no
-/// access to Secrets at all.
+/// The permissions for a feature set, sorted by scope, group and resource. The generated kinds
+/// are granted where the operator writes them: the shared exporter's DaemonSet and Service
+/// ([`ChildKind::exporter_only`]) in the exporter's namespace only, the others in every
+/// watched namespace. Without `secrets` (`--without-secrets`) the operator neither writes the
+/// raw scrape-config Secret nor reads query credentials, so it gets no access to Secrets.
 pub fn permissions_with(secrets: bool) -> Vec<Permission> {
     let mut all: Vec<Permission> = ChildKind::ALL
         .iter()
         .filter(|kind| secrets || **kind != ChildKind::Secret)
         .map(|kind| Permission {
+            scope: if kind.exporter_only() {
+                Scope::ExporterNamespace
+            } else {
+                Scope::Watched
+            },
             group: kind.group(),
             resource: kind.plural(),
             verbs: CHILD_VERBS,
         })
         .chain(OTHER_PERMISSIONS.iter().copied())
         .collect();
-    all.sort_by_key(|p| (p.group, p.resource));
+    all.sort_by_key(|p| (p.scope, p.group, p.resource));
     all
+}
+
+/// The permissions of one scope for a feature set.
+pub fn permissions_in(scope: Scope, secrets: bool) -> Vec<Permission> {
+    permissions_with(secrets)
+        .into_iter()
+        .filter(|p| p.scope == scope)
+        .collect()
 }
 
 #[cfg(test)]
@@ -163,6 +213,34 @@ mod tests {
                 all.iter()
                     .any(|p| p.group == kind.group() && p.resource == kind.plural())
             );
+        }
+    }
+
+    #[test]
+    fn daemon_sets_and_services_only_in_the_exporter_namespace() {
+        let exporter: Vec<(&str, &str)> = permissions_in(Scope::ExporterNamespace, true)
+            .iter()
+            .map(|p| (p.group, p.resource))
+            .collect();
+        assert_eq!(exporter, [("", "services"), ("apps", "daemonsets")]);
+        for scope in [Scope::Cluster, Scope::Watched, Scope::OperatorNamespace] {
+            assert!(
+                permissions_in(scope, true)
+                    .iter()
+                    .all(|p| !["services", "daemonsets"].contains(&p.resource)),
+                "{scope:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cluster_wide_in_both_modes_only_reads() {
+        for p in permissions_in(Scope::Cluster, true) {
+            assert!(
+                p.verbs.iter().all(|v| ["get", "list", "watch"].contains(v)),
+                "{p:?}"
+            );
+            assert_ne!(p.resource, "secrets");
         }
     }
 }

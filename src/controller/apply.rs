@@ -337,7 +337,7 @@ pub async fn sync(
     let whose = format!("owned by {}/{}", owner.namespace, owner.name);
     sync_selected(
         client,
-        scope,
+        (scope, None),
         (&selector, &whose),
         owner,
         children,
@@ -350,10 +350,12 @@ pub async fn sync(
 /// [`plan`] and [`execute`] for the objects a label selector finds (the cluster-shared
 /// objects, with an [`Owner`] without reference; `whose` names them in errors): `cached`, the
 /// ones the cache holds (see [`super::cache::Caches::labelled`]), or, when `None`, those
-/// found by listing. Every such object counts as the owner's.
+/// found by listing. Every such object counts as the owner's. The kinds only the shared
+/// exporter uses ([`ChildKind::exporter_only`]) are listed in `exporter_namespace` only (the
+/// operator's rights on them end there), and not at all without one.
 pub async fn sync_selected(
     client: &Client,
-    scope: &[String],
+    (scope, exporter_namespace): (&[String], Option<&str>),
     (selector, whose): (&str, &str),
     owner: &Owner,
     children: &[Child],
@@ -375,10 +377,13 @@ pub async fn sync_selected(
         }));
     }
     for kind in listed.iter().filter(|k| served.contains(k)) {
-        let apis: Vec<Api<DynamicObject>> = if scope.is_empty() {
-            vec![Api::all_with(client.clone(), &kind.api_resource())]
-        } else {
-            scope.iter().map(|ns| api_for(client, *kind, ns)).collect()
+        let apis: Vec<Api<DynamicObject>> = match (kind.exporter_only(), exporter_namespace) {
+            (true, Some(namespace)) => vec![api_for(client, *kind, namespace)],
+            (true, None) => continue,
+            (false, _) if scope.is_empty() => {
+                vec![Api::all_with(client.clone(), &kind.api_resource())]
+            }
+            (false, _) => scope.iter().map(|ns| api_for(client, *kind, ns)).collect(),
         };
         for api in apis {
             match api.list_metadata(&params).await {

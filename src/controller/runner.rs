@@ -425,11 +425,18 @@ impl Watches {
 
     /// Children of `kind` (label `app.kubernetes.io/managed-by=infmon`), compacted; a change
     /// after the first list reconciles the owner, so someone else's edit is reverted.
+    /// The kinds only the shared exporter uses are watched in its namespace only: no resource
+    /// owns them, and the operator's rights on them end there.
     fn start_children(self: &Arc<Self>, kind: ChildKind) {
         let resource = kind.api_resource();
         let mut stores = Vec::new();
         let mut handles = Vec::new();
-        for scope in &self.scopes {
+        let scopes = if kind.exporter_only() {
+            vec![Some(self.ctx.config.gpu_exporter.namespace.clone())]
+        } else {
+            self.scopes.clone()
+        };
+        for scope in &scopes {
             let api = self.dynamic_api(scope, kind);
             let writer = reflector::store::Writer::new(resource.clone());
             let store = writer.as_reader();

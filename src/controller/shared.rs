@@ -207,7 +207,7 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
     };
     let outcome = apply::sync_selected(
         &ctx.client,
-        &scope(ctx),
+        (&scope(ctx), Some(&ctx.config.gpu_exporter.namespace)),
         (&shared_selector(), "shared by every resource"),
         &nobody,
         &children,

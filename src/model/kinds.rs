@@ -107,6 +107,12 @@ impl ChildKind {
         let gvk = kube::api::GroupVersionKind::gvk(self.group(), self.version(), self.kind());
         kube::api::ApiResource::from_gvk_with_plural(&gvk, self.plural())
     }
+    /// Whether only the shared DCGM exporter uses the kind (its DaemonSet and Service): no
+    /// resource owns such an object, and the operator reads and writes the kind only in the
+    /// exporter's namespace (where alone RBAC grants it).
+    pub fn exporter_only(self) -> bool {
+        matches!(self, ChildKind::Service | ChildKind::DaemonSet)
+    }
     /// Whether the kind comes from an optional CRD (it may be missing from a cluster).
     pub fn is_optional_api(self) -> bool {
         !self.group().is_empty() && self.group() != "apps"

@@ -499,7 +499,7 @@ fn check_without_secrets(
             value: output_name(output).to_string(),
             setting: SETTING,
             allowed: "podMonitor, serviceMonitor, scrapeConfig".into(),
-            remedy: "the raw scrape configuration is a Secret, which this operator may not write; choose another output (auto picks rawScrapeConfig only without the Prometheus Operator)",
+            remedy: "the raw scrape configuration is a Secret, which this operator may not write; choose another output (auto picks rawScrapeConfig only without the Prometheus Operator), or ask the operator's administrators to grant Secret access (Helm rbac.secrets: true)",
         });
     }
     if resource.spec.prometheus.auth.is_some() {
@@ -508,7 +508,7 @@ fn check_without_secrets(
             value: "credentials from Secrets".into(),
             setting: SETTING,
             allowed: "none".into(),
-            remedy: "this operator may not read Secrets; remove spec.prometheus.auth or use a query API that needs no credentials",
+            remedy: "this operator may not read Secrets; remove spec.prometheus.auth, use a query API that needs no credentials, or ask the operator's administrators to grant Secret access (Helm rbac.secrets: true)",
         });
     }
     Ok(())
@@ -843,6 +843,10 @@ mod tests {
             err.to_string().starts_with("spec.prometheus.auth:"),
             "{err}"
         );
+        // Both name the Helm value that grants Secret access.
+        assert!(err.to_string().contains("rbac.secrets: true"), "{err}");
+        let err = resolve(&raw, &facts).unwrap_err();
+        assert!(err.to_string().contains("rbac.secrets: true"), "{err}");
         let plain = parse(json!({"engine": "vllm", "selector": {}}));
         assert_eq!(resolve(&plain, &facts).unwrap().output, Output::PodMonitor);
     }

@@ -407,8 +407,8 @@ async fn deletion_removes_cross_namespace_children_then_the_finalizer() {
         json!({"metadata": object_meta(&v, "ai", "llm-scrape".into(), "scrape")}),
     );
     let other_ns = Child::from_value(
-        ChildKind::DaemonSet,
-        json!({"metadata": object_meta(&v, "gpu", "llm-dcgm".into(), "dcgm")}),
+        ChildKind::ConfigMap,
+        json!({"metadata": object_meta(&v, "grafana", "llm-dashboard".into(), "dashboard")}),
     );
     let live = live_children(&obj, &[same_ns, other_ns]);
     let mut h = Harness::with(cluster.clone(), &live, Vec::new());
@@ -416,7 +416,10 @@ async fn deletion_removes_cross_namespace_children_then_the_finalizer() {
     let mut script = vec![
         Exchange::new(
             "DELETE",
-            format!("{}?", object_uri(ChildKind::DaemonSet, "gpu", "llm-dcgm")),
+            format!(
+                "{}?",
+                object_uri(ChildKind::ConfigMap, "grafana", "llm-dashboard")
+            ),
             json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
         )
         .expecting(Expect::Body(json!({"preconditions": {"uid": "child-1"}}))),

@@ -386,6 +386,15 @@ async fn three_teams_get_one_exporter_and_one_copy_of_each_dashboard() {
             .count()
     };
     assert_eq!(patches("daemonsets"), 1, "one exporter, applied once");
+    // DaemonSets and Services are only ever read and written in the exporter's namespace
+    // (where alone RBAC grants them), neither by the resources' syncs nor the shared one.
+    let elsewhere: Vec<String> = cluster
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/daemonsets") || r.contains("/services"))
+        .filter(|r| !r.contains("/namespaces/gpu/"))
+        .collect();
+    assert!(elsewhere.is_empty(), "{elsewhere:?}");
 
     let mut dashboards = cluster.names("configmaps");
     dashboards.retain(|n| n.starts_with("monitoring/"));

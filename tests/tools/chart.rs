@@ -1,13 +1,14 @@
 //! The Helm chart in `charts/infmon`, checked with the real helm v3: `lint --strict`, `template`
 //! with default and non-default values, the rendered manifests validated with
 //! `kubernetes-validate --strict` for Kubernetes 1.33 (the ServiceMonitor against the upstream
-//! CRD), RBAC equal to `infmon::rbac::permissions()`, and `values.schema.json` rejecting wrong
-//! values.
+//! CRD), RBAC equal to `infmon::rbac::permissions_with()` scope by scope, and
+//! `values.schema.json` rejecting wrong values.
 
 use infmon_devkit as support;
 
 use std::collections::BTreeSet;
 
+use infmon::rbac::Scope;
 use serde_json::Value;
 use support::{helm, upstream};
 
@@ -161,6 +162,7 @@ fn default_install_is_one_restricted_replica_watching_everything() {
             "--dashboard-namespaces=monitoring",
             "--health-check-interval=1m",
             &gpu_exporter_arg(NAMESPACE),
+            "--without-secrets",
         ]
     );
     assert!(find(&docs, "Service", Some(NAMESPACE)).is_empty());
@@ -215,6 +217,7 @@ fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
             "--default-monitor-labels=release=kube-prometheus-stack,team=ml",
             &gpu_exporter_arg(NAMESPACE),
             "--leader-election",
+            "--without-secrets",
         ]
     );
     let service = one(&docs, "Service", Some(NAMESPACE));
@@ -278,18 +281,12 @@ fn grants(roles: &[&Value]) -> Grants {
     all
 }
 
-/// The grants of `infmon::rbac::permissions()`, without the leader-election Lease when there is
-/// one replica.
-fn expected(leader_election: bool) -> Grants {
-    expected_with(leader_election, true)
-}
-
-/// The grants of `infmon::rbac::permissions_with(secrets)`, without the Lease unless
-/// `leader_election`.
-fn expected_with(leader_election: bool, secrets: bool) -> Grants {
-    infmon::rbac::permissions_with(secrets)
-        .into_iter()
-        .filter(|p| leader_election || p.resource != "leases")
+/// The grants of the permission table's `scopes` for a feature set
+/// (`infmon::rbac::permissions_in`).
+fn expected(scopes: &[Scope], secrets: bool) -> Grants {
+    scopes
+        .iter()
+        .flat_map(|scope| infmon::rbac::permissions_in(*scope, secrets))
         .flat_map(|p| {
             p.verbs
                 .iter()
@@ -304,79 +301,236 @@ fn assert_grants(actual: &Grants, expected: &Grants, context: &str) {
     let extra: Vec<_> = actual.difference(expected).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "{context}: the chart's RBAC differs from infmon::rbac::permissions()\n\
+        "{context}: the chart's RBAC differs from infmon::rbac::permissions_with()\n\
          missing from the chart: {missing:?}\nnot in the table: {extra:?}"
     );
 }
 
-#[test]
-fn cluster_mode_rbac_is_exactly_the_permission_table() {
-    let docs = render(None);
-    assert!(find(&docs, "Role", Some(NAMESPACE)).is_empty());
-    let cluster_role = one(&docs, "ClusterRole", None);
-    assert_grants(&grants(&[cluster_role]), &expected(false), "ClusterRole");
-    let binding = one(&docs, "ClusterRoleBinding", None);
-    assert_eq!(binding["roleRef"]["name"], cluster_role["metadata"]["name"]);
+/// The Role (and its RoleBinding to the operator) named `name` in `namespace`.
+fn bound_role<'a>(docs: &'a [Value], name: &str, namespace: &str) -> &'a Value {
+    let roles: Vec<&Value> = find(docs, "Role", Some(namespace))
+        .into_iter()
+        .filter(|r| r["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(roles.len(), 1, "expected one Role {name} in {namespace}");
+    let binding = find(docs, "RoleBinding", Some(namespace))
+        .into_iter()
+        .find(|b| b["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no RoleBinding {name} in {namespace}"));
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["roleRef"]["name"], name);
     assert_eq!(binding["subjects"][0]["name"], "infmon");
     assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+    roles[0]
+}
 
-    let docs = render(Some("ci/ha-values.yaml"));
-    let cluster_role = one(&docs, "ClusterRole", None);
-    let lease_role = one(&docs, "Role", Some(NAMESPACE));
-    assert!(
-        grants(&[lease_role])
-            .iter()
-            .all(|(_, resource, _)| resource == "leases")
-    );
-    assert_grants(
-        &grants(&[cluster_role, lease_role]),
-        &expected(true),
-        "ClusterRole + leader-election Role",
-    );
-    let binding = one(&docs, "RoleBinding", Some(NAMESPACE));
-    assert_eq!(binding["roleRef"]["name"], lease_role["metadata"]["name"]);
+/// `(name, namespace)` of every Role.
+fn roles(docs: &[Value]) -> BTreeSet<(String, String)> {
+    docs.iter()
+        .filter(|d| d["kind"] == "Role")
+        .map(|d| {
+            (
+                d["metadata"]["name"].as_str().unwrap().to_string(),
+                d["metadata"]["namespace"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A feature set of the chart and the RBAC it must render.
+struct FeatureSet {
+    /// What it is, for messages.
+    name: &'static str,
+    /// `--set` values.
+    sets: &'static [&'static str],
+    /// The table's Secret permissions are in.
+    secrets: bool,
+    /// Watched namespaces (empty: cluster mode).
+    watched: &'static [&'static str],
+    /// The shared DCGM exporter's namespace.
+    exporter: &'static str,
+    /// Leader election (a Lease Role in the release namespace).
+    leases: bool,
+}
+
+const FEATURE_SETS: &[FeatureSet] = &[
+    FeatureSet {
+        name: "default",
+        sets: &[],
+        secrets: false,
+        watched: &[],
+        exporter: NAMESPACE,
+        leases: false,
+    },
+    FeatureSet {
+        name: "secrets on",
+        sets: &["rbac.secrets=true"],
+        secrets: true,
+        watched: &[],
+        exporter: NAMESPACE,
+        leases: false,
+    },
+    FeatureSet {
+        name: "leader election",
+        sets: &["replicas=2"],
+        secrets: false,
+        watched: &[],
+        exporter: NAMESPACE,
+        leases: true,
+    },
+    FeatureSet {
+        name: "exporter in another namespace",
+        sets: &["gpuExporter.namespace=gpu"],
+        secrets: false,
+        watched: &[],
+        exporter: "gpu",
+        leases: false,
+    },
+    FeatureSet {
+        name: "namespaced",
+        sets: &["watchNamespaces={llm,llm-staging}"],
+        secrets: false,
+        watched: &["llm", "llm-staging"],
+        exporter: NAMESPACE,
+        leases: false,
+    },
+    FeatureSet {
+        name: "namespaced, secrets on, exporter in another namespace",
+        sets: &[
+            "watchNamespaces={llm,llm-staging}",
+            "rbac.secrets=true",
+            "gpuExporter.namespace=gpu",
+        ],
+        secrets: true,
+        watched: &["llm", "llm-staging"],
+        exporter: "gpu",
+        leases: false,
+    },
+    FeatureSet {
+        name: "namespaced, exporter in a watched namespace",
+        sets: &["watchNamespaces={llm,gpu}", "gpuExporter.namespace=gpu"],
+        secrets: false,
+        watched: &["llm", "gpu"],
+        exporter: "gpu",
+        leases: false,
+    },
+];
+
+#[test]
+fn rbac_of_every_feature_set_is_exactly_the_permission_table() {
+    use Scope::{Cluster, ExporterNamespace, OperatorNamespace, Watched};
+    for set in FEATURE_SETS {
+        let docs = render_set(set.sets);
+        let context = |object: &str| format!("{}: {object}", set.name);
+        let cluster_role = one(&docs, "ClusterRole", None);
+        let binding = one(&docs, "ClusterRoleBinding", None);
+        assert_eq!(binding["roleRef"]["name"], cluster_role["metadata"]["name"]);
+        assert_eq!(binding["subjects"][0]["name"], "infmon");
+        assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+        let mut expected_roles = BTreeSet::new();
+        if set.watched.is_empty() {
+            assert_grants(
+                &grants(&[cluster_role]),
+                &expected(&[Cluster, Watched], set.secrets),
+                &context("ClusterRole"),
+            );
+        } else {
+            assert_grants(
+                &grants(&[cluster_role]),
+                &expected(&[Cluster], set.secrets),
+                &context("ClusterRole"),
+            );
+            let mut namespaces = set.watched.to_vec();
+            if !namespaces.contains(&set.exporter) {
+                namespaces.push(set.exporter);
+            }
+            for namespace in namespaces {
+                let role = bound_role(&docs, "infmon", namespace);
+                assert_grants(
+                    &grants(&[role]),
+                    &expected(&[Watched], set.secrets),
+                    &context(&format!("Role in {namespace}")),
+                );
+                expected_roles.insert(("infmon".to_string(), namespace.to_string()));
+            }
+        }
+        let exporter_role = bound_role(&docs, "infmon-gpu-exporter", set.exporter);
+        assert_grants(
+            &grants(&[exporter_role]),
+            &expected(&[ExporterNamespace], set.secrets),
+            &context("the exporter's Role"),
+        );
+        expected_roles.insert(("infmon-gpu-exporter".into(), set.exporter.into()));
+        if set.leases {
+            let lease_role = bound_role(&docs, "infmon-leader-election", NAMESPACE);
+            assert_grants(
+                &grants(&[lease_role]),
+                &expected(&[OperatorNamespace], set.secrets),
+                &context("the leader-election Role"),
+            );
+            expected_roles.insert(("infmon-leader-election".into(), NAMESPACE.into()));
+        }
+        assert_eq!(roles(&docs), expected_roles, "{}: Roles", set.name);
+        assert_eq!(
+            args(&docs).contains(&"--without-secrets"),
+            !set.secrets,
+            "{}: {:?}",
+            set.name,
+            args(&docs)
+        );
+        assert!(
+            args(&docs).iter().any(|a| a.starts_with("--gpu-exporter={")
+                && a.contains(&format!("\"namespace\":\"{}\"", set.exporter))),
+            "{}: the operator writes the exporter where its Role is: {:?}",
+            set.name,
+            args(&docs)
+        );
+    }
 }
 
 #[test]
-fn without_secrets_the_chart_grants_no_secret_access_and_says_so_to_the_operator() {
-    let docs = render_with(&["--set".into(), "rbac.secrets=false".into()]);
-    let cluster_role = one(&docs, "ClusterRole", None);
-    assert_grants(
-        &grants(&[cluster_role]),
-        &expected_with(false, false),
-        "ClusterRole without Secrets",
-    );
+fn default_cluster_role_grants_no_daemon_sets_services_or_secrets() {
+    let docs = render(None);
+    let cluster_grants = grants(&[one(&docs, "ClusterRole", None)]);
+    let granted: Vec<_> = cluster_grants
+        .iter()
+        .filter(|(_, resource, _)| {
+            ["daemonsets", "services", "secrets"].contains(&resource.as_str())
+        })
+        .collect();
+    assert!(granted.is_empty(), "{granted:?}");
+    // The exporter's Role in the release namespace holds the DaemonSet and Service rights.
+    let exporter = grants(&[bound_role(&docs, "infmon-gpu-exporter", NAMESPACE)]);
+    for resource in ["daemonsets", "services"] {
+        assert!(
+            exporter
+                .iter()
+                .any(|(_, r, v)| r == resource && v == "create"),
+            "{exporter:?}"
+        );
+    }
+    // No object of the default install grants anything on Secrets.
+    let all_roles: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+        .collect();
     assert!(
-        args(&docs).contains(&"--without-secrets"),
-        "{:?}",
-        args(&docs)
+        grants(&all_roles).iter().all(|(_, r, _)| r != "secrets"),
+        "a Secret grant in the default install"
     );
-    assert!(!args(&render(None)).contains(&"--without-secrets"));
 }
 
 #[test]
 fn namespaced_mode_writes_only_in_the_watched_namespaces() {
     let docs = render(Some("ci/namespaced-values.yaml"));
     assert!(args(&docs).contains(&"--watch-namespaces=llm,llm-staging"));
-    let cluster_role = one(&docs, "ClusterRole", None);
-    let cluster_grants = grants(&[cluster_role]);
+    let cluster_grants = grants(&[one(&docs, "ClusterRole", None)]);
     assert!(
         cluster_grants
             .iter()
             .all(|(_, _, verb)| ["get", "list", "watch"].contains(&verb.as_str())),
         "cluster-wide access must be read-only in namespaced mode: {cluster_grants:?}"
     );
-    for namespace in ["llm", "llm-staging"] {
-        let role = one(&docs, "Role", Some(namespace));
-        assert_grants(
-            &grants(&[role, cluster_role]),
-            &expected(false),
-            &format!("Role in {namespace} + ClusterRole"),
-        );
-        let binding = one(&docs, "RoleBinding", Some(namespace));
-        assert_eq!(binding["roleRef"]["kind"], "Role");
-        assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
-    }
 }
 
 #[test]
@@ -524,8 +678,12 @@ fn notes_tell_what_to_apply_next() {
     infmon::validate::validate_document(&resource)
         .unwrap_or_else(|errors| panic!("the resource in NOTES.txt is invalid: {errors:?}"));
 
+    assert!(default.contains("--set rbac.secrets=true"), "{default}");
+
     let ha = notes(Some("ci/ha-values.yaml"));
     assert!(!ha.contains("operator.prometheusUrl is empty"), "{ha}");
+    let e2e = notes(Some("../../e2e/values.yaml"));
+    assert!(!e2e.contains("rbac.secrets"), "{e2e}");
 
     let namespaced = notes(Some("ci/namespaced-values.yaml"));
     assert!(

@@ -44,29 +44,25 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
-RBAC rules for the namespaced objects the operator reads and writes, one rule per resource
-with exactly the verbs of `infmon::rbac::permissions()` (tests/tools/chart.rs checks that they
-agree). Cluster mode puts them in a ClusterRole; namespaced mode in a Role per watched
-namespace.
+RBAC rules, one per resource with exactly the verbs of `infmon::rbac::permissions_with(secrets)`,
+one template per scope of that table (tests/tools/chart.rs checks that they agree).
+
+Scope "watched": where the operator reads and writes for the resources. Cluster mode puts
+these rules in the ClusterRole; namespaced mode in a Role per watched namespace (and in the
+exporter's, where the shared exporter's ConfigMap and monitor live).
 */}}
-{{- define "infmon.rules.namespaced" -}}
+{{- define "infmon.rules.watched" -}}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [create, delete, get, list, patch, watch]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch]
+  verbs: [watch]
 {{- if .Values.rbac.secrets }}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create, delete, get, list, patch, watch]
 {{- end }}
-- apiGroups: [""]
-  resources: [services]
-  verbs: [create, delete, get, list, patch, watch]
-- apiGroups: [apps]
-  resources: [daemonsets]
-  verbs: [create, delete, get, list, patch, watch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
@@ -97,13 +93,18 @@ namespace.
 {{- end -}}
 
 {{/*
-Cluster-wide reads in both modes: namespace labels (namespaces are cluster-scoped) for
-Prometheus namespace selectors, CRD metadata (to watch a generated kind as soon as its CRD is
-installed), and the consumers of monitors (the Prometheus Operator's `Prometheus` and
-`PrometheusAgent` resources, VictoriaMetrics' `VMAgent`s, OpenTelemetry collectors, Grafana
-`Alloy`s), which usually run in a namespace the operator does not watch.
+Scope "cluster", in both modes, read-only: pods (metadata of a DCGM exporter infmon did not
+deploy, in any namespace; the pods of the resources and of the shared exporter), namespace
+labels (namespaces are cluster-scoped) for Prometheus namespace selectors, CRD metadata (to
+watch a generated kind as soon as its CRD is installed), and the consumers of monitors (the
+Prometheus Operator's `Prometheus` and `PrometheusAgent` resources, VictoriaMetrics'
+`VMAgent`s, OpenTelemetry collectors, Grafana `Alloy`s), which usually run in a namespace the
+operator does not watch.
 */}}
-{{- define "infmon.rules.clusterReads" -}}
+{{- define "infmon.rules.cluster" -}}
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [list, watch]
@@ -127,7 +128,17 @@ installed), and the consumers of monitors (the Prometheus Operator's `Prometheus
   verbs: [list]
 {{- end -}}
 
-{{/* The leader-election Lease, in the release namespace only. */}}
+{{/* Scope "exporter namespace": the shared DCGM exporter's DaemonSet and Service, nowhere else. */}}
+{{- define "infmon.rules.exporter" -}}
+- apiGroups: [""]
+  resources: [services]
+  verbs: [create, delete, get, list, patch, watch]
+- apiGroups: [apps]
+  resources: [daemonsets]
+  verbs: [create, delete, get, list, patch, watch]
+{{- end -}}
+
+{{/* Scope "operator namespace": the leader-election Lease, in the release namespace only. */}}
 {{- define "infmon.rules.leases" -}}
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
