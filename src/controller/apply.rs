@@ -19,8 +19,7 @@ use crate::render::{
 
 /// The field manager of every write.
 pub const FIELD_MANAGER: &str = "infmon";
-/// Annotation holding the hash of the desired object, compared before applying.
-pub const DESIRED_HASH_ANNOTATION: &str = "monitoring.inference.dev/desired-hash";
+pub use super::cache::DESIRED_HASH_ANNOTATION;
 
 /// The resource children belong to.
 #[derive(Clone, Debug, PartialEq)]

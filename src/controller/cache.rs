@@ -31,6 +31,10 @@ use crate::discovery::engine::pod_verdict;
 use crate::discovery::exporters::{FoundExporter, KNOWN_EXPORTERS};
 use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
 
+/// Annotation holding the hash of the desired object: the apply plan compares it, and the cache
+/// keeps it beside the fingerprint of each child's body.
+pub const DESIRED_HASH_ANNOTATION: &str = "monitoring.inference.dev/desired-hash";
+
 /// In-memory annotation on cached children holding the fingerprint of the body as the API
 /// server stored it. Never written to the cluster.
 pub const FINGERPRINT_ANNOTATION: &str = "monitoring.inference.dev/cached-fingerprint";
@@ -191,7 +195,7 @@ impl LiveChild {
             uid: meta.uid.clone(),
             owner,
             desired_hash: annotations
-                .and_then(|a| a.get(super::apply::DESIRED_HASH_ANNOTATION))
+                .and_then(|a| a.get(DESIRED_HASH_ANNOTATION))
                 .cloned(),
             fingerprint: annotations
                 .and_then(|a| a.get(FINGERPRINT_ANNOTATION))
@@ -568,7 +572,7 @@ mod tests {
         let object: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "dash", "namespace": "grafana", "labels": labels,
-                         "annotations": {super::super::apply::DESIRED_HASH_ANNOTATION: "h1"}},
+                         "annotations": {super::DESIRED_HASH_ANNOTATION: "h1"}},
             "data": {"k": "v"},
         }))
         .unwrap();

@@ -13,7 +13,7 @@ use crate::render::ChildKind;
 use crate::validate::{ClusterFacts, ResolveError, Validated, planned_output, resolve};
 
 use super::cache::Caches;
-use super::context::Config;
+use super::config::Config;
 
 /// What the cluster says about one resource, read from memory.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod cache;
+mod config;
 pub mod context;
 pub mod dereference;
 mod error;

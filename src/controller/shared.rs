@@ -31,18 +31,7 @@ use crate::render::dcgm::{DCGM_COMPONENT, EXPORTER_NAME};
 use crate::render::{ChildKind, render_shared};
 use crate::validate::{DcgmPlan, Validated, resolve};
 
-/// The `GpuExporterReady` reasons this loop writes (the reconcile keeps them).
-pub const EXPORTER_REASONS: [&str; 4] = [
-    "ExporterReady",
-    "ExporterNotReady",
-    "NoGpuNodes",
-    "ApiError",
-];
-
-/// `GpuExporterReady`'s message until the exporter's DaemonSet has a status (the reconcile
-/// writes the same, so the two writers agree).
-pub const WAITING_MESSAGE: &str =
-    "waiting for the shared DCGM exporter's DaemonSet to report its pods";
+pub use super::status::{EXPORTER_REASONS, WAITING_MESSAGE};
 
 /// A condition as (status: `None` for Unknown, reason, message).
 pub type ConditionState = (Option<bool>, R, String);

@@ -14,6 +14,19 @@ use crate::health::HealthReport;
 use crate::render::{Child, ChildKind};
 use crate::validate::{DcgmPlan, Validated};
 
+/// The `GpuExporterReady` reasons this loop writes (the reconcile keeps them).
+pub const EXPORTER_REASONS: [&str; 4] = [
+    "ExporterReady",
+    "ExporterNotReady",
+    "NoGpuNodes",
+    "ApiError",
+];
+
+/// `GpuExporterReady`'s message until the exporter's DaemonSet has a status (the reconcile
+/// writes the same, so the two writers agree).
+pub const WAITING_MESSAGE: &str =
+    "waiting for the shared DCGM exporter's DaemonSet to report its pods";
+
 /// What a reconcile learned, the input of [`desired`].
 #[derive(Debug)]
 pub struct Report<'a> {
@@ -46,7 +59,7 @@ pub fn desired(
     let exporter = status
         .conditions
         .condition(T::GpuExporterReady)
-        .filter(|c| super::shared::EXPORTER_REASONS.contains(&c.reason.as_str()))
+        .filter(|c| EXPORTER_REASONS.contains(&c.reason.as_str()))
         .map(|c| {
             (
                 (c.status != "Unknown").then_some(c.status == "True"),
@@ -182,7 +195,7 @@ pub fn desired(
                 (
                     None,
                     R::Progressing,
-                    super::shared::WAITING_MESSAGE.into(),
+                    WAITING_MESSAGE.into(),
                 )
             })
         }
@@ -452,7 +465,7 @@ mod tests {
             (gpu.status.as_str(), gpu.reason.as_str()),
             ("Unknown", "Progressing")
         );
-        assert_eq!(gpu.message, super::super::shared::WAITING_MESSAGE);
+        assert_eq!(gpu.message, super::WAITING_MESSAGE);
         // What the shared-objects loop wrote survives the next reconcile.
         let mut written = first.clone();
         written.conditions.set_condition(

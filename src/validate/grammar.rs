@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr};
 
-use super::resolve::ResolveError;
+use super::error::ResolveError;
 use crate::api::{
     InferenceMonitoring, MAX_ITEMS, MAX_PROPERTIES, MetricMapping, MetricsSpec, QueryHeader,
     RelabelAction, RelabelConfig, parse_duration,

@@ -3,6 +3,7 @@
 //! only input of the builders.
 
 mod document;
+mod error;
 mod gpu_exporter;
 mod grammar;
 mod policy;

@@ -6,8 +6,8 @@
 use crate::api::{SloIndicator, SloSpec};
 use crate::engines::{EngineProfile, Role, Source, Unit};
 
+use super::error::ResolveError;
 use super::grammar::promql_string;
-use super::resolve::ResolveError;
 
 /// A resolved objective, the input of the SLO rules.
 #[derive(Clone, Debug, PartialEq)]
