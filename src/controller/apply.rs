@@ -386,19 +386,9 @@ pub async fn sync_selected(
         };
         for api in apis {
             match api.list_metadata(&params).await {
-                Ok(list) => live.extend(list.items.into_iter().map(|o| {
-                    LiveChild {
-                        kind: *kind,
-                        namespace: o.metadata.namespace.unwrap_or_default(),
-                        name: o.metadata.name.unwrap_or_default(),
-                        uid: o.metadata.uid,
-                        owner: Some(owner.label_key()),
-                        desired_hash: o
-                            .metadata
-                            .annotations
-                            .and_then(|mut a| a.remove(DESIRED_HASH_ANNOTATION)),
-                        fingerprint: None,
-                    }
+                Ok(list) => live.extend(list.items.iter().map(|o| LiveChild {
+                    owner: Some(owner.label_key()),
+                    ..LiveChild::from_meta(*kind, &o.metadata)
                 })),
                 Err(e) => failures.push(Error::kube(format!("list {} {whose}", kind.plural()), e)),
             }

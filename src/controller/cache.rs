@@ -178,7 +178,11 @@ pub struct LiveChild {
 impl LiveChild {
     /// Reads a compacted child.
     pub fn from_cached(kind: ChildKind, object: &DynamicObject) -> Self {
-        let meta = &object.metadata;
+        Self::from_meta(kind, &object.metadata)
+    }
+
+    /// Reads a child's metadata (a cached object's, or one listed as metadata only).
+    pub fn from_meta(kind: ChildKind, meta: &ObjectMeta) -> Self {
         let labels = meta.labels.as_ref();
         let annotations = meta.annotations.as_ref();
         let owner = labels.and_then(|l| {

@@ -309,21 +309,37 @@ async fn write_status(
     if obj.status.as_ref() == Some(&desired) {
         return Ok(false);
     }
-    let api: Api<InferenceMonitoring> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let body = json!({
-        "apiVersion": InferenceMonitoring::api_version(&()),
-        "kind": InferenceMonitoring::kind(&()),
-        "status": desired,
-    });
-    api.patch_status(
+    apply_status(
+        &ctx.client,
+        &obj.namespace().unwrap_or_default(),
         &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
+        &desired,
     )
     .await
     .map_err(|e| Error::kube("write status", e))?;
     Ok(true)
+}
+
+/// Server-side applies a resource's whole status under the operator's field manager.
+pub(super) async fn apply_status(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    status: &InferenceMonitoringStatus,
+) -> Result<(), kube::Error> {
+    let api: Api<InferenceMonitoring> = Api::namespaced(client.clone(), namespace);
+    let body = json!({
+        "apiVersion": InferenceMonitoring::api_version(&()),
+        "kind": InferenceMonitoring::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map(|_| ())
 }
 
 async fn events(ctx: &Context, obj: &InferenceMonitoring, outcome: &Outcome) {

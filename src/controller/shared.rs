@@ -11,13 +11,12 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::{Resource, ResourceExt};
-use serde_json::json;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
 use tracing::{info, warn};
 
 use super::Error;
-use super::apply::{self, FIELD_MANAGER, Outcome, Owner};
+use super::apply::{self, Outcome, Owner};
 use super::context::Context;
 use super::reconcile::facts_for;
 use super::status::summarize;
@@ -256,20 +255,7 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
         if desired == current {
             continue;
         }
-        let api: Api<InferenceMonitoring> = Api::namespaced(ctx.client.clone(), &v.namespace);
-        let body = json!({
-            "apiVersion": InferenceMonitoring::api_version(&()),
-            "kind": InferenceMonitoring::kind(&()),
-            "status": desired,
-        });
-        match api
-            .patch_status(
-                &v.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-        {
+        match super::reconcile::apply_status(&ctx.client, &v.namespace, &v.name, &desired).await {
             Ok(_) => pass.statuses_written += 1,
             Err(err) => {
                 warn!(resource = %v.key(), error = %err, "cannot write GpuExporterReady")
