@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
+use k8s_openapi::api::apps::v1::DaemonSetStatus;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DynamicObject, PartialObjectMeta};
@@ -29,6 +30,8 @@ use crate::api::{Engine, InferenceMonitoring};
 use crate::discovery::PrometheusSelectors;
 use crate::discovery::engine::pod_verdict;
 use crate::discovery::exporters::{FoundExporter, KNOWN_EXPORTERS};
+use crate::model::shared_labels;
+use crate::render::dcgm::{DCGM_COMPONENT, EXPORTER_NAME};
 use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
 
 /// Annotation holding the hash of the desired object: the apply plan compares it, and the cache
@@ -82,6 +85,59 @@ pub fn compact_child(object: &mut DynamicObject) {
         .insert(FINGERPRINT_ANNOTATION.to_string(), print);
 }
 
+/// [`compact_child`] for a child of `kind`; of a DaemonSet (infmon's only one is the shared
+/// DCGM exporter) the two status counts its readiness is read from are kept too.
+pub fn compact_child_of(kind: ChildKind, object: &mut DynamicObject) {
+    let counts = (kind == ChildKind::DaemonSet)
+        .then(|| object.data.get("status"))
+        .flatten()
+        .map(|status| {
+            let count = |field: &str| status.get(field).cloned().unwrap_or(Value::from(0));
+            serde_json::json!({"status": {
+                "desiredNumberScheduled": count("desiredNumberScheduled"),
+                "numberReady": count("numberReady"),
+            }})
+        });
+    compact_child(object);
+    if let Some(counts) = counts {
+        object.data = counts;
+    }
+}
+
+/// In-memory annotation on cached pods of infmon's DCGM exporter holding why a container
+/// waits (`REASON` or `REASON: message`), read into `GpuExporterReady`. Never written to the
+/// cluster.
+pub const WAITING_ANNOTATION: &str = "monitoring.inference.dev/cached-waiting";
+
+/// Whether `labels` are those of infmon's DCGM exporter pods.
+pub fn is_exporter_pod(labels: &BTreeMap<String, String>) -> bool {
+    shared_labels(DCGM_COMPONENT)
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Whether `labels` are those of a known DCGM exporter's pods (see [`KNOWN_EXPORTERS`]).
+pub fn is_known_exporter(labels: &BTreeMap<String, String>) -> bool {
+    KNOWN_EXPORTERS.iter().any(|kind| {
+        kind.selector
+            .split_once('=')
+            .is_some_and(|(k, v)| labels.get(k).map(String::as_str) == Some(v))
+    })
+}
+
+/// Why the first waiting container of `pod` waits (`REASON` or `REASON: message`).
+fn waiting(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find_map(|c| {
+        let waiting = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = waiting.reason.as_deref()?;
+        Some(match &waiting.message {
+            Some(message) => format!("{reason}: {message}"),
+            None => reason.to_string(),
+        })
+    })
+}
+
 /// In-memory label on cached pods holding the engines the pod looks like (see
 /// [`crate::discovery::engine::pod_verdict`]), comma-separated. Kept among the labels, which
 /// costs no allocation of its own; never written to the cluster, and no selector a user
@@ -89,16 +145,23 @@ pub fn compact_child(object: &mut DynamicObject) {
 pub const ENGINES_LABEL: &str = "monitoring.inference.dev/cached-engines";
 
 /// What the pod cache keeps of a pod: name, namespace, labels (for selectors) and, instead
-/// of its containers, the engines they look like. A typed `Pod` costs kilobytes even when
-/// nearly empty; this costs little more than its labels.
+/// of its containers, the engines they look like; of infmon's DCGM exporter pods also why a
+/// container waits ([`WAITING_ANNOTATION`]). A typed `Pod` costs kilobytes even when nearly
+/// empty; this costs little more than its labels. (No resourceVersion: the watch keeps its
+/// own, so two cached pods compare equal when what infmon reads is equal.)
 pub fn cached_pod(pod: Pod) -> PartialObjectMeta<Pod> {
     let engines = pod_verdict(&pod)
         .iter()
         .map(|e| e.as_str())
         .collect::<Vec<_>>()
         .join(",");
+    let waits = waiting(&pod);
     let meta = pod.metadata;
     let mut labels = meta.labels.unwrap_or_default();
+    let annotations = is_exporter_pod(&labels)
+        .then_some(waits)
+        .flatten()
+        .map(|w| BTreeMap::from([(WAITING_ANNOTATION.to_string(), w)]));
     labels.insert(ENGINES_LABEL.to_string(), engines);
     PartialObjectMeta {
         types: None,
@@ -106,7 +169,7 @@ pub fn cached_pod(pod: Pod) -> PartialObjectMeta<Pod> {
             name: meta.name,
             namespace: meta.namespace,
             labels: Some(labels),
-            resource_version: meta.resource_version,
+            annotations,
             ..ObjectMeta::default()
         },
         _phantom: Default::default(),
@@ -435,6 +498,41 @@ impl Caches {
         )
     }
 
+    /// The shared exporter's DaemonSet status in `namespace`, from the DaemonSet cache:
+    /// `None` while DaemonSets are not cached, `Some(None)` while it has no status.
+    pub fn exporter_status(&self, namespace: &str) -> Option<Option<DaemonSetStatus>> {
+        let children = self.children.read().unwrap_or_else(|p| p.into_inner());
+        let kind = ChildKind::DaemonSet;
+        let key = ObjectRef::<DynamicObject>::new_with(EXPORTER_NAME, kind.api_resource())
+            .within(namespace);
+        let found = children.get(&kind)?.iter().find_map(|s| s.get(&key));
+        Some(found.and_then(|o| serde_json::from_value(o.data.get("status")?.clone()).ok()))
+    }
+
+    /// Why an exporter pod in `namespace` waits (`pod x is CrashLoopBackOff: …`, the first by
+    /// name), from the pod cache.
+    pub fn exporter_waiting(&self, namespace: &str) -> Option<String> {
+        let stores = read(&self.pods)?;
+        stores
+            .iter()
+            .flat_map(|store| {
+                store.state_filter(|pod| {
+                    pod.metadata.namespace.as_deref() == Some(namespace)
+                        && pod
+                            .metadata
+                            .annotations
+                            .as_ref()
+                            .is_some_and(|a| a.contains_key(WAITING_ANNOTATION))
+                })
+            })
+            .filter_map(|pod| {
+                let name = pod.metadata.name.clone()?;
+                let why = pod.metadata.annotations.as_ref()?.get(WAITING_ANNOTATION)?;
+                Some(format!("pod {name} is {why}"))
+            })
+            .min()
+    }
+
     /// The labels of `namespace`, or `None` while namespaces are not cached (namespaced
     /// installs: matched by name only).
     pub fn namespace_labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
@@ -479,7 +577,7 @@ pub fn child_store_of(
     let mut writer = Writer::<DynamicObject>::new(kind.api_resource());
     writer.apply_watcher_event(&Event::Init);
     for mut object in objects {
-        compact_child(&mut object);
+        compact_child_of(kind, &mut object);
         writer.apply_watcher_event(&Event::InitApply(object));
     }
     writer.apply_watcher_event(&Event::InitDone);

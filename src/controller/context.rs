@@ -56,6 +56,7 @@ pub struct Context {
     verdicts: Mutex<HashMap<String, HealthReport>>,
     applied: Mutex<HashMap<String, Applied>>,
     trigger: OnceLock<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
+    exporter_failure: Mutex<Option<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,6 +90,7 @@ impl Context {
             verdicts: Mutex::new(HashMap::new()),
             applied: Mutex::new(HashMap::new()),
             trigger: OnceLock::new(),
+            exporter_failure: Mutex::new(None),
         }
     }
 
@@ -108,6 +110,20 @@ impl Context {
         if let Some(sender) = self.trigger.get() {
             let _ = sender.send((namespace.to_string(), name.to_string()));
         }
+    }
+
+    /// Records why the shared pass could not apply the exporter's DaemonSet (`None`: it
+    /// could); returns whether that changed.
+    pub fn set_exporter_failure(&self, failure: Option<String>) -> bool {
+        let mut current = lock(&self.exporter_failure);
+        let changed = *current != failure;
+        *current = failure;
+        changed
+    }
+
+    /// Why the shared pass last could not apply the exporter's DaemonSet.
+    pub fn exporter_failure(&self) -> Option<String> {
+        lock(&self.exporter_failure).clone()
     }
 
     /// Remembers the resolution of `key` (`namespace/name`) for the health loop.

@@ -21,11 +21,11 @@ use super::apply::{self, FIELD_MANAGER, Outcome, Owner};
 use super::context::Context;
 use super::dereference::{dereference, resolve_once};
 use super::metrics::KindLabels;
-use super::status::{self, Report};
-use crate::api::{Engine, InferenceMonitoring, InferenceMonitoringStatus};
+use super::status::{self, ConditionState, Report};
+use crate::api::{ConditionReason as R, Engine, InferenceMonitoring, InferenceMonitoringStatus};
 use crate::discovery::Discovered;
 use crate::render::{ChildKind, render_all};
-use crate::validate::ClusterFacts;
+use crate::validate::{ClusterFacts, DcgmPlan, Validated};
 
 /// The finalizer that guards cleanup of children outside the resource's namespace.
 pub const FINALIZER: &str = "inferencemonitorings.monitoring.inference.dev/cleanup";
@@ -224,6 +224,7 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
     count(ctx, &outcome);
     ctx.shared_changed.notify_one();
     let health = ctx.verdict(&key);
+    let exporter = exporter_state(ctx, validated);
     let report = Report {
         generation: obj.metadata.generation,
         resolved: Ok(validated),
@@ -232,6 +233,7 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
         children: &children,
         outcome: Some(&outcome),
         health: health.as_ref(),
+        exporter: exporter.as_ref(),
     };
     write_status(obj, ctx, &report).await?;
     events(ctx, obj, &outcome).await;
@@ -240,6 +242,35 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
     match failures.into_iter().next() {
         Some(err) => Err(err),
         None => Ok(Action::requeue(ctx.config.resync)),
+    }
+}
+
+/// `GpuExporterReady` from memory: the exporter infmon found running instead of its own, or
+/// its own exporter's readiness from the DaemonSet and pod caches (or why the shared pass
+/// could not apply it). `None` when the resource wants no exporter or nothing is known yet.
+fn exporter_state(ctx: &Context, validated: &Validated) -> Option<ConditionState> {
+    match validated.dcgm {
+        DcgmPlan::Disabled => None,
+        DcgmPlan::SkippedExisting => ctx.facts().existing_dcgm_exporter.map(|found| {
+            (
+                Some(true),
+                R::ExistingExporter,
+                format!("{found} already runs, so infmon does not deploy a second one"),
+            )
+        }),
+        DcgmPlan::Deploy => {
+            if let Some(failure) = ctx.exporter_failure() {
+                return Some((Some(false), R::ApiError, failure));
+            }
+            let namespace = &ctx.config.gpu_exporter.namespace;
+            let status = ctx.caches.exporter_status(namespace)?;
+            let why = ctx.caches.exporter_waiting(namespace);
+            Some(status::exporter_condition(
+                namespace,
+                status.as_ref(),
+                why.as_deref(),
+            ))
+        }
     }
 }
 
@@ -259,6 +290,7 @@ async fn wait_for_spec_change(
         children: &[],
         outcome: None,
         health: None,
+        exporter: None,
     };
     if write_status(obj, ctx, &report).await? {
         publish(
@@ -320,8 +352,9 @@ async fn write_status(
     Ok(true)
 }
 
-/// Server-side applies a resource's whole status under the operator's field manager.
-pub(super) async fn apply_status(
+/// Server-side applies a resource's whole status under the operator's field manager (the
+/// reconcile is its only writer).
+async fn apply_status(
     client: &kube::Client,
     namespace: &str,
     name: &str,

@@ -21,7 +21,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use super::cache::{Caches, cached_pod, compact_child, strip_prometheus};
+use super::cache::{
+    Caches, cached_pod, compact_child_of, is_exporter_pod, is_known_exporter, strip_prometheus,
+};
 use super::context::{Config, Context, system_clock};
 use super::leader::{LeaseLock, LeaseSettings};
 use super::metrics::Metrics;
@@ -444,23 +446,30 @@ impl Watches {
             let me = self.clone();
             let before = store.clone();
             // A change of content (not of status or bookkeeping) or a deletion reconciles
-            // the owner.
+            // the owner; a change of the shared exporter's readiness (the status counts its
+            // DaemonSet keeps), every resource that wants it.
             let stream = watcher::watcher(api, watcher::Config::default().labels(MANAGED_BY))
                 .default_backoff()
-                .modify(compact_child)
+                .modify(move |o| compact_child_of(kind, o))
                 .inspect_ok(move |event| {
                     let changed = match event {
                         watcher::Event::Apply(o) => before
                             .get(&ObjectRef::from_obj_with(o, kind.api_resource()))
-                            .is_none_or(|old| old.metadata.annotations != o.metadata.annotations),
+                            .is_none_or(|old| {
+                                old.metadata.annotations != o.metadata.annotations
+                                    || old.data != o.data
+                            }),
                         watcher::Event::Delete(_) => true,
                         _ => false,
                     };
-                    if changed
-                        && let watcher::Event::Apply(o) | watcher::Event::Delete(o) = event
-                        && let Some((namespace, name)) = owner_of(o)
-                    {
-                        me.ctx.reconcile_soon(&namespace, &name);
+                    if changed && let watcher::Event::Apply(o) | watcher::Event::Delete(o) = event {
+                        match owner_of(o) {
+                            Some((namespace, name)) => me.ctx.reconcile_soon(&namespace, &name),
+                            None if kind == ChildKind::DaemonSet => {
+                                me.reconcile_where(|r| r.spec.gpu.dcgm_exporter.enabled)
+                            }
+                            None => {}
+                        }
                     }
                 })
                 .reflect(writer);
@@ -503,8 +512,13 @@ impl Watches {
                         if !same {
                             let namespace = pod.namespace().unwrap_or_default();
                             let labels = pod.labels().clone();
+                            // A DCGM exporter's pod (infmon's or another) concerns every
+                            // resource that wants GPU telemetry.
+                            let exporter = is_exporter_pod(&labels) || is_known_exporter(&labels);
                             me.reconcile_where(|r| {
-                                r.spec.engine == Engine::Auto && selects_pod(r, &namespace, &labels)
+                                (r.spec.engine == Engine::Auto
+                                    && selects_pod(r, &namespace, &labels))
+                                    || (exporter && r.spec.gpu.dcgm_exporter.enabled)
                             });
                         }
                     }

@@ -1,124 +1,26 @@
 //! Cluster-shared objects: the DCGM exporter and the shared dashboards, computed from the
 //! current set of resources as a whole (not from events), applied under the shared label and
 //! pruned by it when no resource wants them any more, which also removes what a resource
-//! deleted while the operator was down left behind. The exporter's readiness, read from its
-//! DaemonSet, becomes `GpuExporterReady` of every resource that uses it.
+//! deleted while the operator was down left behind. It writes no status: the exporter's
+//! readiness is read from the DaemonSet cache by each user's reconcile.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
-use kube::api::{Api, ListParams};
 use tracing::{info, warn};
 
 use super::Error;
 use super::apply::{self, Outcome, Owner};
 use super::context::Context;
 use super::reconcile::facts_for;
-use super::status::summarize;
-use crate::api::{
-    ConditionReason as R, ConditionType as T, Conditions, Engine, InferenceMonitoring,
-    InferenceMonitoringStatus,
-};
+use crate::api::{Engine, InferenceMonitoring};
 use crate::discovery::{self, SelectedKind, selectors};
-use crate::model::{SHARED_LABEL, shared_labels, shared_selector};
-use crate::render::dcgm::{DCGM_COMPONENT, EXPORTER_NAME};
+use crate::model::{SHARED_LABEL, shared_selector};
 use crate::render::{ChildKind, render_shared};
 use crate::validate::{DcgmPlan, Validated, resolve};
 
-pub use super::status::{EXPORTER_REASONS, WAITING_MESSAGE};
-
-/// A condition as (status: `None` for Unknown, reason, message).
-pub type ConditionState = (Option<bool>, R, String);
-
-/// `GpuExporterReady` from the exporter DaemonSet's status (`numberReady` of
-/// `desiredNumberScheduled`) and, when pods are not ready, why: the first waiting container's
-/// reason (e.g. `CrashLoopBackOff`) among `pods`.
-pub fn exporter_condition(
-    namespace: &str,
-    status: Option<&DaemonSetStatus>,
-    pods: &[Pod],
-) -> ConditionState {
-    let Some(status) = status else {
-        return (None, R::Progressing, WAITING_MESSAGE.to_string());
-    };
-    let desired = status.desired_number_scheduled;
-    let ready = status.number_ready;
-    if desired == 0 {
-        return (
-            Some(false),
-            R::NoGpuNodes,
-            format!(
-                "no node matches the DCGM exporter's node selector, so {namespace}/{EXPORTER_NAME} runs no pod; label the GPU nodes or change the operator's gpuExporter.nodeSelector and gpuExporter.tolerations"
-            ),
-        );
-    }
-    if ready >= desired {
-        return (
-            Some(true),
-            R::ExporterReady,
-            format!("{ready} of {desired} DCGM exporter pods are ready"),
-        );
-    }
-    let why = pods.iter().find_map(|pod| {
-        let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-        statuses.iter().find_map(|c| {
-            let waiting = c.state.as_ref()?.waiting.as_ref()?;
-            let reason = waiting.reason.clone()?;
-            Some(format!(
-                "pod {} is {reason}{}",
-                pod.name_any(),
-                waiting
-                    .message
-                    .as_deref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            ))
-        })
-    });
-    (
-        Some(false),
-        R::ExporterNotReady,
-        format!(
-            "{ready} of {desired} DCGM exporter pods are ready{}; see kubectl -n {namespace} describe daemonset {EXPORTER_NAME}",
-            why.map(|w| format!(" ({w})")).unwrap_or_default()
-        ),
-    )
-}
-
-/// `current` with `GpuExporterReady` set to `state` and `Ready` recomputed.
-pub fn with_exporter_condition(
-    current: &InferenceMonitoringStatus,
-    state: &ConditionState,
-    generation: Option<i64>,
-    now: &Time,
-) -> InferenceMonitoringStatus {
-    let mut status = current.clone();
-    let (ok, reason, message) = state;
-    match ok {
-        Some(ok) => status.conditions.set_condition(
-            T::GpuExporterReady,
-            *ok,
-            *reason,
-            message.clone(),
-            generation,
-            now,
-        ),
-        None => status.conditions.set_unknown(
-            T::GpuExporterReady,
-            *reason,
-            message.clone(),
-            generation,
-            now,
-        ),
-    }
-    summarize(&mut status, generation, now);
-    status
-}
+pub use super::status::{ConditionState, WAITING_MESSAGE, exporter_condition};
 
 /// The resources as the shared objects see them: every one not being deleted, resolved with
 /// the discovered facts and the engine its status recorded (a resource not yet reconciled
@@ -175,15 +77,16 @@ fn scope(ctx: &Context) -> Vec<String> {
 pub struct Pass {
     /// Applying and pruning the shared objects.
     pub outcome: Outcome,
-    /// The exporter's readiness, when infmon runs one.
-    pub exporter: Option<ConditionState>,
-    /// How many statuses were written.
-    pub statuses_written: usize,
+    /// Why infmon's exporter could not be applied, when it could not.
+    pub exporter_failure: Option<String>,
+    /// How many resources were asked to reconcile because that changed.
+    pub reconciles_asked: usize,
 }
 
 /// One pass over `resources` (the current set, from the controller's caches): render the
-/// shared objects, apply them and prune the rest, read the exporter's readiness and write it
-/// into the users' `GpuExporterReady`.
+/// shared objects, apply them and prune the rest. It writes no status: each resource's
+/// reconcile writes `GpuExporterReady` from the DaemonSet cache; when the exporter's DaemonSet
+/// could or could not be applied, unlike in the last pass, its users are reconciled to say so.
 pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Result<Pass, Error> {
     let discovered = ctx.facts();
     let validated = resolved(ctx, resources);
@@ -211,88 +114,29 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
             .flatten(),
     )
     .await;
+    let exporter_failure = children
+        .iter()
+        .find(|c| c.kind == ChildKind::DaemonSet)
+        .filter(|d| !outcome.present.contains(&apply::reference(d)))
+        .and_then(|_| outcome.failures.first())
+        .map(|err| {
+            format!(
+                "the shared DCGM exporter could not be applied: {err}; {}",
+                err.hint()
+            )
+        });
     let mut pass = Pass {
         outcome,
-        ..Pass::default()
+        exporter_failure: exporter_failure.clone(),
+        reconciles_asked: 0,
     };
-    let (state, plan) = if let Some(found) = &discovered.existing_dcgm_exporter {
-        let state = (
-            Some(true),
-            R::ExistingExporter,
-            format!("{found} already runs, so infmon does not deploy a second one"),
-        );
-        (state, DcgmPlan::SkippedExisting)
-    } else if let Some(daemon_set) = children.iter().find(|c| c.kind == ChildKind::DaemonSet) {
-        let applied = pass.outcome.present.contains(&apply::reference(daemon_set));
-        let state = match pass.outcome.failures.first() {
-            Some(err) if !applied => (
-                Some(false),
-                R::ApiError,
-                format!(
-                    "the shared DCGM exporter could not be applied: {err}; {}",
-                    err.hint()
-                ),
-            ),
-            _ => exporter_readiness(ctx).await?,
-        };
-        pass.exporter = Some(state.clone());
-        (state, DcgmPlan::Deploy)
-    } else {
-        return Ok(pass);
-    };
-    let now = (ctx.clock)();
-    for resource in resources {
-        let Some(v) = validated.iter().find(|v| {
-            v.namespace == resource.namespace().unwrap_or_default() && v.name == resource.name_any()
-        }) else {
-            continue;
-        };
-        if v.dcgm != plan {
-            continue;
-        }
-        let current = resource.status.clone().unwrap_or_default();
-        let desired = with_exporter_condition(&current, &state, resource.metadata.generation, &now);
-        if desired == current {
-            continue;
-        }
-        match super::reconcile::apply_status(&ctx.client, &v.namespace, &v.name, &desired).await {
-            Ok(_) => pass.statuses_written += 1,
-            Err(err) => {
-                warn!(resource = %v.key(), error = %err, "cannot write GpuExporterReady")
-            }
+    if ctx.set_exporter_failure(exporter_failure) {
+        for v in validated.iter().filter(|v| v.dcgm == DcgmPlan::Deploy) {
+            ctx.reconcile_soon(&v.namespace, &v.name);
+            pass.reconciles_asked += 1;
         }
     }
     Ok(pass)
-}
-
-/// `GpuExporterReady` of infmon's exporter, from its DaemonSet (and, when some pods are not
-/// ready, its pods).
-async fn exporter_readiness(ctx: &Context) -> Result<ConditionState, Error> {
-    let namespace = ctx.config.gpu_exporter.namespace.clone();
-    let daemon_sets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &namespace);
-    let daemon_set = daemon_sets
-        .get_opt(EXPORTER_NAME)
-        .await
-        .map_err(|e| Error::kube(format!("read DaemonSet {namespace}/{EXPORTER_NAME}"), e))?;
-    let status = daemon_set.and_then(|d| d.status);
-    let not_ready = status
-        .as_ref()
-        .is_some_and(|s| s.number_ready < s.desired_number_scheduled);
-    let pods = if not_ready {
-        let selector = shared_labels(DCGM_COMPONENT)
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-        api.list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| Error::kube(format!("list DCGM exporter pods in {namespace}"), e))?
-            .items
-    } else {
-        Vec::new()
-    };
-    Ok(exporter_condition(&namespace, status.as_ref(), &pods))
 }
 
 /// Runs [`sync`] once `ready` resolves (the controller's caches hold every resource: before

@@ -1,8 +1,11 @@
-//! The status a reconcile wants to see, computed purely from what it found and did and from
-//! the health loop's last verdict. The reconcile is the only status writer; it patches the
-//! status only when it differs from the live one.
+//! The status a reconcile wants to see, computed purely from what it found and did, from
+//! the health loop's last verdict and from the shared exporter's readiness (read from the
+//! DaemonSet cache). The reconcile is the only status writer; it patches the status only when
+//! it differs from the live one.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use k8s_openapi::api::apps::v1::DaemonSetStatus;
 
 use super::Error;
 use super::apply::Outcome;
@@ -11,21 +14,55 @@ use crate::api::{
 };
 use crate::discovery::Selection;
 use crate::health::HealthReport;
+use crate::render::dcgm::EXPORTER_NAME;
 use crate::render::{Child, ChildKind};
 use crate::validate::{DcgmPlan, Validated};
 
-/// The `GpuExporterReady` reasons this loop writes (the reconcile keeps them).
-pub const EXPORTER_REASONS: [&str; 4] = [
-    "ExporterReady",
-    "ExporterNotReady",
-    "NoGpuNodes",
-    "ApiError",
-];
-
-/// `GpuExporterReady`'s message until the exporter's DaemonSet has a status (the reconcile
-/// writes the same, so the two writers agree).
+/// `GpuExporterReady`'s message until the exporter's DaemonSet has a status.
 pub const WAITING_MESSAGE: &str =
     "waiting for the shared DCGM exporter's DaemonSet to report its pods";
+
+/// A condition as (status: `None` for Unknown, reason, message).
+pub type ConditionState = (Option<bool>, R, String);
+
+/// `GpuExporterReady` of infmon's exporter in `namespace` from its DaemonSet's status
+/// (`numberReady` of `desiredNumberScheduled`) and, when pods are not ready, `why` (e.g.
+/// `pod x is CrashLoopBackOff`).
+pub fn exporter_condition(
+    namespace: &str,
+    status: Option<&DaemonSetStatus>,
+    why: Option<&str>,
+) -> ConditionState {
+    let Some(status) = status else {
+        return (None, R::Progressing, WAITING_MESSAGE.to_string());
+    };
+    let desired = status.desired_number_scheduled;
+    let ready = status.number_ready;
+    if desired == 0 {
+        return (
+            Some(false),
+            R::NoGpuNodes,
+            format!(
+                "no node matches the DCGM exporter's node selector, so {namespace}/{EXPORTER_NAME} runs no pod; label the GPU nodes or change the operator's gpuExporter.nodeSelector and gpuExporter.tolerations"
+            ),
+        );
+    }
+    if ready >= desired {
+        return (
+            Some(true),
+            R::ExporterReady,
+            format!("{ready} of {desired} DCGM exporter pods are ready"),
+        );
+    }
+    (
+        Some(false),
+        R::ExporterNotReady,
+        format!(
+            "{ready} of {desired} DCGM exporter pods are ready{}; see kubectl -n {namespace} describe daemonset {EXPORTER_NAME}",
+            why.map(|w| format!(" ({w})")).unwrap_or_default()
+        ),
+    )
+}
 
 /// What a reconcile learned, the input of [`desired`].
 #[derive(Debug)]
@@ -44,6 +81,9 @@ pub struct Report<'a> {
     pub outcome: Option<&'a Outcome>,
     /// The health loop's last verdict on the resource, if it checked it yet.
     pub health: Option<&'a HealthReport>,
+    /// `GpuExporterReady` as the caches tell it: the shared exporter's readiness, or the
+    /// exporter infmon found running instead (`None`: not known yet).
+    pub exporter: Option<&'a ConditionState>,
 }
 
 /// The status `report` calls for, starting from `current` (so `lastTransitionTime` only
@@ -55,23 +95,6 @@ pub fn desired(
 ) -> InferenceMonitoringStatus {
     let mut status = current.cloned().unwrap_or_default();
     let generation = report.generation;
-    // The shared exporter's readiness, as the shared-objects loop last wrote it.
-    let exporter = status
-        .conditions
-        .condition(T::GpuExporterReady)
-        .filter(|c| EXPORTER_REASONS.contains(&c.reason.as_str()))
-        .map(|c| {
-            (
-                (c.status != "Unknown").then_some(c.status == "True"),
-                reason_from_str(&c.reason),
-                c.message.clone(),
-            )
-        });
-    let existing = status
-        .conditions
-        .condition(T::GpuExporterReady)
-        .filter(|c| c.reason == R::ExistingExporter.as_str())
-        .map(|c| (Some(true), R::ExistingExporter, c.message.clone()));
     let conditions = &mut status.conditions;
     let mut set = |t: T, ok: Option<bool>, reason: R, message: String| match ok {
         Some(ok) => conditions.set_condition(t, ok, reason, message, generation, now),
@@ -182,23 +205,16 @@ pub fn desired(
             R::Disabled,
             "the DCGM exporter is disabled (spec.gpu.dcgmExporter.enabled)".into(),
         ),
-        // The shared-objects loop names the exporter it found; keep its message.
-        DcgmPlan::SkippedExisting => existing.unwrap_or_else(|| (
+        // The exporter found running is named when it is known.
+        DcgmPlan::SkippedExisting => report.exporter.cloned().unwrap_or_else(|| (
             Some(true),
             R::ExistingExporter,
             "a DCGM exporter infmon did not deploy already runs in the cluster (GPU Operator, dcgm-exporter chart or cloud-managed), so infmon does not deploy a second one".into(),
         )),
-        DcgmPlan::Deploy => {
-            // The shared exporter's readiness is written by the shared-objects loop, which
-            // reads the DaemonSet's status; keep what it wrote.
-            exporter.unwrap_or_else(|| {
-                (
-                    None,
-                    R::Progressing,
-                    WAITING_MESSAGE.into(),
-                )
-            })
-        }
+        DcgmPlan::Deploy => report
+            .exporter
+            .cloned()
+            .unwrap_or_else(|| (None, R::Progressing, WAITING_MESSAGE.into())),
     };
     set(T::GpuExporterReady, ok, r, m);
 
@@ -347,6 +363,7 @@ mod tests {
             children: &[],
             outcome,
             health: None,
+            exporter: None,
         }
     }
 
@@ -455,7 +472,7 @@ mod tests {
     }
 
     #[test]
-    fn the_shared_exporter_readiness_is_kept_and_waited_for() {
+    fn the_shared_exporter_readiness_is_waited_for_then_taken_from_the_report() {
         let mut v = validated(None);
         v.dcgm = DcgmPlan::Deploy;
         let outcome = Outcome::default();
@@ -466,20 +483,28 @@ mod tests {
             ("Unknown", "Progressing")
         );
         assert_eq!(gpu.message, super::WAITING_MESSAGE);
-        // What the shared-objects loop wrote survives the next reconcile.
-        let mut written = first.clone();
-        written.conditions.set_condition(
-            T::GpuExporterReady,
-            false,
-            R::ExporterNotReady,
-            "1 of 2 DCGM exporter pods are ready",
-            Some(2),
-            &at(20),
-        );
-        let again = desired(Some(&written), &report(Ok(&v), Some(&outcome)), &at(30));
+        let counts: DaemonSetStatus = serde_json::from_value(
+            json!({"desiredNumberScheduled": 2, "numberReady": 1, "currentNumberScheduled": 2, "numberMisscheduled": 0}),
+        )
+        .unwrap();
+        let state = exporter_condition("gpu", Some(&counts), Some("pod x is CrashLoopBackOff"));
+        let with = Report {
+            exporter: Some(&state),
+            ..report(Ok(&v), Some(&outcome))
+        };
+        let again = desired(Some(&first), &with, &at(30));
         assert_eq!(
             get(&again, T::GpuExporterReady),
-            ("False".into(), "ExporterNotReady".into(), at(20))
+            ("False".into(), "ExporterNotReady".into(), at(30))
+        );
+        let message = &again
+            .conditions
+            .condition(T::GpuExporterReady)
+            .unwrap()
+            .message;
+        assert!(
+            message.starts_with("1 of 2 DCGM exporter pods are ready (pod x is CrashLoopBackOff)"),
+            "{message}"
         );
         assert_eq!(get(&again, T::Ready).1, "ExporterNotReady");
     }

@@ -3,7 +3,8 @@
 //! calling their resource `vllm`, get exactly one DCGM exporter and one copy of each shared
 //! dashboard with unique uids and no conflict; deleting the resources one by one keeps the
 //! shared objects until their last user goes; an exporter of each known kind suppresses
-//! ours; `GpuExporterReady` follows the DaemonSet's status.
+//! ours; `GpuExporterReady` follows the DaemonSet's status as its cache holds it, written by
+//! each resource's reconcile only (the shared pass writes no status).
 
 use infmon_devkit::mock_api;
 
@@ -14,14 +15,16 @@ use std::time::Duration;
 use http::{Request, Response};
 use infmon::api::InferenceMonitoring;
 use infmon::controller::apply::{self, Owner};
+use infmon::controller::cache::{Caches, child_store_of, pod_store_of};
 use infmon::controller::metrics::Metrics;
-use infmon::controller::{Config, Context, shared};
-use infmon::discovery::{Discovered, FoundExporter, KNOWN_EXPORTERS};
+use infmon::controller::{Config, Context, FINALIZER, reconcile, shared};
+use infmon::discovery::{Discovered, FoundExporter, KNOWN_EXPORTERS, PrometheusSelectors};
 use infmon::render::{ChildKind, render_all};
 use infmon::validate::{ClusterFacts, GpuExporterSettings, resolve};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::client::Body;
+use kube::core::DeserializeGuard;
 use serde_json::{Value, json};
 use tower_test::mock::Handle;
 
@@ -36,6 +39,8 @@ struct FakeCluster {
     log: Arc<Mutex<Vec<String>>>,
     /// Namespaces that do not exist: writes there fail with 404.
     missing: Arc<Mutex<Vec<String>>>,
+    /// `path fieldManager=…` of every PATCH.
+    managers: Arc<Mutex<Vec<String>>>,
 }
 
 fn decode(text: &str) -> String {
@@ -116,6 +121,17 @@ impl FakeCluster {
 
     fn answer(&self, method: &str, path: &str, query: Option<&str>, body: Value) -> (u16, Value) {
         self.log.lock().unwrap().push(format!("{method} {path}"));
+        if method == "PATCH" {
+            let manager = query
+                .unwrap_or_default()
+                .split('&')
+                .find(|p| p.starts_with("fieldManager="))
+                .unwrap_or("no field manager");
+            self.managers
+                .lock()
+                .unwrap()
+                .push(format!("{path} {manager}"));
+        }
         let (namespace, plural, name, sub) = parse_path(path);
         if method == "PATCH"
             && namespace
@@ -220,6 +236,11 @@ impl FakeCluster {
 const NOW: i64 = 1_780_000_000;
 
 fn context(cluster: &FakeCluster, discovered: Discovered) -> Arc<Context> {
+    context_with(cluster, discovered, Caches::new())
+}
+
+/// [`context`] reading `caches`.
+fn context_with(cluster: &FakeCluster, discovered: Discovered, caches: Caches) -> Arc<Context> {
     let (client, handle) = mock_api::client();
     cluster.serve(handle);
     let config = Config {
@@ -229,13 +250,16 @@ fn context(cluster: &FakeCluster, discovered: Discovered) -> Arc<Context> {
         },
         ..Config::default()
     };
-    Arc::new(Context::new(
-        client,
-        config,
-        Arc::new(RwLock::new(discovered)),
-        Arc::new(Metrics::default()),
-        Arc::new(|| Time(Timestamp::from_second(NOW).unwrap())),
-    ))
+    Arc::new(
+        Context::new(
+            client,
+            config,
+            Arc::new(RwLock::new(discovered)),
+            Arc::new(Metrics::default()),
+            Arc::new(|| Time(Timestamp::from_second(NOW).unwrap())),
+        )
+        .with_caches(Arc::new(caches)),
+    )
 }
 
 fn full_cluster() -> Discovered {
@@ -521,8 +545,9 @@ async fn an_existing_exporter_of_each_known_kind_suppresses_ours() {
             "{}",
             kind.selector
         );
-        assert!(pass.exporter.is_none());
-        // Every user is told which exporter serves it.
+        assert_eq!(pass.exporter_failure, None);
+        // Every user is told by its reconcile which exporter serves it.
+        reconcile_all(&ctx, &cluster).await;
         let gpu = condition(&cluster, "team-b", "chat", "GpuExporterReady");
         assert_eq!(gpu["status"], "True");
         assert_eq!(gpu["reason"], "ExistingExporter");
@@ -566,26 +591,92 @@ fn exporter_pod(name: &str, waiting: Option<(&str, &str)>) -> Value {
             "ready": waiting.is_none(), "restartCount": 4, "state": state}]}})
 }
 
-/// Runs a pass with the DaemonSet's status set to `status` (and `pods` in its namespace) and
-/// returns team `llm/vllm`'s GpuExporterReady and Ready conditions.
+/// Reconciles every resource the cluster holds (as stored, with the finalizer in place);
+/// returns the status PATCHes sent, with their field managers.
+async fn reconcile_all(ctx: &Arc<Context>, cluster: &FakeCluster) -> Vec<String> {
+    cluster.managers.lock().unwrap().clear();
+    for key in cluster.names("inferencemonitorings") {
+        let (namespace, name) = key.split_once('/').unwrap();
+        let mut stored = cluster
+            .get("inferencemonitorings", namespace, name)
+            .unwrap();
+        stored["metadata"]["finalizers"] = json!([FINALIZER]);
+        let resource: InferenceMonitoring = serde_json::from_value(stored).unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            reconcile(Arc::new(DeserializeGuard(Ok(resource))), ctx.clone()),
+        )
+        .await
+        .expect("the reconcile finishes")
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    cluster
+        .managers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.contains("/inferencemonitorings/"))
+        .cloned()
+        .collect()
+}
+
+/// Runs a shared pass, sets the exporter DaemonSet's status to `status`, and reconciles every
+/// team with caches holding that DaemonSet and `pods` (as the watches deliver them); returns
+/// team `llm/vllm`'s GpuExporterReady and Ready conditions.
 async fn readiness(status: Value, pods: Vec<Value>) -> (Value, Value) {
     let cluster = FakeCluster::default();
     let ctx = context(&cluster, full_cluster());
     let teams = three_teams();
-    pass(&cluster, &ctx, &teams).await;
+    let first = pass(&cluster, &ctx, &teams).await;
+    assert_eq!((first.exporter_failure, first.reconciles_asked), (None, 0));
+    let managers = cluster.managers.lock().unwrap().clone();
+    assert!(
+        managers
+            .iter()
+            .all(|p| !p.contains("/inferencemonitorings/")),
+        "the shared pass writes no status: {managers:#?}"
+    );
     let mut daemon_set = cluster
         .get("daemonsets", "gpu", "infmon-dcgm-exporter")
         .unwrap();
     daemon_set["status"] = status;
-    cluster.insert("daemonsets", "gpu", "infmon-dcgm-exporter", daemon_set);
-    for pod in pods {
-        let name = pod["metadata"]["name"].as_str().unwrap().to_string();
-        cluster.insert("pods", "gpu", &name, pod);
-    }
-    let pass = pass(&cluster, &ctx, &teams).await;
+    let caches = Caches::new();
+    caches.set_children(
+        ChildKind::DaemonSet,
+        vec![
+            child_store_of(
+                ChildKind::DaemonSet,
+                [serde_json::from_value(daemon_set).unwrap()],
+            )
+            .0,
+        ],
+    );
+    caches.set_pods(vec![pod_store_of(
+        pods.into_iter().map(|p| serde_json::from_value(p).unwrap()),
+    )]);
+    // A Prometheus that selects every monitor, so that Ready speaks of the exporter.
+    let everything = PrometheusSelectors::from_object(&json!({
+        "metadata": {"namespace": "monitoring", "name": "all"},
+        "spec": {"podMonitorSelector": {}, "podMonitorNamespaceSelector": {},
+                 "serviceMonitorSelector": {}, "serviceMonitorNamespaceSelector": {}},
+    }))
+    .unwrap();
+    let discovered = Discovered {
+        prometheuses: vec![everything],
+        ..full_cluster()
+    };
+    let ctx = context_with(&cluster, discovered, caches);
+    let written = reconcile_all(&ctx, &cluster).await;
     assert_eq!(
-        pass.statuses_written, 3,
-        "every user hears about the exporter"
+        written.len(),
+        3,
+        "every user writes its own status: {written:#?}"
+    );
+    assert!(
+        written
+            .iter()
+            .all(|p| p.ends_with("/status fieldManager=infmon")),
+        "one writer, one field manager: {written:#?}"
     );
     (
         condition(&cluster, "llm", "vllm", "GpuExporterReady"),
@@ -665,6 +756,8 @@ async fn an_exporter_that_cannot_be_applied_is_reported() {
     let ctx = context(&cluster, full_cluster());
     let pass = pass(&cluster, &ctx, &three_teams()).await;
     assert!(!pass.outcome.failures.is_empty());
+    assert_eq!(pass.reconciles_asked, 3, "each user hears of it");
+    reconcile_all(&ctx, &cluster).await;
     let gpu = condition(&cluster, "llm", "vllm", "GpuExporterReady");
     assert_eq!(gpu["status"], "False");
     assert_eq!(gpu["reason"], "ApiError");
