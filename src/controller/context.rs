@@ -1,7 +1,7 @@
 //! The state every reconcile shares: the client, the Event recorder, the metrics, the
 //! operator's configuration, the discovered cluster facts, the caches, the clock, and what is
 //! remembered per resource between passes (its resolution, its last health verdict, the
-//! fingerprints of its children, its failures). [`Context::forget`] drops all of it.
+//! fingerprints of its children, its failures), and the watches of referenced Secrets. [`Context::forget`] drops all of it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -17,6 +17,7 @@ use super::apply::Applied;
 use super::cache::Caches;
 use super::dereference::Resolved;
 use super::metrics::{Metrics, ResourceLabels};
+use super::secrets::SecretWatches;
 use crate::discovery::Discovered;
 use crate::health::HealthReport;
 
@@ -57,6 +58,7 @@ pub struct Context {
     applied: Mutex<HashMap<String, Applied>>,
     trigger: OnceLock<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
     exporter_failure: Mutex<Option<String>>,
+    secrets: OnceLock<SecretWatches>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -91,6 +93,7 @@ impl Context {
             applied: Mutex::new(HashMap::new()),
             trigger: OnceLock::new(),
             exporter_failure: Mutex::new(None),
+            secrets: OnceLock::new(),
         }
     }
 
@@ -110,6 +113,17 @@ impl Context {
         if let Some(sender) = self.trigger.get() {
             let _ = sender.send((namespace.to_string(), name.to_string()));
         }
+    }
+
+    /// From now on, the health check reads credentials from watches of the Secrets resources
+    /// reference (see [`SecretWatches`]) instead of reading them at each check.
+    pub fn watch_secrets(&self) {
+        let _ = self.secrets.set(SecretWatches::new(self.client.clone()));
+    }
+
+    /// The Secret watches, once [`Context::watch_secrets`] turned them on.
+    pub fn secret_watches(&self) -> Option<&SecretWatches> {
+        self.secrets.get()
     }
 
     /// Records why the shared pass could not apply the exporter's DaemonSet (`None`: it

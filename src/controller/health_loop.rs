@@ -5,7 +5,7 @@
 //! changes it asks for a reconcile, the only writer of the status. A healthy resource stays
 //! quiet.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,7 @@ use super::Error;
 use super::context::Context;
 use super::dereference::Resolved;
 use super::metrics::ResourceLabels;
+use super::secrets::{SecretKey, referenced};
 use crate::api::PrometheusAuth;
 use crate::health::{
     BackendError, BasicCredentials, ClientCertificate, Credentials, DEFAULT_TIMEOUT, HealthTarget,
@@ -65,6 +66,9 @@ impl HealthLoop {
     /// building a client) is logged and skips only its group.
     pub async fn cycle(&mut self, ctx: &Context) -> usize {
         let now = (ctx.clock)();
+        if let Some(watches) = ctx.secret_watches() {
+            watches.follow(&referenced_secrets(&ctx.resolutions()));
+        }
         let mut groups: BTreeMap<(String, String), Vec<Arc<Resolved>>> = BTreeMap::new();
         for (key, resolved) in ctx.resolutions() {
             if !self.due(ctx, &key, &resolved, &now) {
@@ -166,16 +170,53 @@ impl HealthLoop {
     }
 }
 
+/// The Secrets the remembered resolutions read credentials from.
+fn referenced_secrets(resolutions: &[(String, Arc<Resolved>)]) -> BTreeSet<SecretKey> {
+    resolutions
+        .iter()
+        .filter_map(|(_, r)| Some((&r.validated.namespace, r.validated.health.auth.as_ref()?)))
+        .flat_map(|(namespace, auth)| {
+            referenced(auth)
+                .into_iter()
+                .map(|s| (namespace.clone(), s.name.clone()))
+        })
+        .collect()
+}
+
+/// How long a check waits for the first list of a newly watched Secret before reading it
+/// once itself.
+const SECRET_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Secret `namespace/name`: from its watch when Secrets are watched, else read.
+async fn secret(ctx: &Context, namespace: &str, name: &str) -> Result<KubeSecret, Error> {
+    let action = || format!("read Secret {namespace}/{name}");
+    let watched = match ctx.secret_watches() {
+        Some(watches) => watches.get(namespace, name, SECRET_PATIENCE).await,
+        None => None,
+    };
+    match watched {
+        Some(Some(secret)) => Ok(secret),
+        Some(None) => Err(Error::kube(
+            action(),
+            kube::Error::Api(
+                kube::core::Status::failure(&format!("secrets \"{name}\" not found"), "NotFound")
+                    .with_code(404)
+                    .boxed(),
+            ),
+        )),
+        None => Api::<KubeSecret>::namespaced(ctx.client.clone(), namespace)
+            .get(name)
+            .await
+            .map_err(|e| Error::kube(action(), e)),
+    }
+}
+
 async fn secret_value(
     ctx: &Context,
     namespace: &str,
     selector: &SecretKeySelector,
 ) -> Result<String, Error> {
-    let api: Api<KubeSecret> = Api::namespaced(ctx.client.clone(), namespace);
-    let secret = api
-        .get(&selector.name)
-        .await
-        .map_err(|e| Error::kube(format!("read Secret {namespace}/{}", selector.name), e))?;
+    let secret = secret(ctx, namespace, &selector.name).await?;
     let bytes = secret
         .data
         .as_ref()

@@ -13,6 +13,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod runner;
+pub mod secrets;
 pub mod server;
 pub mod shared;
 pub mod status;

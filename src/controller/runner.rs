@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
@@ -29,7 +29,7 @@ use super::leader::{LeaseLock, LeaseSettings};
 use super::metrics::Metrics;
 use super::reconcile::watched_key;
 use super::server::{self, Probes};
-use super::watches::selects_pod;
+use super::watches::{drain, selects_pod};
 use super::{Error, Watched, error_policy, reconcile};
 use super::{health_loop, shared};
 use crate::api::{Engine, InferenceMonitoring};
@@ -202,6 +202,10 @@ pub async fn run(
         )
         .with_caches(caches.clone()),
     );
+    if !without_secrets {
+        // Credentials of the health check come from watches of the referenced Secrets.
+        ctx.watch_secrets();
+    }
     let (changed_tx, changed_rx) = watch::channel(0u64);
     let scopes = scopes(&settings.config.namespaces);
 
@@ -680,15 +684,6 @@ fn owner_of(object: &DynamicObject) -> Option<(String, String)> {
         labels.get(OWNER_NAMESPACE_LABEL)?.clone(),
         labels.get(OWNER_NAME_LABEL)?.clone(),
     ))
-}
-
-async fn drain<T, E: std::fmt::Display>(stream: impl Stream<Item = Result<T, E>>, what: &str) {
-    let mut stream = std::pin::pin!(stream);
-    while let Some(event) = stream.next().await {
-        if let Err(err) = event {
-            warn!(watch = what, error = %err, "watch failed; retrying");
-        }
-    }
 }
 
 /// Watches CustomResourceDefinitions (metadata only): when one appears, changes or goes, the

@@ -1,9 +1,12 @@
 //! Which resources a watched object concerns: a pod matters to every InferenceMonitoring
-//! whose selector picks it (for engine detection and "no pod matches" diagnoses).
+//! whose selector picks it (for engine detection and "no pod matches" diagnoses). And how a
+//! watch stream is run.
 
 use std::collections::BTreeMap;
 
+use futures::{Stream, StreamExt};
 use kube::ResourceExt;
+use tracing::warn;
 
 use crate::api::InferenceMonitoring;
 use crate::selector::matches;
@@ -27,6 +30,19 @@ pub fn selects_pod(
         _ => resource.namespace().as_deref() == Some(namespace),
     };
     in_scope && matches(selector, labels)
+}
+
+/// Runs a watch stream to its end, logging its failures (the watcher retries them).
+pub(super) async fn drain<T, E: std::fmt::Display>(
+    stream: impl Stream<Item = Result<T, E>>,
+    what: &str,
+) {
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        if let Err(err) = event {
+            warn!(watch = what, error = %err, "watch failed; retrying");
+        }
+    }
 }
 
 /// `ai/llm` with `spec`, for the controller's unit tests.

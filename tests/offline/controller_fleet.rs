@@ -7,15 +7,19 @@
 use infmon_devkit::mock_api::{self, Log, Recorded, Reply, answer_by_rule};
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use infmon::api::InferenceMonitoring;
 use infmon::controller::cache::{Caches, pod_store_of};
+use infmon::controller::health_loop::{BackendFactory, HealthLoop};
 use infmon::controller::metrics::{Metrics, ResourceLabels};
 use infmon::controller::runner::{self, Settings};
 use infmon::controller::{Config, Context, FINALIZER, reconcile};
 use infmon::discovery::{Discovered, PrometheusSelectors};
+use infmon::health::{BackendError, Credentials, MetricsBackend, Sample, Secret, Target};
 use infmon::render::ChildKind;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -119,15 +123,111 @@ fn rule(resources: Arc<Mutex<BTreeMap<(String, String), Value>>>) -> impl Fn(&Re
     }
 }
 
+/// A Secret's resourceVersion and data (text values).
+type StoredSecret = (u64, BTreeMap<String, String>);
+
+/// Secrets the API server holds, by (namespace, name): resourceVersion and data; watches
+/// are woken when one changes.
+#[derive(Clone, Default)]
+struct Secrets {
+    stored: Arc<Mutex<BTreeMap<(String, String), StoredSecret>>>,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl Secrets {
+    /// Stores (or changes) Secret `namespace/name` with `data` (text values).
+    fn put(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        let mut stored = self.stored.lock().unwrap();
+        let version = stored.values().map(|(v, _)| *v).max().unwrap_or(10) + 1;
+        let data = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        stored.insert((namespace.into(), name.into()), (version, data));
+        drop(stored);
+        self.changed.notify_waiters();
+    }
+
+    /// Secret `namespace/name` as the API server sends it, if stored after `since`.
+    fn object(&self, namespace: &str, name: &str, since: u64) -> Option<Value> {
+        let stored = self.stored.lock().unwrap();
+        let (version, data) = stored.get(&(namespace.to_string(), name.to_string()))?;
+        (*version > since).then(|| {
+            let data: BTreeMap<String, k8s_openapi::ByteString> = data
+                .iter()
+                .map(|(k, v)| (k.clone(), k8s_openapi::ByteString(v.clone().into_bytes())))
+                .collect();
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                   "metadata": {"name": name, "namespace": namespace, "resourceVersion": version.to_string(),
+                                "labels": {"owner": "helm"}, "managedFields": [{"manager": "helm"}]},
+                   "data": data})
+        })
+    }
+}
+
+fn query_value<'a>(uri: &'a str, key: &str) -> Option<&'a str> {
+    uri.split_once('?')?
+        .1
+        .split('&')
+        .find_map(|p| p.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// Answers Secret requests: a list selected by `metadata.name` holds that Secret, a watch
+/// stays open until the Secret changes after the version it resumes from. Other requests
+/// are not answered here.
+fn secrets_rule(secrets: &Secrets, request: &Recorded) -> Option<Reply> {
+    let path = segments(&request.uri);
+    let ["api", "v1", "namespaces", namespace, "secrets"] = path.as_slice() else {
+        return None;
+    };
+    let name = query_value(&request.uri, "fieldSelector")?
+        .strip_prefix("metadata.name%3D")?
+        .to_string();
+    let namespace = namespace.to_string();
+    if !request.uri.contains("watch=true") {
+        let items: Vec<Value> = secrets.object(&namespace, &name, 0).into_iter().collect();
+        let version = secrets
+            .stored
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(v, _)| *v)
+            .max();
+        return Some(Reply::Json(
+            200,
+            json!({"apiVersion": "v1", "kind": "SecretList",
+                   "metadata": {"resourceVersion": version.unwrap_or_default().to_string()}, "items": items}),
+        ));
+    }
+    let since: u64 = query_value(&request.uri, "resourceVersion")?.parse().ok()?;
+    let secrets = secrets.clone();
+    Some(Reply::Later(Box::pin(async move {
+        loop {
+            let changed = secrets.changed.notified();
+            if let Some(object) = secrets.object(&namespace, &name, since) {
+                return Reply::Events(vec![json!({"type": "MODIFIED", "object": object})]);
+            }
+            changed.await;
+        }
+    })))
+}
+
 struct Fleet {
     ctx: Arc<Context>,
     log: Log,
+    /// The clock, in seconds.
+    now: Arc<AtomicI64>,
     resources: Vec<InferenceMonitoring>,
     writers: BTreeMap<ChildKind, Writer<DynamicObject>>,
 }
 
 impl Fleet {
     fn new(resources: Vec<Value>) -> Self {
+        Self::with_secrets(resources, Secrets::default())
+    }
+
+    /// A fleet whose API server also holds `secrets` (and watches them).
+    fn with_secrets(resources: Vec<Value>, secrets: Secrets) -> Self {
         let (client, handle) = mock_api::client();
         let by_key: BTreeMap<(String, String), Value> = resources
             .iter()
@@ -142,11 +242,16 @@ impl Fleet {
                 )
             })
             .collect();
-        let log = answer_by_rule(handle, rule(Arc::new(Mutex::new(by_key))));
+        let resources_rule = rule(Arc::new(Mutex::new(by_key)));
+        let log = answer_by_rule(handle, move |request| {
+            secrets_rule(&secrets, request).unwrap_or_else(|| resources_rule(request))
+        });
         let (caches, writers) = Caches::fed_by_hand(ChildKind::ALL);
         caches.set_pods(vec![pod_store_of(unrelated_pods(300))]);
+        let now = Arc::new(AtomicI64::new(1_700_000_000));
+        let at = now.clone();
         let clock: infmon::controller::Clock =
-            Arc::new(|| Time(Timestamp::from_second(1_700_000_000).unwrap()));
+            Arc::new(move || Time(Timestamp::from_second(at.load(Ordering::SeqCst)).unwrap()));
         let ctx = Context::new(
             client,
             Config::default(),
@@ -158,6 +263,7 @@ impl Fleet {
         Self {
             ctx: Arc::new(ctx),
             log,
+            now,
             resources: resources
                 .into_iter()
                 .map(|r| serde_json::from_value(r).unwrap())
@@ -471,4 +577,202 @@ async fn the_operator_skips_a_malformed_resource_and_watches_a_kind_installed_la
             .any(|r| r.starts_with("PATCH") && r.contains("/inferencemonitorings/broken")),
         "{requests:#?}"
     );
+}
+
+/// Answers every query with nothing (the verdicts do not matter here) and records the
+/// credentials each client was built with, by query URL.
+struct NoSeries;
+
+impl MetricsBackend for NoSeries {
+    fn query<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<Sample>, BackendError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn targets(&self) -> BoxFuture<'_, Result<Option<Vec<Target>>, BackendError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+type SeenCredentials = Arc<Mutex<Vec<(String, Credentials)>>>;
+
+fn recording(seen: SeenCredentials) -> BackendFactory {
+    Arc::new(move |url: &str, credentials: &Credentials| {
+        seen.lock()
+            .unwrap()
+            .push((url.to_string(), credentials.clone()));
+        Ok(Arc::new(NoSeries) as Arc<dyn MetricsBackend>)
+    })
+}
+
+/// `resource` querying its namespace's Prometheus with a bearer token shared by the
+/// namespace and a tenant header of its own, both from Secrets.
+fn with_credentials(namespace: &str, name: &str) -> Value {
+    let mut r = resource(namespace, name);
+    r["spec"]["prometheus"] = json!({
+        "url": format!("http://prometheus.{namespace}:9090"),
+        "auth": {
+            "bearerToken": {"name": "prom-token", "key": "token"},
+            "headers": [{"name": "X-Scope-OrgID", "valueFrom": {"name": format!("tenant-{name}"), "key": "org"}}],
+        },
+    });
+    r
+}
+
+#[tokio::test]
+async fn credentials_come_from_watches_of_the_referenced_secrets_only() {
+    let secrets = Secrets::default();
+    let mut resources = Vec::new();
+    for namespace in NAMESPACES {
+        secrets.put(
+            namespace,
+            "prom-token",
+            &[("token", &format!("token-{namespace}"))],
+        );
+        // A large Secret nobody references (a Helm release, say) is never read.
+        secrets.put(
+            namespace,
+            "sh.helm.release.v1.app.v1",
+            &[("release", &"x".repeat(100_000))],
+        );
+        for i in 0..PER_NAMESPACE {
+            let name = format!("llm-{i}");
+            secrets.put(
+                namespace,
+                &format!("tenant-{name}"),
+                &[("org", &format!("{namespace}-{i}"))],
+            );
+            resources.push(with_credentials(namespace, &name));
+        }
+    }
+    let mut fleet = Fleet::with_secrets(resources, secrets.clone());
+    fleet.ctx.watch_secrets();
+    let first = fleet.pass().await;
+    fleet.observe(&first);
+    let seen = SeenCredentials::default();
+    let mut health = HealthLoop::new(recording(seen.clone()));
+
+    // The first cycle starts one watch per referenced Secret: a list and a watch, each
+    // selecting that Secret by name.
+    fleet.log.lock().unwrap().clear();
+    health.cycle(&fleet.ctx).await;
+    let referenced = NAMESPACES.len() * (1 + PER_NAMESPACE);
+    let mut waited = 0;
+    while fleet.log.lock().unwrap().len() < 2 * referenced && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    let started = std::mem::take(&mut *fleet.log.lock().unwrap());
+    assert_eq!(started.len(), 2 * referenced, "{:#?}", writes(&started));
+    let watching = started
+        .iter()
+        .filter(|r| r.uri.contains("watch=true"))
+        .count();
+    assert_eq!(watching, referenced, "{:#?}", writes(&started));
+    for request in &started {
+        assert_eq!(request.method, "GET");
+        let selected = query_value(&request.uri, "fieldSelector").unwrap_or_default();
+        assert!(
+            selected == "metadata.name%3Dprom-token"
+                || selected.starts_with("metadata.name%3Dtenant-llm-"),
+            "{}",
+            request.uri
+        );
+    }
+    assert_eq!(
+        fleet.ctx.secret_watches().unwrap().watched().len(),
+        referenced
+    );
+    let credentials = |namespace: &str| {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter(|(url, _)| url.contains(&format!(".{namespace}:")))
+            .map(|(_, c)| c.clone())
+            .collect::<Vec<_>>()
+    };
+    for c in credentials("team-b") {
+        assert_eq!(c.bearer_token, Some(Secret::new("token-team-b")));
+    }
+    let tenants: Vec<Secret> = credentials("team-b")
+        .iter()
+        .flat_map(|c| c.headers.iter().map(|(_, v)| v.clone()))
+        .collect();
+    for i in 0..PER_NAMESPACE {
+        assert!(tenants.contains(&Secret::new(format!("team-b-{i}"))));
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        NAMESPACES.len() * PER_NAMESPACE,
+        "one group per tenant header"
+    );
+
+    // The first verdicts are written by the reconciles; then two resyncs and a health check
+    // after each: not one request.
+    let verdicts = fleet.pass().await;
+    assert_eq!(
+        verdicts.len(),
+        NAMESPACES.len() * PER_NAMESPACE,
+        "{:#?}",
+        writes(&verdicts)
+    );
+    fleet.observe(&verdicts);
+    for resync in 1..=2 {
+        let again = fleet.pass().await;
+        assert!(again.is_empty(), "resync {resync}: {:#?}", writes(&again));
+        fleet.now.fetch_add(3600, Ordering::SeqCst);
+        seen.lock().unwrap().clear();
+        health.cycle(&fleet.ctx).await;
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            NAMESPACES.len() * PER_NAMESPACE,
+            "every group checked again"
+        );
+        let quiet = std::mem::take(&mut *fleet.log.lock().unwrap());
+        assert!(
+            quiet.is_empty(),
+            "health cycle {resync}: {:#?}",
+            writes(&quiet)
+        );
+    }
+
+    // The token of team-b changes: its watch delivers it (and resumes), the next check uses it.
+    secrets.put("team-b", "prom-token", &[("token", "rotated")]);
+    let watches = fleet.ctx.secret_watches().unwrap();
+    let mut waited = 0;
+    while waited < 100 {
+        let secret = watches
+            .get("team-b", "prom-token", Duration::from_secs(1))
+            .await
+            .flatten()
+            .unwrap();
+        if secret.data.unwrap()["token"].0 == b"rotated" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    fleet.now.fetch_add(3600, Ordering::SeqCst);
+    seen.lock().unwrap().clear();
+    health.cycle(&fleet.ctx).await;
+    for c in credentials("team-b") {
+        assert_eq!(c.bearer_token, Some(Secret::new("rotated")));
+    }
+    for c in credentials("team-a") {
+        assert_eq!(c.bearer_token, Some(Secret::new("token-team-a")));
+    }
+    let after = std::mem::take(&mut *fleet.log.lock().unwrap());
+    assert!(
+        after.iter().all(|r| r.uri.contains("watch=true")
+            && r.uri.starts_with("/api/v1/namespaces/team-b/secrets?")
+            && r.uri.contains("metadata.name%3Dprom-token")),
+        "only the changed Secret's watch resumes: {:#?}",
+        writes(&after)
+    );
+
+    // A resource that goes takes its Secret's watch with it.
+    fleet.ctx.forget("team-a/llm-0");
+    health.cycle(&fleet.ctx).await;
+    let watched = fleet.ctx.secret_watches().unwrap().watched();
+    assert_eq!(watched.len(), referenced - 1);
+    assert!(!watched.contains(&("team-a".to_string(), "tenant-llm-0".to_string())));
 }

@@ -179,6 +179,31 @@ pub enum Reply {
     Events(Vec<Value>),
     /// Nothing yet: the request stays open (an idle watch).
     Hold,
+    /// The request stays open until this resolves, then is answered with its reply (a
+    /// watch that delivers an event later).
+    Later(std::pin::Pin<Box<dyn Future<Output = Reply> + Send>>),
+}
+
+/// The status and body of a reply; `None` for one that is never answered.
+async fn resolve_reply(mut reply: Reply) -> Option<(u16, Vec<u8>)> {
+    loop {
+        return match reply {
+            Reply::Json(code, value) => Some((code, serde_json::to_vec(&value).unwrap())),
+            Reply::Events(events) => Some((
+                200,
+                events
+                    .iter()
+                    .map(|e| format!("{e}\n"))
+                    .collect::<String>()
+                    .into_bytes(),
+            )),
+            Reply::Hold => None,
+            Reply::Later(later) => {
+                reply = later.await;
+                continue;
+            }
+        };
+    }
 }
 
 /// A request as it was received, with its body.
@@ -214,27 +239,29 @@ pub fn answer_by_rule(
             let recorded = Recorded { method, uri, body };
             let reply = rule(&recorded);
             keep.lock().unwrap().push(recorded);
-            let (code, bytes) = match reply {
-                Reply::Json(code, value) => (code, serde_json::to_vec(&value).unwrap()),
-                Reply::Events(events) => (
-                    200,
-                    events
-                        .iter()
-                        .map(|e| format!("{e}\n"))
-                        .collect::<String>()
-                        .into_bytes(),
+            if let Reply::Later(later) = reply {
+                tokio::spawn(async move {
+                    match resolve_reply(Reply::Later(later)).await {
+                        Some((code, bytes)) => send.send_response(
+                            Response::builder()
+                                .status(code)
+                                .body(Body::from(bytes))
+                                .unwrap(),
+                        ),
+                        None => std::future::pending().await,
+                    }
+                });
+                continue;
+            }
+            match resolve_reply(reply).await {
+                Some((code, bytes)) => send.send_response(
+                    Response::builder()
+                        .status(code)
+                        .body(Body::from(bytes))
+                        .unwrap(),
                 ),
-                Reply::Hold => {
-                    held.push(send);
-                    continue;
-                }
-            };
-            send.send_response(
-                Response::builder()
-                    .status(code)
-                    .body(Body::from(bytes))
-                    .unwrap(),
-            );
+                None => held.push(send),
+            }
         }
     });
     log
