@@ -63,7 +63,7 @@ pub const OTHER_PERMISSIONS: &[Permission] = &[
     },
     // The pod cache (engine detection, DCGM exporter detection) lists pods (metadata only)
     // cluster-wide and watches them where resources are watched; pod changes re-trigger
-    // reconciles; the shared exporter's readiness lists its own pods.
+    // reconciles; the shared exporter's readiness reads its pods from that cache.
     Permission {
         scope: Scope::Cluster,
         group: "",
@@ -102,30 +102,31 @@ pub const OTHER_PERMISSIONS: &[Permission] = &[
         verbs: &["list", "watch"],
     },
     // PrometheusAgents select monitors like Prometheuses do; the other known consumers of
-    // monitors are listed so that infmon does not report NotSelected where they run.
+    // monitors are watched so that infmon does not report NotSelected where they run (and
+    // one created later changes the selection without a restart).
     Permission {
         scope: Scope::Cluster,
         group: "monitoring.coreos.com",
         resource: "prometheusagents",
-        verbs: &["list"],
+        verbs: &["list", "watch"],
     },
     Permission {
         scope: Scope::Cluster,
         group: "operator.victoriametrics.com",
         resource: "vmagents",
-        verbs: &["list"],
+        verbs: &["list", "watch"],
     },
     Permission {
         scope: Scope::Cluster,
         group: "opentelemetry.io",
         resource: "opentelemetrycollectors",
-        verbs: &["list"],
+        verbs: &["list", "watch"],
     },
     Permission {
         scope: Scope::Cluster,
         group: "collectors.grafana.com",
         resource: "alloys",
-        verbs: &["list"],
+        verbs: &["list", "watch"],
     },
     // Events are created, and repeats patched into a series.
     Permission {

@@ -7,7 +7,9 @@
 //!   plus a fingerprint of the body, enough to plan applies and prunes and to notice edits;
 //! - pods: name, namespace, labels and the container images, commands and ports that engine
 //!   detection reads;
-//! - `Prometheus` objects: their eight selectors;
+//! - `Prometheus` and `PrometheusAgent` objects: their eight selectors; the other known
+//!   consumers of monitors (VictoriaMetrics, Alloy, OpenTelemetry): how they are described,
+//!   when they read monitors;
 //! - namespaces: metadata only (labels, for Prometheus namespace selectors);
 //! - the InferenceMonitorings themselves (the controllers' stores), for objects computed from
 //!   all resources.
@@ -27,9 +29,11 @@ use serde_json::Value;
 
 use super::watches::selects_pod;
 use crate::api::{Engine, InferenceMonitoring};
-use crate::discovery::PrometheusSelectors;
 use crate::discovery::engine::pod_verdict;
 use crate::discovery::exporters::{FoundExporter, KNOWN_EXPORTERS};
+use crate::discovery::{
+    Consumer, Discovered, OTHER_CONSUMERS, PROMETHEUS_AGENT, PrometheusSelectors,
+};
 use crate::model::shared_labels;
 use crate::render::dcgm::{DCGM_COMPONENT, EXPORTER_NAME};
 use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
@@ -214,7 +218,30 @@ pub fn strip_prometheus(object: &mut DynamicObject) {
     object.metadata = ObjectMeta {
         name: meta.name,
         namespace: meta.namespace,
-        resource_version: meta.resource_version,
+        ..ObjectMeta::default()
+    };
+}
+
+/// In-memory annotation on cached consumers of monitors (other than `Prometheus` and
+/// `PrometheusAgent`) holding how status messages describe them
+/// ([`crate::discovery::Consumer::describe`]); absent when the object reads no monitors.
+pub const CONSUMER_ANNOTATION: &str = "monitoring.inference.dev/cached-consumer";
+
+/// Keeps of a consumer of monitors what selection reads: a `PrometheusAgent`'s selectors
+/// (as [`strip_prometheus`]), or, of another kind, its description when it reads monitors.
+pub fn strip_consumer(consumer: &Consumer, object: &mut DynamicObject) {
+    if *consumer == PROMETHEUS_AGENT {
+        return strip_prometheus(object);
+    }
+    let described = serde_json::to_value(&*object)
+        .ok()
+        .and_then(|value| consumer.describe(&value));
+    object.data = Value::Object(Default::default());
+    let meta = std::mem::take(&mut object.metadata);
+    object.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        annotations: described.map(|d| BTreeMap::from([(CONSUMER_ANNOTATION.to_string(), d)])),
         ..ObjectMeta::default()
     };
 }
@@ -281,6 +308,7 @@ pub struct Caches {
     children: RwLock<BTreeMap<ChildKind, Scoped<DynamicObject>>>,
     pods: RwLock<Option<Scoped<PartialObjectMeta<Pod>>>>,
     prometheuses: RwLock<Option<Store<DynamicObject>>>,
+    consumers: RwLock<BTreeMap<&'static str, Store<DynamicObject>>>,
     namespaces: RwLock<Option<Store<PartialObjectMeta<Namespace>>>>,
     resources: RwLock<Vec<Store<super::Watched>>>,
 }
@@ -342,6 +370,84 @@ impl Caches {
     /// Adds the (ready) `Prometheus` store.
     pub fn set_prometheuses(&self, store: Store<DynamicObject>) {
         *self.prometheuses.write().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    }
+
+    /// Adds the (ready) store of a consumer of monitors besides `Prometheus`.
+    pub fn set_consumers(&self, consumer: &Consumer, store: Store<DynamicObject>) {
+        self.consumers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(consumer.kind, store);
+    }
+
+    /// Drops the store of a consumer kind the cluster no longer serves.
+    pub fn remove_consumers(&self, consumer: &Consumer) {
+        self.consumers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(consumer.kind);
+    }
+
+    /// Who picks monitors up, from the caches where they are filled and from `discovered`
+    /// for the kinds not cached (yet): the selectors of every `Prometheus` and
+    /// `PrometheusAgent`, and the other consumers as status messages describe them.
+    pub fn consumers(&self, discovered: &Discovered) -> (Vec<PrometheusSelectors>, Vec<String>) {
+        const AGENT: &str = " (PrometheusAgent)";
+        let stores = read(&self.consumers);
+        let selectors = |store: &Store<DynamicObject>, agent: bool| -> Vec<PrometheusSelectors> {
+            store
+                .state()
+                .iter()
+                .filter_map(|o| {
+                    let mut found =
+                        PrometheusSelectors::from_object(&serde_json::to_value(&**o).ok()?).ok()?;
+                    if agent {
+                        found.mark_agent();
+                    }
+                    Some(found)
+                })
+                .collect()
+        };
+        let from_discovery = |agent: bool| {
+            discovered
+                .prometheuses
+                .iter()
+                .filter(|p| p.key.ends_with(AGENT) == agent)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let mut prometheuses = match read(&self.prometheuses) {
+            Some(store) => selectors(&store, false),
+            None => from_discovery(false),
+        };
+        prometheuses.extend(match stores.get(PROMETHEUS_AGENT.kind) {
+            Some(store) => selectors(store, true),
+            None => from_discovery(true),
+        });
+        let mut others: Vec<String> = OTHER_CONSUMERS
+            .iter()
+            .flat_map(|consumer| match stores.get(consumer.kind) {
+                Some(store) => store
+                    .state()
+                    .iter()
+                    .filter_map(|o| {
+                        o.metadata
+                            .annotations
+                            .as_ref()?
+                            .get(CONSUMER_ANNOTATION)
+                            .cloned()
+                    })
+                    .collect::<Vec<_>>(),
+                None => discovered
+                    .other_consumers
+                    .iter()
+                    .filter(|d| d.starts_with(&format!("{} ", consumer.kind)))
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        others.sort();
+        (prometheuses, others)
     }
 
     /// Adds the (ready) namespace store.
@@ -481,21 +587,6 @@ impl Caches {
                 })
             })
         }))
-    }
-
-    /// The cached `Prometheus` selectors, or `None` while they are not cached.
-    pub fn prometheuses(&self) -> Option<Vec<PrometheusSelectors>> {
-        let store = read(&self.prometheuses)?;
-        Some(
-            store
-                .state()
-                .iter()
-                .filter_map(|o| {
-                    let value = serde_json::to_value(&**o).ok()?;
-                    PrometheusSelectors::from_object(&value).ok()
-                })
-                .collect(),
-        )
     }
 
     /// The shared exporter's DaemonSet status in `namespace`, from the DaemonSet cache:
@@ -691,6 +782,84 @@ mod tests {
         assert_eq!(caches.owned_by("ai", &long), [found]);
         assert!(caches.owned_by("ai", "other").is_empty());
         assert!(caches.child(ChildKind::Secret, "grafana", "dash").is_none());
+    }
+
+    #[test]
+    fn consumers_come_from_their_caches_and_from_discovery_for_kinds_not_cached() {
+        let selectors = |key: &str| {
+            let (namespace, name) = key.split_once('/').unwrap();
+            PrometheusSelectors::from_object(&json!({
+                "metadata": {"namespace": namespace, "name": name}, "spec": {"podMonitorSelector": {}},
+            }))
+            .unwrap()
+        };
+        let mut old_agent = selectors("monitoring/old");
+        old_agent.mark_agent();
+        let discovered = Discovered {
+            prometheuses: vec![selectors("monitoring/kps"), old_agent],
+            other_consumers: vec!["VMAgent vm/agent (VictoriaMetrics operator)".into()],
+            ..Discovered::default()
+        };
+        let caches = Caches::new();
+        let keys = |caches: &Caches| {
+            let (prometheuses, others) = caches.consumers(&discovered);
+            let keys: Vec<String> = prometheuses.into_iter().map(|p| p.key).collect();
+            (keys, others)
+        };
+        assert_eq!(
+            keys(&caches),
+            (
+                vec![
+                    "monitoring/kps".into(),
+                    "monitoring/old (PrometheusAgent)".into()
+                ],
+                vec!["VMAgent vm/agent (VictoriaMetrics operator)".into()]
+            )
+        );
+        // Agents and Alloys are cached: the agent deleted since discovery is gone, the new
+        // one is there; Alloys read monitors always; VMAgents still come from discovery.
+        let mut agent: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "monitoring.coreos.com/v1alpha1", "kind": "PrometheusAgent",
+            "metadata": {"name": "new", "namespace": "monitoring", "managedFields": [{}]},
+            "spec": {"podMonitorSelector": {"matchLabels": {"a": "b"}}, "remoteWrite": [{"url": "x"}]},
+        }))
+        .unwrap();
+        strip_consumer(&PROMETHEUS_AGENT, &mut agent);
+        assert_eq!(agent.data["spec"].as_object().unwrap().len(), 1);
+        let alloy_kind = OTHER_CONSUMERS[0];
+        let mut alloy: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "collectors.grafana.com/v1alpha1", "kind": "Alloy",
+            "metadata": {"name": "alloy", "namespace": "obs"}, "spec": {"big": "x"},
+        }))
+        .unwrap();
+        strip_consumer(&alloy_kind, &mut alloy);
+        assert_eq!(alloy.data, json!({}));
+        let store_with = |object: DynamicObject, consumer: &Consumer| {
+            let mut writer = Writer::<DynamicObject>::new(consumer.resource());
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(object));
+            writer.as_reader()
+        };
+        caches.set_consumers(&PROMETHEUS_AGENT, store_with(agent, &PROMETHEUS_AGENT));
+        caches.set_consumers(&alloy_kind, store_with(alloy, &alloy_kind));
+        assert_eq!(
+            keys(&caches),
+            (
+                vec![
+                    "monitoring/kps".into(),
+                    "monitoring/new (PrometheusAgent)".into()
+                ],
+                vec![
+                    "Alloy obs/alloy (Grafana Alloy)".into(),
+                    "VMAgent vm/agent (VictoriaMetrics operator)".into()
+                ]
+            )
+        );
+        caches.remove_consumers(&PROMETHEUS_AGENT);
+        assert!(
+            keys(&caches)
+                .0
+                .contains(&"monitoring/old (PrometheusAgent)".to_string())
+        );
     }
 
     #[test]

@@ -233,12 +233,13 @@ impl Context {
         }
     }
 
-    /// A snapshot of the discovered facts, with the running DCGM exporter as the pod cache
-    /// sees it now (when pods are cached; in namespaced mode, where the cache covers only the
+    /// A snapshot of the discovered facts, with the consumers of monitors as the caches hold
+    /// them and the running DCGM exporter as the pod cache sees it now (when pods are cached; in namespaced mode, where the cache covers only the
     /// watched namespaces, only an exporter found there replaces what discovery found
     /// cluster-wide).
     pub fn facts(&self) -> Discovered {
         let mut facts = self.discovered_snapshot();
+        (facts.prometheuses, facts.other_consumers) = self.caches.consumers(&facts);
         match self.caches.found_exporter() {
             Some(found) if self.config.namespaces.is_empty() || found.is_some() => {
                 facts.existing_dcgm_exporter = found;

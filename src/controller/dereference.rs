@@ -43,17 +43,16 @@ pub fn dereference(
     let namespace = resource.metadata.namespace.clone().unwrap_or_default();
     let detected = (resource.spec.engine == Engine::Auto && resource.spec.selector.is_some())
         .then(|| engine::detect_from(&caches.selected_pods(resource).unwrap_or_default()));
+    let (prometheuses, other_consumers) = caches.consumers(discovered);
     Dereferenced {
         served: discovered.served.clone(),
-        prometheuses: caches
-            .prometheuses()
-            .unwrap_or_else(|| discovered.prometheuses.clone()),
+        prometheuses,
         namespace_labels: caches.namespace_labels(&namespace).unwrap_or_else(|| {
             BTreeMap::from([(discovery::NAMESPACE_NAME_LABEL.to_string(), namespace)])
         }),
         detected,
+        other_consumers,
         // Scanning the pods for an exporter only matters to a resource that wants one.
-        other_consumers: discovered.other_consumers.clone(),
         existing_dcgm_exporter: resource.spec.gpu.dcgm_exporter.enabled
             && (discovered.existing_dcgm_exporter.is_some()
                 || caches.found_exporter().flatten().is_some()),

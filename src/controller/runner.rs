@@ -12,7 +12,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DynamicObject, PartialObjectMeta};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use super::cache::{
-    Caches, cached_pod, compact_child_of, is_exporter_pod, is_known_exporter, strip_prometheus,
+    Caches, cached_pod, compact_child_of, is_exporter_pod, is_known_exporter, strip_consumer,
+    strip_prometheus,
 };
 use super::context::{Config, Context, system_clock};
 use super::leader::{LeaseLock, LeaseSettings};
@@ -33,7 +34,9 @@ use super::watches::{drain, selects_pod};
 use super::{Error, Watched, error_policy, reconcile};
 use super::{health_loop, shared};
 use crate::api::{Engine, InferenceMonitoring};
-use crate::discovery::{self, Discovered, prometheus_resource};
+use crate::discovery::{
+    self, Consumer, Discovered, OTHER_CONSUMERS, PROMETHEUS_AGENT, prometheus_resource,
+};
 use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
 
 /// The label selector of every generated object.
@@ -246,6 +249,9 @@ pub async fn run(
     }
     if served.contains(&ChildKind::PodMonitor) {
         watches.start_prometheuses();
+    }
+    if let Some(consumers) = served_consumers(&client).await {
+        watches.follow_consumers(&consumers);
     }
     tokio::select! {
         _ = wait_for_caches(&caches, &served) => info!("caches filled; reconciling"),
@@ -548,38 +554,84 @@ impl Watches {
         if self.prometheus_started.swap(true, Ordering::AcqRel) {
             return;
         }
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &prometheus_resource());
-        let writer = reflector::store::Writer::new(prometheus_resource());
+        self.watch_consumers(
+            "prometheuses",
+            prometheus_resource(),
+            strip_prometheus,
+            |c, s| c.set_prometheuses(s),
+        );
+    }
+
+    /// Starts watching the consumers of monitors in `served` (`PrometheusAgent`s and the
+    /// other known kinds, stripped to what selection reads) not watched yet, and stops those
+    /// no longer served; a change after the first list reconciles every resource.
+    fn follow_consumers(self: &Arc<Self>, served: &[Consumer]) {
+        for consumer in std::iter::once(PROMETHEUS_AGENT).chain(OTHER_CONSUMERS) {
+            let running = self
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(consumer.plural);
+            match (served.contains(&consumer), running) {
+                (true, false) => {
+                    self.watch_consumers(
+                        consumer.plural,
+                        consumer.resource(),
+                        move |o| strip_consumer(&consumer, o),
+                        move |c, s| c.set_consumers(&consumer, s),
+                    );
+                }
+                (false, true) => {
+                    self.stop(consumer.plural);
+                    self.caches.remove_consumers(&consumer);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Watches every object of `resource` cluster-wide as `strip` leaves it; `ready` hands the
+    /// store to the caches once listed. After the first list, an object that appears, goes or
+    /// changes what `strip` keeps reconciles every resource.
+    fn watch_consumers(
+        self: &Arc<Self>,
+        name: &str,
+        resource: ApiResource,
+        strip: impl Fn(&mut DynamicObject) + Send + 'static,
+        ready: impl FnOnce(&Caches, Store<DynamicObject>) + Send + 'static,
+    ) {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
+        let writer = reflector::store::Writer::new(resource.clone());
         let store = writer.as_reader();
+        let before = store.clone();
         let me = self.clone();
+        let listed = AtomicBool::new(false);
         let stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
-            .modify(strip_prometheus)
-            .reflect(writer);
-        let handle = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            let mut listed = false;
-            while let Some(event) = stream.next().await {
-                match event {
-                    Ok(watcher::Event::InitDone) => {
-                        if listed {
-                            me.reconcile_all();
-                        }
-                        listed = true;
-                    }
-                    Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if listed => {
-                        me.reconcile_all()
-                    }
-                    Ok(_) => {}
-                    Err(err) => warn!(error = %err, "watching Prometheus resources failed"),
+            .modify(strip)
+            .inspect_ok(move |event| {
+                let changed = match event {
+                    watcher::Event::InitDone => listed.swap(true, Ordering::AcqRel),
+                    watcher::Event::Apply(o) => before
+                        .get(&ObjectRef::from_obj_with(o, resource.clone()))
+                        .is_none_or(|old| *old != *o),
+                    watcher::Event::Delete(_) => true,
+                    _ => false,
+                };
+                if changed && listed.load(Ordering::Acquire) {
+                    me.reconcile_all();
                 }
-            }
-        });
-        self.keep("prometheuses", vec![handle]);
+            })
+            .reflect(writer);
+        let what = format!("{name} (consumers of monitors)");
+        self.keep(
+            name,
+            vec![tokio::spawn(async move { drain(stream, &what).await })],
+        );
         let caches = self.caches.clone();
         tokio::spawn(async move {
             if store.wait_until_ready().await.is_ok() {
-                caches.set_prometheuses(store);
+                ready(&caches, store);
             }
         });
     }
@@ -748,12 +800,26 @@ async fn rediscover(watches: &Arc<Watches>, discovered: &RwLock<Discovered>) {
                 current.other_consumers = facts.other_consumers;
                 current.existing_dcgm_exporter = facts.existing_dcgm_exporter;
             }
+            if let Some(consumers) = served_consumers(&watches.client).await {
+                watches.follow_consumers(&consumers);
+            }
             watches.follow(discovered, facts.served).await;
         }
         Err(err) => {
             warn!(error = %err, "cannot discover the cluster again; keeping the last facts")
         }
     }
+}
+
+/// The consumers of monitors the cluster serves, or `None` (the watches stay as they are)
+/// when that cannot be read.
+async fn served_consumers(client: &Client) -> Option<Vec<Consumer>> {
+    discovery::served_consumers(client)
+        .await
+        .inspect_err(|err| {
+            warn!(error = %err, "cannot read which consumers of monitors the cluster serves; watching what was found before");
+        })
+        .ok()
 }
 
 /// Waits until this replica leads (true) or shutdown was asked for (false).

@@ -90,7 +90,8 @@ pub const OTHER_CONSUMERS: [Consumer; 3] = [
 ];
 
 impl Consumer {
-    fn resource(&self) -> ApiResource {
+    /// The kind as an API resource.
+    pub fn resource(&self) -> ApiResource {
         let (group, version) = self
             .group_version
             .split_once('/')
@@ -146,23 +147,13 @@ pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, k
         .into_iter()
         .filter(|k| !k.is_optional_api())
         .collect();
-    let mut group_versions: Vec<&str> = ChildKind::ALL
+    let group_versions: Vec<&str> = ChildKind::ALL
         .iter()
         .filter(|k| k.is_optional_api())
         .map(|k| k.api_version())
         .chain(OTHER_CONSUMERS.iter().map(|c| c.group_version))
         .collect();
-    group_versions.sort();
-    group_versions.dedup();
-    let mut plurals: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for group_version in group_versions {
-        let names = match client.list_api_group_resources(group_version).await {
-            Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
-            Err(kube::Error::Api(status)) if status.is_not_found() => Vec::new(),
-            Err(err) => return Err(err),
-        };
-        plurals.insert(group_version, names);
-    }
+    let plurals = served_plurals(client, group_versions).await?;
     let is_served = |group_version: &str, plural: &str| {
         plurals
             .get(group_version)
@@ -211,6 +202,51 @@ pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, k
         existing_dcgm_exporter,
         other_consumers,
     })
+}
+
+/// The resources (plural names) the cluster serves in each of `group_versions`.
+async fn served_plurals<'a>(
+    client: &Client,
+    mut group_versions: Vec<&'a str>,
+) -> Result<BTreeMap<&'a str, Vec<String>>, kube::Error> {
+    group_versions.sort();
+    group_versions.dedup();
+    let mut plurals = BTreeMap::new();
+    for group_version in group_versions {
+        let names = match client.list_api_group_resources(group_version).await {
+            Ok(list) => list.resources.into_iter().map(|r| r.name).collect(),
+            Err(kube::Error::Api(status)) if status.is_not_found() => Vec::new(),
+            Err(err) => return Err(err),
+        };
+        plurals.insert(group_version, names);
+    }
+    Ok(plurals)
+}
+
+/// `PrometheusAgent` as a consumer of monitors (its selectors are read like a `Prometheus`'s).
+pub const PROMETHEUS_AGENT: Consumer = Consumer {
+    group_version: PROMETHEUS_AGENT_VERSION,
+    kind: "PrometheusAgent",
+    plural: "prometheusagents",
+    product: "Prometheus Operator",
+    enabled_by: None,
+};
+
+/// The consumers of monitors besides `Prometheus` whose kinds the cluster serves:
+/// [`PROMETHEUS_AGENT`] and those of [`OTHER_CONSUMERS`] (the operator watches them).
+pub async fn served_consumers(client: &Client) -> Result<Vec<Consumer>, kube::Error> {
+    let all: Vec<Consumer> = std::iter::once(PROMETHEUS_AGENT)
+        .chain(OTHER_CONSUMERS)
+        .collect();
+    let plurals = served_plurals(client, all.iter().map(|c| c.group_version).collect()).await?;
+    Ok(all
+        .into_iter()
+        .filter(|c| {
+            plurals
+                .get(c.group_version)
+                .is_some_and(|names| names.iter().any(|p| p == c.plural))
+        })
+        .collect())
 }
 
 /// The first known DCGM exporter whose pods run, looked for cluster-wide (metadata only), or in

@@ -776,3 +776,221 @@ async fn credentials_come_from_watches_of_the_referenced_secrets_only() {
     assert_eq!(watched.len(), referenced - 1);
     assert!(!watched.contains(&("team-a".to_string(), "tenant-llm-0".to_string())));
 }
+
+/// The Prometheus Operator's two API versions as discovery reads them: `v1` with the
+/// monitor kinds and `Prometheus`, `v1alpha1` with `PrometheusAgent`.
+fn prometheus_operator_apis(path: &[&str]) -> Option<Reply> {
+    let plurals: &[&str] = match path {
+        ["apis", "monitoring.coreos.com", "v1"] => &[
+            "podmonitors",
+            "servicemonitors",
+            "prometheusrules",
+            "prometheuses",
+        ],
+        ["apis", "monitoring.coreos.com", "v1alpha1"] => &["prometheusagents"],
+        _ => return None,
+    };
+    let resources: Vec<Value> = plurals
+        .iter()
+        .map(|p| json!({"name": p, "singularName": "", "namespaced": true, "kind": "X", "verbs": ["list", "watch"]}))
+        .collect();
+    Some(Reply::Json(
+        200,
+        json!({"kind": "APIResourceList", "apiVersion": "v1",
+               "groupVersion": format!("monitoring.coreos.com/{}", path[2]), "resources": resources}),
+    ))
+}
+
+/// Children applied to the API server, delivered to the watches of their kind (so the
+/// operator's caches hold what it applied, as a real API server's watches would).
+#[derive(Clone, Default)]
+struct Applied {
+    objects: Arc<Mutex<Vec<(String, u64, Value)>>>,
+    changed: Arc<tokio::sync::Notify>,
+}
+
+impl Applied {
+    /// Stores an applied child of `plural`; returns it as the API server answers.
+    fn apply(&self, plural: &str, mut object: Value) -> Value {
+        let mut objects = self.objects.lock().unwrap();
+        let version = objects.len() as u64 + 2;
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        object["metadata"]["uid"] = json!(format!("uid-{name}"));
+        object["metadata"]["resourceVersion"] = json!(version.to_string());
+        objects.push((plural.to_string(), version, object.clone()));
+        drop(objects);
+        self.changed.notify_waiters();
+        object
+    }
+
+    /// A watch of `plural` from `since`: answered once a child of that kind is applied.
+    fn watch(&self, plural: &str, since: u64) -> Reply {
+        let (applied, plural) = (self.clone(), plural.to_string());
+        Reply::Later(Box::pin(async move {
+            loop {
+                let changed = applied.changed.notified();
+                let events: Vec<Value> = applied
+                    .objects
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(p, v, _)| *p == plural && *v > since)
+                    .map(|(_, _, o)| json!({"type": "ADDED", "object": o}))
+                    .collect();
+                if !events.is_empty() {
+                    return Reply::Events(events);
+                }
+                changed.await;
+            }
+        }))
+    }
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+#[tokio::test]
+async fn a_prometheus_agent_created_after_start_selects_the_monitors_without_a_restart() {
+    let llm = resource("ai", "llm");
+    let created = Arc::new(tokio::sync::Notify::new());
+    let delivered = Arc::new(Mutex::new(false));
+    let (client, handle) = mock_api::client();
+    let (create, sent) = (created.clone(), delivered.clone());
+    let stored = llm.clone();
+    let applied = Applied::default();
+    let log = answer_by_rule(handle, move |request| {
+        let path = segments(&request.uri);
+        let watch = request.uri.contains("watch=true");
+        let list = |items: Vec<Value>| {
+            Reply::Json(
+                200,
+                json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+            )
+        };
+        if let Some(reply) = prometheus_operator_apis(&path) {
+            return reply;
+        }
+        match (request.method.as_str(), path.as_slice()) {
+            (
+                "GET",
+                [
+                    "apis",
+                    "monitoring.coreos.com",
+                    "v1alpha1",
+                    "prometheusagents",
+                ],
+            ) if watch && !std::mem::replace(&mut *sent.lock().unwrap(), true) => {
+                let create = create.clone();
+                Reply::Later(Box::pin(async move {
+                    create.notified().await;
+                    Reply::Events(vec![json!({"type": "ADDED", "object": {
+                        "apiVersion": "monitoring.coreos.com/v1alpha1", "kind": "PrometheusAgent",
+                        "metadata": {"name": "agent", "namespace": "monitoring", "resourceVersion": "2"},
+                        "spec": {"podMonitorSelector": {}, "podMonitorNamespaceSelector": {},
+                                 "remoteWrite": [{"url": "http://mimir/api/v1/push"}]}}})])
+                }))
+            }
+            ("GET", [.., plural]) if watch && request.uri.contains("managed-by%3Dinfmon") => {
+                let since = query_value(&request.uri, "resourceVersion")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_default();
+                applied.watch(plural, since)
+            }
+            ("GET", _) if watch => Reply::Hold,
+            ("GET", [.., "inferencemonitorings"]) => list(vec![stored.clone()]),
+            ("GET", [.., plural]) if request.uri.contains('?') && !plural.contains('.') => {
+                list(vec![])
+            }
+            ("PATCH", [.., "inferencemonitorings", "llm", "status"]) => {
+                let mut echoed = stored.clone();
+                echoed["status"] = request.body["status"].clone();
+                Reply::Json(200, echoed)
+            }
+            ("PATCH", [.., "namespaces", _, plural, _]) if request.uri.contains("fieldManager") => {
+                Reply::Json(200, applied.apply(plural, request.body.clone()))
+            }
+            ("POST", [.., "events"]) => Reply::Json(200, request.body.clone()),
+            _ => Reply::Json(404, mock_api::status(404, "NotFound")),
+        }
+    });
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let settings = Settings {
+        config: Config::default(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        probe_addr: "127.0.0.1:0".parse().unwrap(),
+        leader: None,
+        discovery_interval: Duration::from_secs(60),
+        startup_timeout: Duration::from_secs(5),
+    };
+    let operator = tokio::spawn(runner::run(
+        client,
+        "https://mock".into(),
+        settings,
+        shutdown,
+    ));
+    let statuses = || -> Vec<Value> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.uri.contains("/inferencemonitorings/llm/status"))
+            .map(|r| r.body["status"].clone())
+            .collect()
+    };
+    let mut waited = 0;
+    while statuses().is_empty() && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    let first = statuses().first().cloned().expect("a status was written");
+    let targets = condition(&first, "TargetsHealthy").unwrap();
+    assert_eq!(targets["reason"], "NotSelected", "{first:#}");
+    let before = log.lock().unwrap().len();
+
+    // Someone creates a PrometheusAgent: it arrives on the watch, and the resource is
+    // reconciled with it.
+    created.notify_one();
+    let mut waited = 0;
+    let selected = loop {
+        let found = statuses()
+            .into_iter()
+            .find(|s| s["selectedBy"] == json!(["monitoring/agent (PrometheusAgent)"]));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(waited < 100, "{:#?}", writes(&log.lock().unwrap()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    };
+    assert_ne!(
+        condition(&selected, "TargetsHealthy").unwrap()["reason"],
+        "NotSelected",
+        "{selected:#}"
+    );
+    // Nothing was listed, read or discovered again: the agent's watch resumed, and the
+    // reconcile wrote the new selection; the children stood as they were.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = stop.send(true);
+    operator.abort();
+    let after = writes(&log.lock().unwrap()[before..]);
+    let (watches, others): (Vec<&String>, Vec<&String>) = after
+        .iter()
+        .partition(|r| r.starts_with("GET") && r.contains("watch=true"));
+    assert_eq!(
+        others,
+        [
+            "PATCH /apis/monitoring.inference.dev/v1alpha1/namespaces/ai/inferencemonitorings/llm/status?&force=true&fieldManager=infmon"
+        ],
+        "{after:#?}"
+    );
+    assert!(
+        watches.iter().all(|w| w.contains("/prometheusagents?")),
+        "{after:#?}"
+    );
+}

@@ -116,16 +116,16 @@ operator does not watch.
   verbs: [list, watch]
 - apiGroups: [monitoring.coreos.com]
   resources: [prometheusagents]
-  verbs: [list]
+  verbs: [list, watch]
 - apiGroups: [operator.victoriametrics.com]
   resources: [vmagents]
-  verbs: [list]
+  verbs: [list, watch]
 - apiGroups: [opentelemetry.io]
   resources: [opentelemetrycollectors]
-  verbs: [list]
+  verbs: [list, watch]
 - apiGroups: [collectors.grafana.com]
   resources: [alloys]
-  verbs: [list]
+  verbs: [list, watch]
 {{- end -}}
 
 {{/* Scope "exporter namespace": the shared DCGM exporter's DaemonSet and Service, nowhere else. */}}
