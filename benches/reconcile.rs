@@ -1,12 +1,18 @@
-//! Reconciling 1,000 InferenceMonitorings in 10 namespaces, with 10,000 unrelated pods in
-//! the pod cache, against an in-memory API server (a tower mock service whose applies reach
-//! the operator's caches as watch events would): the cold pass (creates every child and
-//! status), then two resyncs of the steady state, which must send no request at all. Prints
-//! wall and CPU time, requests per reconcile and memory after the criterion run.
+//! Reconciling 1,000 InferenceMonitorings in 10 namespaces, with 10,000 unrelated pods:
+//!
+//! - in process, against an in-memory API server (a tower mock service whose applies reach
+//!   the operator's caches as watch events would): the cold pass (creates every child and
+//!   status), then two resyncs of the steady state, which must send no request at all; the
+//!   criterion group times a steady-state pass over every resource;
+//! - the operator alone, `infmon run` as a child process against an API emulator over HTTP
+//!   (in this process): the time and CPU until every status is written, the requests, the
+//!   steady state over two resync periods (nothing but watches), and the child's peak RSS,
+//!   which holds nothing of the benchmark's.
+//!
+//! Prints the figures after the criterion run.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -17,6 +23,7 @@ use infmon::controller::metrics::Metrics;
 use infmon::controller::{Config, Context, FINALIZER, Watched, reconcile};
 use infmon::discovery::{Discovered, PrometheusSelectors};
 use infmon::render::ChildKind;
+use infmon_devkit::api_emulator::{ApiEmulator, Emulated};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -27,30 +34,6 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tower_test::mock;
-
-/// Counts live heap bytes and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        ptr
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 const NAMESPACES: usize = 10;
 
@@ -159,29 +142,37 @@ fn resource(namespace: &str, name: &str, status: Option<Value>) -> Value {
     object
 }
 
+/// A pod no resource selects, as the API server stores it.
+fn pod(i: usize) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("web-{i}"), "namespace": namespace_of(i),
+                     "labels": {"app": "web", "pod-template-hash": "5d8f7c9b4"},
+                     "annotations": {"kubectl.kubernetes.io/restartedAt": "2025-01-01T00:00:00Z"}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "web", "image": "nginx:1.27",
+                 "args": ["--port", "8080"], "ports": [{"containerPort": 8080, "name": "http"}],
+                 "env": [{"name": "MODE", "value": "production"}]}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.1"},
+    })
+}
+
 /// Pods no resource selects, one at a time as the pod watch delivers them.
 fn pods() -> impl Iterator<Item = Pod> {
-    (0..scale().1).map(|i| {
-        serde_json::from_value(json!({
-                "metadata": {"name": format!("web-{i}"), "namespace": namespace_of(i),
-                             "labels": {"app": "web", "pod-template-hash": "5d8f7c9b4"},
-                             "annotations": {"kubectl.kubernetes.io/restartedAt": "2025-01-01T00:00:00Z"}},
-                "spec": {"nodeName": "node-1", "containers": [{"name": "web", "image": "nginx:1.27",
-                         "args": ["--port", "8080"], "ports": [{"containerPort": 8080, "name": "http"}],
-                         "env": [{"name": "MODE", "value": "production"}]}]},
-                "status": {"phase": "Running", "podIP": "10.0.0.1"},
-        }))
-        .unwrap()
+    (0..scale().1).map(|i| serde_json::from_value(pod(i)).unwrap())
+}
+
+/// The `Prometheus` of kube-prometheus-stack, selecting by `release: kps`.
+fn kps() -> Value {
+    json!({
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+        "metadata": {"namespace": "monitoring", "name": "kps"},
+        "spec": {"podMonitorSelector": {"matchLabels": {"release": "kps"}}, "podMonitorNamespaceSelector": {},
+                 "ruleSelector": {"matchLabels": {"release": "kps"}}, "ruleNamespaceSelector": {}},
     })
 }
 
 fn context(client: kube::Client) -> (Arc<Context>, BTreeMap<ChildKind, Writer<DynamicObject>>) {
-    let kps = PrometheusSelectors::from_object(&json!({
-        "metadata": {"namespace": "monitoring", "name": "kps"},
-        "spec": {"podMonitorSelector": {"matchLabels": {"release": "kps"}}, "podMonitorNamespaceSelector": {},
-                 "ruleSelector": {"matchLabels": {"release": "kps"}}, "ruleNamespaceSelector": {}},
-    }))
-    .unwrap();
+    let kps = PrometheusSelectors::from_object(&kps()).unwrap();
     let discovered = Discovered {
         served: ChildKind::ALL.into_iter().collect(),
         prometheuses: vec![kps],
@@ -215,9 +206,10 @@ async fn reconcile_all(ctx: &Arc<Context>, resources: &[Arc<Watched>]) {
     }
 }
 
-fn cpu_seconds() -> f64 {
-    // utime + stime (fields 14 and 15) of /proc/self/stat, in clock ticks (100 Hz on Linux).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// utime + stime of process `pid` (`self` or a number), from `/proc/<pid>/stat` (fields 14
+/// and 15, in clock ticks of 100 Hz).
+fn cpu_seconds_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat
         .rsplit_once(") ")
         .map(|(_, rest)| rest)
@@ -228,13 +220,155 @@ fn cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
-fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+fn cpu_seconds() -> f64 {
+    cpu_seconds_of("self")
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmHWM`, peak resident set; `VmRSS`, now).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Requests other than watches (lists, reads, writes), from `from` on.
+fn non_watch(requests: &[String], from: usize) -> usize {
+    requests[from.min(requests.len())..]
+        .iter()
+        .filter(|r| !r.contains("watch=true") && !r.contains("watch=1"))
+        .count()
+}
+
+fn waited_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The operator alone, measured from outside: `infmon run` as a child process against an
+/// API emulator over HTTP holding the resources and the pods (the emulator and this
+/// benchmark live in the parent, so the child's peak RSS is the operator's own). Waits for
+/// every resource to get its status, then watches two resync periods of the steady state.
+fn operator_process() {
+    let (resources, pods) = scale();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = Arc::new(Emulated::default());
+    state.serve_group(
+        "monitoring.coreos.com/v1",
+        &[
+            "podmonitors",
+            "servicemonitors",
+            "prometheusrules",
+            "prometheuses",
+        ],
+    );
+    state.insert("monitoring.coreos.com/v1/prometheuses", kps());
+    for n in 0..NAMESPACES {
+        let name = namespace_of(n);
+        state.insert(
+            "v1/namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}}}),
+        );
+    }
+    for (ns, name) in keys() {
+        state.insert(
+            "monitoring.inference.dev/v1alpha1/inferencemonitorings",
+            resource(&ns, &name, None),
+        );
+    }
+    for i in 0..pods {
+        state.insert("v1/pods", pod(i));
+    }
+    let emulator = runtime.block_on(ApiEmulator::start(state.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, emulator.kubeconfig()).unwrap();
+    let resync = Duration::from_secs(3);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_infmon"))
+        .args(["run", "--metrics-port", "0", "--probe-port", "0"])
+        .args(["--log-format", "text", "--log-level", "error"])
+        .args(["--resync-interval", "3s"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("infmon runs");
+    let pid = child.id();
+    let started = Instant::now();
+    let statuses = || {
+        keys()
+            .iter()
+            .filter(|(ns, n)| {
+                state
+                    .get(
+                        "monitoring.inference.dev/v1alpha1/inferencemonitorings",
+                        ns,
+                        n,
+                    )
+                    .is_some_and(|r| !r["status"]["conditions"].is_null())
+            })
+            .count()
+    };
+    waited_for("every resource's status", Duration::from_secs(600), || {
+        statuses() == resources
+    });
+    let cold = started.elapsed();
+    let cold_cpu = cpu_seconds_of(&pid.to_string());
+    // Settled: the shared objects written, nothing sent for a while but watches.
+    let mut seen = state.requests().len();
+    waited_for("a quiet second", Duration::from_secs(120), || {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = state.requests();
+        let quiet = non_watch(&now, seen) == 0;
+        seen = now.len();
+        quiet
+    });
+    let requests = state.requests();
+    let cold_requests = non_watch(&requests, 0);
+    let cold_watches = requests.len() - cold_requests;
+    let before = requests.len();
+    std::thread::sleep(resync * 2 + Duration::from_millis(500));
+    let after = state.requests();
+    let steady: Vec<&String> = after[before..]
+        .iter()
+        .filter(|r| !r.contains("watch=true"))
+        .collect();
+    let (peak, now) = (status_kib(pid, "VmHWM"), status_kib(pid, "VmRSS"));
+    let steady_cpu = cpu_seconds_of(&pid.to_string()) - cold_cpu;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        steady.is_empty(),
+        "the steady state sends nothing but watches: {steady:#?}"
+    );
+    println!(
+        "\n`infmon run` against an API emulator, {resources} resources in {NAMESPACES} namespaces, {pods} unrelated pods:\n\
+         cold: every status written {:.2} s after start, operator CPU {:.2} s ({:.2} ms per resource), {:.1} requests per resource besides {cold_watches} watches\n\
+         steady state, two resyncs ({} s): {} requests besides watches, operator CPU {:.2} s\n\
+         operator process: peak RSS (VmHWM) {:.1} MiB, RSS at the end {:.1} MiB",
+        cold.as_secs_f64(),
+        cold_cpu,
+        cold_cpu * 1e3 / resources as f64,
+        cold_requests as f64 / resources as f64,
+        2 * resync.as_secs(),
+        steady.len(),
+        steady_cpu,
+        peak as f64 / 1024.0,
+        now as f64 / 1024.0,
+    );
 }
 
 fn bench(c: &mut Criterion) {
@@ -255,8 +389,6 @@ fn bench(c: &mut Criterion) {
             .unwrap())))
         })
         .collect();
-    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
-    let base = LIVE.load(Ordering::Relaxed);
     let cluster = Arc::new(Mutex::new(Cluster {
         writers: BTreeMap::new(),
         statuses: BTreeMap::new(),
@@ -270,7 +402,6 @@ fn bench(c: &mut Criterion) {
     let cold_wall = wall.elapsed();
     let cold_cpu = cpu_seconds() - cpu;
     let cold_requests = cluster.lock().unwrap().requests;
-    let cold_peak = PEAK.load(Ordering::Relaxed) - base;
 
     // Steady state: each resource as the API server now holds it, reconciled at two resyncs.
     let settled: Vec<Arc<Watched>> = {
@@ -294,7 +425,6 @@ fn bench(c: &mut Criterion) {
     let steady_cpu = (cpu_seconds() - cpu) / (2 * resources) as f64;
     let steady_requests = cluster.lock().unwrap().requests - before;
     assert_eq!(steady_requests, 0, "a steady-state reconcile sends nothing");
-    let held = LIVE.load(Ordering::Relaxed) - base;
 
     let mut group = c.benchmark_group(format!("reconcile_{resources}"));
     group
@@ -306,19 +436,16 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     println!(
-        "\n{resources} resources in {NAMESPACES} namespaces, {pods} unrelated pods cached:\n\
+        "\n{resources} resources in {NAMESPACES} namespaces, {pods} unrelated pods cached (in process):\n\
          cold: all reconciled in {:.2} s wall, {:.2} s CPU ({:.2} ms per reconcile), {:.1} requests per reconcile\n\
-         steady state, two resyncs: {steady_requests} requests, {:.2} ms CPU per reconcile\n\
-         heap: peak {:.1} MiB during the cold pass, {:.1} MiB held after it (caches, remembered resolutions); process peak RSS (VmHWM, includes the in-memory API server and the benchmark) {:.1} MiB",
+         steady state, two resyncs: {steady_requests} requests, {:.2} ms CPU per reconcile",
         cold_wall.as_secs_f64(),
         cold_cpu,
         cold_cpu * 1e3 / resources as f64,
         cold_requests as f64 / resources as f64,
         steady_cpu * 1e3,
-        cold_peak as f64 / (1024.0 * 1024.0),
-        held as f64 / (1024.0 * 1024.0),
-        vm_hwm_kib() as f64 / 1024.0,
     );
+    operator_process();
 }
 
 criterion_group!(benches, bench);

@@ -6,6 +6,7 @@
 //! needs a missing tool fails (panics) with install instructions; nothing is ever skipped
 //! silently. `make tools` (`.ci/install-tools`) installs everything, and `make test` runs it.
 
+pub mod api_emulator;
 pub mod exporter;
 pub mod fixtures;
 pub mod golden;
