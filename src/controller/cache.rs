@@ -142,6 +142,22 @@ fn waiting(pod: &Pod) -> Option<String> {
     })
 }
 
+/// Annotation in which `kubectl apply` keeps a copy of the applied object.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What the store of watched InferenceMonitorings drops: `managedFields` and kubectl's
+/// last-applied copy of the object, which nothing reads and which can outweigh the rest.
+pub fn trim_resource(watched: &mut super::Watched) {
+    let meta = match &mut watched.0 {
+        Ok(resource) => &mut resource.metadata,
+        Err(invalid) => &mut invalid.metadata,
+    };
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 /// In-memory label on cached pods holding the engines the pod looks like (see
 /// [`crate::discovery::engine::pod_verdict`]), comma-separated. Kept among the labels, which
 /// costs no allocation of its own; never written to the cluster, and no selector a user

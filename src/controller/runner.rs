@@ -23,7 +23,7 @@ use tracing::{error, info, warn};
 
 use super::cache::{
     Caches, cached_pod, compact_child_of, is_exporter_pod, is_known_exporter, strip_consumer,
-    strip_prometheus,
+    strip_prometheus, trim_resource,
 };
 use super::context::{Config, Context, system_clock};
 use super::leader::{LeaseLock, LeaseSettings};
@@ -645,7 +645,12 @@ impl Watches {
         let me = self.clone();
         let stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
-            .modify(|ns: &mut PartialObjectMeta<Namespace>| ns.metadata.managed_fields = None)
+            .modify(|ns: &mut PartialObjectMeta<Namespace>| {
+                // Only the name and the labels are read.
+                let meta = std::mem::take(&mut ns.metadata);
+                ns.metadata.name = meta.name;
+                ns.metadata.labels = meta.labels;
+            })
             .inspect_ok(move |event| {
                 if let watcher::Event::Apply(ns) = event {
                     let old = before.get(&ObjectRef::from_obj(ns));
@@ -912,7 +917,14 @@ fn controller(
         rx.changed().await.ok()?;
         Some(((), rx))
     });
-    let controller = Controller::new(resources, watcher::Config::default().any_semantic())
+    let writer = reflector::store::Writer::<Watched>::default();
+    let store = writer.as_reader();
+    let stream = watcher::watcher(resources, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(trim_resource)
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(stream, store)
         .with_config(controller::Config::default().debounce(Duration::from_millis(500)))
         .reconcile_on(requests)
         .reconcile_all_on(triggers);
