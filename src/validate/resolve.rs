@@ -925,4 +925,115 @@ mod tests {
             DcgmPlan::Deploy
         );
     }
+
+    #[test]
+    fn output_none_reads_the_existing_job_in_the_resource_namespaces() {
+        let r = parse(
+            json!({"engine": "vllm", "selector": {"matchLabels": {"app": "v"}},
+            "namespaceSelector": {"matchNames": ["b", "a"]},
+            "prometheus": {"output": "none", "existingTargets": {"job": "platform/v\"llm"}}}),
+        );
+        let v = resolve(&r, &ClusterFacts::assumed_offline()).unwrap();
+        assert_eq!(v.output, Output::None);
+        assert_eq!(
+            v.series_matchers(),
+            r#"job="platform/v\"llm",namespace=~"a|b",inference_monitoring="""#
+        );
+        assert_eq!(v.owner_matcher(), r#"inference_monitoring="ai/llm""#);
+        let job = v.existing.unwrap();
+        let target = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert!(job.matches(&target(&[("job", "platform/v\"llm"), ("namespace", "a")])));
+        // Another namespace, another job, or a target some resource owns: not ours.
+        assert!(!job.matches(&target(&[("job", "platform/v\"llm"), ("namespace", "c")])));
+        assert!(!job.matches(&target(&[("job", "other"), ("namespace", "a")])));
+        assert!(!job.matches(&target(&[
+            ("job", "platform/v\"llm"),
+            ("namespace", "a"),
+            ("inference_monitoring", "c/other"),
+        ])));
+
+        let by_label = parse(json!({"engine": "vllm", "selector": {},
+            "prometheus": {"output": "none", "existingTargets": {"label": {"name": "component", "value": "frontend"}}}}));
+        assert_eq!(
+            resolve(&by_label, &ClusterFacts::assumed_offline())
+                .unwrap()
+                .series_matchers(),
+            r#"component="frontend",namespace="ai",inference_monitoring="""#
+        );
+        let anywhere = parse(
+            json!({"engine": "vllm", "selector": {}, "namespaceSelector": {"any": true},
+            "prometheus": {"output": "none", "existingTargets": {"job": "j"}}}),
+        );
+        assert_eq!(
+            resolve(&anywhere, &ClusterFacts::assumed_offline())
+                .unwrap()
+                .series_matchers(),
+            r#"job="j",inference_monitoring="""#
+        );
+    }
+
+    #[test]
+    fn existing_targets_go_with_output_none_only() {
+        let facts = ClusterFacts::assumed_offline();
+        let mut r = parse(json!({"engine": "vllm", "selector": {}}));
+        // As stored before the CRD's rules: resolve names the field either way.
+        r.spec.prometheus.output = OutputMode::None;
+        let err = resolve(&r, &facts).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "spec.prometheus.existingTargets: required when spec.prometheus.output is none"
+            ),
+            "{err}"
+        );
+        r.spec.prometheus.output = OutputMode::PodMonitor;
+        r.spec.prometheus.existing_targets = Some(crate::api::ExistingTargets {
+            job: Some("j".into()),
+            label: None,
+        });
+        let err = resolve(&r, &facts).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "spec.prometheus.existingTargets: only read with spec.prometheus.output: none"
+            ),
+            "{err}"
+        );
+        r.spec.prometheus.output = OutputMode::None;
+        r.spec.prometheus.existing_targets = Some(crate::api::ExistingTargets {
+            job: None,
+            label: Some(crate::api::TargetLabel {
+                name: "inference_monitoring".into(),
+                value: "other/victim".into(),
+            }),
+        });
+        let err = resolve(&r, &facts).unwrap_err().to_string();
+        assert!(
+            err.starts_with("spec.prometheus.existingTargets.label.name: \"inference_monitoring\" is set by infmon"),
+            "{err}"
+        );
+        r.spec.prometheus.existing_targets = Some(crate::api::ExistingTargets {
+            job: Some("a\nb".into()),
+            label: None,
+        });
+        let err = resolve(&r, &facts).unwrap_err().to_string();
+        assert!(
+            err.starts_with("spec.prometheus.existingTargets.job:"),
+            "{err}"
+        );
+        let hosts = parse(json!({"engine": "vllm", "staticTargets": ["a:1"]}));
+        let mut hosts = hosts;
+        hosts.spec.prometheus.output = OutputMode::None;
+        hosts.spec.prometheus.existing_targets = Some(crate::api::ExistingTargets {
+            job: Some("j".into()),
+            label: None,
+        });
+        assert!(matches!(
+            resolve(&hosts, &facts),
+            Err(ResolveError::StaticTargetsUnsupported { output: "none" })
+        ));
+    }
 }
