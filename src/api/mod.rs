@@ -482,8 +482,9 @@ pub struct ExistingTargets {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
     pub job: Option<String>,
-    /// A target label the existing monitors set, e.g. `{name: nvidia_com_dynamo_component_type,
-    /// value: frontend}`. Default: none (`job` is then required).
+    /// A target label the existing monitors set (e.g. through a PodMonitor's
+    /// `podTargetLabels`), as `{name: component, value: frontend}`. Default: none (`job` is
+    /// then required).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<TargetLabel>,
 }

@@ -979,61 +979,61 @@ mod tests {
 
     #[test]
     fn existing_targets_go_with_output_none_only() {
+        use crate::api::{ExistingTargets, TargetLabel};
         let facts = ClusterFacts::assumed_offline();
-        let mut r = parse(json!({"engine": "vllm", "selector": {}}));
         // As stored before the CRD's rules: resolve names the field either way.
-        r.spec.prometheus.output = OutputMode::None;
-        let err = resolve(&r, &facts).unwrap_err().to_string();
-        assert!(
-            err.starts_with(
-                "spec.prometheus.existingTargets: required when spec.prometheus.output is none"
+        let error = |spec: serde_json::Value, output, existing: Option<ExistingTargets>| {
+            let mut r = parse(spec);
+            r.spec.prometheus.output = output;
+            r.spec.prometheus.existing_targets = existing;
+            resolve(&r, &facts).unwrap_err()
+        };
+        let pods = || json!({"engine": "vllm", "selector": {}});
+        let job = |job: &str| {
+            Some(ExistingTargets {
+                job: Some(job.into()),
+                label: None,
+            })
+        };
+        let cases = [
+            (
+                error(pods(), OutputMode::None, None),
+                "spec.prometheus.existingTargets: required when spec.prometheus.output is none",
             ),
-            "{err}"
-        );
-        r.spec.prometheus.output = OutputMode::PodMonitor;
-        r.spec.prometheus.existing_targets = Some(crate::api::ExistingTargets {
-            job: Some("j".into()),
-            label: None,
-        });
-        let err = resolve(&r, &facts).unwrap_err().to_string();
-        assert!(
-            err.starts_with(
-                "spec.prometheus.existingTargets: only read with spec.prometheus.output: none"
+            (
+                error(pods(), OutputMode::PodMonitor, job("j")),
+                "spec.prometheus.existingTargets: only read with spec.prometheus.output: none",
             ),
-            "{err}"
+            (
+                error(
+                    pods(),
+                    OutputMode::None,
+                    Some(ExistingTargets {
+                        job: None,
+                        label: Some(TargetLabel {
+                            name: "inference_monitoring".into(),
+                            value: "other/victim".into(),
+                        }),
+                    }),
+                ),
+                "spec.prometheus.existingTargets.label.name: \"inference_monitoring\" is set by infmon",
+            ),
+            (
+                error(pods(), OutputMode::None, job("a\nb")),
+                "spec.prometheus.existingTargets.job:",
+            ),
+        ];
+        for (err, expected) in cases {
+            assert!(err.to_string().starts_with(expected), "{err}");
+        }
+        let hosts = error(
+            json!({"engine": "vllm", "staticTargets": ["a:1"]}),
+            OutputMode::None,
+            job("j"),
         );
-        r.spec.prometheus.output = OutputMode::None;
-        r.spec.prometheus.existing_targets = Some(crate::api::ExistingTargets {
-            job: None,
-            label: Some(crate::api::TargetLabel {
-                name: "inference_monitoring".into(),
-                value: "other/victim".into(),
-            }),
-        });
-        let err = resolve(&r, &facts).unwrap_err().to_string();
-        assert!(
-            err.starts_with("spec.prometheus.existingTargets.label.name: \"inference_monitoring\" is set by infmon"),
-            "{err}"
+        assert_eq!(
+            hosts,
+            ResolveError::StaticTargetsUnsupported { output: "none" }
         );
-        r.spec.prometheus.existing_targets = Some(crate::api::ExistingTargets {
-            job: Some("a\nb".into()),
-            label: None,
-        });
-        let err = resolve(&r, &facts).unwrap_err().to_string();
-        assert!(
-            err.starts_with("spec.prometheus.existingTargets.job:"),
-            "{err}"
-        );
-        let hosts = parse(json!({"engine": "vllm", "staticTargets": ["a:1"]}));
-        let mut hosts = hosts;
-        hosts.spec.prometheus.output = OutputMode::None;
-        hosts.spec.prometheus.existing_targets = Some(crate::api::ExistingTargets {
-            job: Some("j".into()),
-            label: None,
-        });
-        assert!(matches!(
-            resolve(&hosts, &facts),
-            Err(ResolveError::StaticTargetsUnsupported { output: "none" })
-        ));
     }
 }
