@@ -55,6 +55,8 @@ pub enum ConditionReason {
     MetricsEndpointMissing,
     /// Targets are up but the engine's core metric is absent.
     CoreMetricAbsent,
+    /// A target's metrics endpoint is also scraped by another job, so every sum counts it twice.
+    DuplicateTargets,
     /// The Prometheus query API could not be reached.
     PrometheusUnreachable,
     /// No Prometheus URL is configured, so health is not checked.
@@ -81,7 +83,7 @@ pub enum ConditionReason {
 
 impl ConditionReason {
     /// Every reason.
-    pub const ALL: [ConditionReason; 21] = [
+    pub const ALL: [ConditionReason; 22] = [
         ConditionReason::Healthy,
         ConditionReason::Applied,
         ConditionReason::InvalidSpec,
@@ -92,6 +94,7 @@ impl ConditionReason {
         ConditionReason::TargetsDown,
         ConditionReason::MetricsEndpointMissing,
         ConditionReason::CoreMetricAbsent,
+        ConditionReason::DuplicateTargets,
         ConditionReason::PrometheusUnreachable,
         ConditionReason::HealthCheckDisabled,
         ConditionReason::Progressing,
@@ -118,6 +121,7 @@ impl ConditionReason {
             ConditionReason::TargetsDown => "TargetsDown",
             ConditionReason::MetricsEndpointMissing => "MetricsEndpointMissing",
             ConditionReason::CoreMetricAbsent => "CoreMetricAbsent",
+            ConditionReason::DuplicateTargets => "DuplicateTargets",
             ConditionReason::PrometheusUnreachable => "PrometheusUnreachable",
             ConditionReason::HealthCheckDisabled => "HealthCheckDisabled",
             ConditionReason::Progressing => "Progressing",

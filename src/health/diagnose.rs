@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use super::backend::{Sample, ScrapeHealth, Target};
 use crate::api::{ConditionReason, ConditionType, Conditions, Engine, TargetsStatus};
 use crate::render::relabel::{INFERENCE_ENGINE_LABEL, INFERENCE_MONITORING_LABEL};
-use crate::validate::{Namespaces, Output, Targets, Validated};
+use crate::validate::{ExistingJob, Namespaces, Output, Targets, Validated};
 
 /// The target label that names the resource (`namespace/name`) on every generated scrape
 /// target (the DCGM exporter's too); the checks group by it.
@@ -37,6 +37,9 @@ pub struct HealthTarget {
     pub discovery: Discovery,
     /// How many pods match the selector, when the caller looked (`None`: unknown or static).
     pub pods_matched: Option<usize>,
+    /// With `output: none`, the existing job whose targets are this resource's (they carry no
+    /// [`RESOURCE_LABEL`]; the queries add it).
+    pub existing: Option<ExistingJob>,
 }
 
 /// How a resource's targets are found, for explaining an empty target list.
@@ -99,6 +102,7 @@ impl HealthTarget {
             path: resource.endpoint.path.clone(),
             discovery,
             pods_matched,
+            existing: resource.existing.clone(),
         }
     }
 }
@@ -154,14 +158,46 @@ pub struct Observation {
     pub missing_core_metric: Vec<String>,
     /// Whether the counts come from the targets API (`false`: from `up` series only).
     pub from_targets_api: bool,
+    /// The resource's metrics endpoints that more than one job scrapes (targets API only),
+    /// ordered by scrape URL.
+    pub duplicates: Vec<DuplicateTarget>,
+}
+
+/// One metrics endpoint (address and path) scraped by more than one job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DuplicateTarget {
+    /// The resource's target's scrape URL.
+    pub scrape_url: String,
+    /// Every job scraping the endpoint, sorted.
+    pub jobs: Vec<String>,
 }
 
 /// The answers of one check cycle for every resource, indexed by [`RESOURCE_LABEL`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     up: HashMap<String, Vec<(String, bool)>>,
-    targets: Option<HashMap<String, Vec<Target>>>,
+    targets: Option<ActiveTargets>,
     core: HashMap<String, HashMap<String, BTreeSet<String>>>,
+}
+
+/// The targets API's answer, grouped.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ActiveTargets {
+    /// Inference targets infmon scrapes, by [`RESOURCE_LABEL`].
+    owned: HashMap<String, Vec<Target>>,
+    /// Targets without [`RESOURCE_LABEL`], where `output: none` resources find theirs.
+    unowned: Vec<Target>,
+    /// The jobs scraping each metrics endpoint ([`endpoint`]), over every target.
+    jobs: HashMap<String, BTreeSet<String>>,
+}
+
+/// A target's metrics endpoint: address and path, without scheme or query
+/// (`10.0.0.5:8000/metrics`).
+fn endpoint(scrape_url: &str) -> &str {
+    let rest = scrape_url
+        .split_once("://")
+        .map_or(scrape_url, |(_, rest)| rest);
+    rest.split(['?', '#']).next().unwrap_or(rest)
 }
 
 impl Snapshot {
@@ -184,13 +220,22 @@ impl Snapshot {
             }
         }
         snapshot.targets = targets.map(|targets| {
-            let mut grouped: HashMap<String, Vec<Target>> = HashMap::new();
+            let mut grouped = ActiveTargets::default();
             for target in targets {
-                if let (Some(key), Some(_)) = (
-                    target.labels.get(RESOURCE_LABEL),
+                grouped
+                    .jobs
+                    .entry(endpoint(&target.scrape_url).to_string())
+                    .or_default()
+                    .insert(target.labels.get("job").cloned().unwrap_or_default());
+                match (
+                    target.labels.get(RESOURCE_LABEL).filter(|k| !k.is_empty()),
                     target.labels.get(ENGINE_LABEL),
                 ) {
-                    grouped.entry(key.clone()).or_default().push(target);
+                    (Some(key), Some(_)) => {
+                        grouped.owned.entry(key.clone()).or_default().push(target);
+                    }
+                    (None, _) => grouped.unowned.push(target),
+                    (Some(_), None) => {}
                 }
             }
             grouped
@@ -220,7 +265,23 @@ impl Snapshot {
         match &self.targets {
             Some(all) => {
                 observation.from_targets_api = true;
-                for t in all.get(&target.key).into_iter().flatten() {
+                let own: Vec<&Target> = match &target.existing {
+                    Some(job) => all
+                        .unowned
+                        .iter()
+                        .filter(|t| job.matches(&t.labels))
+                        .collect(),
+                    None => all.owned.get(&target.key).into_iter().flatten().collect(),
+                };
+                for t in own {
+                    if let Some(jobs) = all.jobs.get(endpoint(&t.scrape_url))
+                        && jobs.len() > 1
+                    {
+                        observation.duplicates.push(DuplicateTarget {
+                            scrape_url: t.scrape_url.clone(),
+                            jobs: jobs.iter().cloned().collect(),
+                        });
+                    }
                     observation.total += 1;
                     let instance = t.labels.get("instance").cloned().unwrap_or_default();
                     match t.health {
@@ -260,6 +321,9 @@ impl Snapshot {
         observation
             .failing
             .sort_by(|a, b| (&a.scrape_url, &a.instance).cmp(&(&b.scrape_url, &b.instance)));
+        observation
+            .duplicates
+            .sort_by(|a, b| a.scrape_url.cmp(&b.scrape_url));
         if let Some(metric) = &target.core_metric
             && !up_instances.is_empty()
         {
@@ -363,6 +427,20 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
             ),
         };
     }
+    if let Some(first) = o.duplicates.first() {
+        return Diagnosis {
+            status: ConditionStatus::False,
+            reason: ConditionReason::DuplicateTargets,
+            message: format!(
+                "{} of {} targets are scraped by more than one job, e.g. {} by {}: every sum counts them twice; {}",
+                o.duplicates.len(),
+                o.total,
+                first.scrape_url,
+                first.jobs.join(", "),
+                duplicate_remedy(target)
+            ),
+        };
+    }
     Diagnosis {
         status: ConditionStatus::True,
         reason: ConditionReason::Healthy,
@@ -459,7 +537,36 @@ fn scrape_location(failing: &FailingTarget) -> &str {
     failing.scrape_url.as_deref().unwrap_or(&failing.instance)
 }
 
+/// What to do about an endpoint scraped twice.
+fn duplicate_remedy(target: &HealthTarget) -> String {
+    match &target.existing {
+        Some(_) => "remove the other jobs' monitors for these pods, or narrow spec.selector (infmon scrapes nothing itself with output none)".to_string(),
+        None => "if the platform already scrapes these pods, set spec.prometheus.output to none and spec.prometheus.existingTargets to its job, so infmon reads that job instead of scraping again; otherwise remove the other monitor".to_string(),
+    }
+}
+
 fn no_targets_message(target: &HealthTarget) -> String {
+    if let Some(job) = &target.existing {
+        let missing = format!(
+            "Prometheus has no target {} that no other InferenceMonitoring claims",
+            job.describe()
+        );
+        let hint = "check spec.prometheus.existingTargets against the labels of the existing job's targets (Prometheus' Status > Targets page), and that a Prometheus selects that job's monitors";
+        return match (&target.discovery, target.pods_matched) {
+            (
+                Discovery::Pods {
+                    selector,
+                    namespaces,
+                    ..
+                },
+                Some(0),
+            ) => format!(
+                "no pod matches the selector {selector} in {namespaces}; fix spec.selector or start the pods"
+            ),
+            (_, Some(n)) => format!("{n} pods match the selector but {missing}: {hint}"),
+            _ => format!("{missing}: {hint}"),
+        };
+    }
     let missing = format!(
         "Prometheus has no target labelled {RESOURCE_LABEL}=\"{}\"",
         target.key
@@ -502,6 +609,9 @@ fn not_selected_hint(output: Output, monitor_labels: &BTreeMap<String, String>) 
         Output::ScrapeConfig => ("ScrapeConfig", "scrapeConfigSelector"),
         Output::RawScrapeConfig => {
             return "no Prometheus loads the generated scrape-config Secret; reference it from the Prometheus' additionalScrapeConfigs".to_string();
+        }
+        Output::None => {
+            return "with output none infmon generates no scrape configuration; set spec.prometheus.existingTargets to the job that scrapes these pods".to_string();
         }
     };
     if monitor_labels.is_empty() {

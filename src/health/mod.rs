@@ -10,10 +10,11 @@ mod diagnose;
 mod prometheus;
 
 pub use backend::{BackendError, MetricsBackend, Sample, ScrapeHealth, Target};
-pub use check::{check_all, core_metric_query, fetch_snapshot, up_query};
+pub use check::{check_all, core_metric_query, fetch_snapshot, up_query, up_query_for};
 pub use diagnose::{
-    ConditionStatus, Diagnosis, Discovery, ENGINE_LABEL, FailingTarget, HealthReport, HealthTarget,
-    Observation, RESOURCE_LABEL, Snapshot, diagnose, diagnose_unreachable,
+    ConditionStatus, Diagnosis, Discovery, DuplicateTarget, ENGINE_LABEL, FailingTarget,
+    HealthReport, HealthTarget, Observation, RESOURCE_LABEL, Snapshot, diagnose,
+    diagnose_unreachable,
 };
 pub use prometheus::{
     BasicCredentials, ClientCertificate, Credentials, DEFAULT_TIMEOUT, PrometheusBackend, Secret,
