@@ -367,6 +367,10 @@ mod tests {
         }
     }
 
+    fn message_of(status: &InferenceMonitoringStatus, t: T) -> &str {
+        &status.conditions.condition(t).unwrap().message
+    }
+
     fn get(status: &InferenceMonitoringStatus, t: T) -> (String, String, Time) {
         let c = status.conditions.condition(t).unwrap();
         (
@@ -463,11 +467,7 @@ mod tests {
             get(&status, T::GpuExporterReady),
             ("True".into(), "ExistingExporter".into(), at(10))
         );
-        let message = &status
-            .conditions
-            .condition(T::GpuExporterReady)
-            .unwrap()
-            .message;
+        let message = message_of(&status, T::GpuExporterReady);
         assert!(message.contains("GPU Operator"), "{message}");
     }
 
@@ -497,11 +497,7 @@ mod tests {
             get(&again, T::GpuExporterReady),
             ("False".into(), "ExporterNotReady".into(), at(30))
         );
-        let message = &again
-            .conditions
-            .condition(T::GpuExporterReady)
-            .unwrap()
-            .message;
+        let message = message_of(&again, T::GpuExporterReady);
         assert!(
             message.starts_with("1 of 2 DCGM exporter pods are ready (pod x is CrashLoopBackOff)"),
             "{message}"

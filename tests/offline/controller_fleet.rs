@@ -451,6 +451,39 @@ fn served_resources(installed: bool) -> Reply {
     )
 }
 
+/// A list response at resourceVersion 1.
+fn list(items: Vec<Value>) -> Reply {
+    Reply::Json(
+        200,
+        json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+    )
+}
+
+/// The whole operator (`runner::run`) against `client`; stopped by sending `true`.
+fn start_operator(
+    client: kube::Client,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), runner::RunError>>,
+) {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let settings = Settings {
+        config: Config::default(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        probe_addr: "127.0.0.1:0".parse().unwrap(),
+        leader: None,
+        discovery_interval: Duration::from_secs(60),
+        startup_timeout: Duration::from_secs(5),
+    };
+    let operator = tokio::spawn(runner::run(
+        client,
+        "https://mock".into(),
+        settings,
+        shutdown,
+    ));
+    (stop, operator)
+}
+
 #[tokio::test]
 async fn the_operator_skips_a_malformed_resource_and_watches_a_kind_installed_later() {
     let installed = Arc::new(Mutex::new(false));
@@ -468,12 +501,6 @@ async fn the_operator_skips_a_malformed_resource_and_watches_a_kind_installed_la
     let log = answer_by_rule(handle, move |request| {
         let path = segments(&request.uri);
         let watch = request.uri.contains("watch=true");
-        let list = |items: Vec<Value>| {
-            Reply::Json(
-                200,
-                json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
-            )
-        };
         match (request.method.as_str(), path.as_slice()) {
             ("GET", ["apis", "monitoring.coreos.com", "v1"]) => {
                 served_resources(*flag.lock().unwrap())
@@ -513,21 +540,7 @@ async fn the_operator_skips_a_malformed_resource_and_watches_a_kind_installed_la
             _ => Reply::Json(404, mock_api::status(404, "NotFound")),
         }
     });
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let settings = Settings {
-        config: Config::default(),
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
-        probe_addr: "127.0.0.1:0".parse().unwrap(),
-        leader: None,
-        discovery_interval: Duration::from_secs(60),
-        startup_timeout: Duration::from_secs(5),
-    };
-    let operator = tokio::spawn(runner::run(
-        client,
-        "https://mock".into(),
-        settings,
-        shutdown,
-    ));
+    let (stop, operator) = start_operator(client);
     let seen = |predicate: &dyn Fn(&Recorded) -> bool| log.lock().unwrap().iter().any(predicate);
     let mut waited = 0;
     let podmonitors = "/apis/monitoring.coreos.com/v1/podmonitors?";
@@ -868,12 +881,6 @@ async fn a_prometheus_agent_created_after_start_selects_the_monitors_without_a_r
     let log = answer_by_rule(handle, move |request| {
         let path = segments(&request.uri);
         let watch = request.uri.contains("watch=true");
-        let list = |items: Vec<Value>| {
-            Reply::Json(
-                200,
-                json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
-            )
-        };
         if let Some(reply) = prometheus_operator_apis(&path) {
             return reply;
         }
@@ -920,21 +927,7 @@ async fn a_prometheus_agent_created_after_start_selects_the_monitors_without_a_r
             _ => Reply::Json(404, mock_api::status(404, "NotFound")),
         }
     });
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let settings = Settings {
-        config: Config::default(),
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
-        probe_addr: "127.0.0.1:0".parse().unwrap(),
-        leader: None,
-        discovery_interval: Duration::from_secs(60),
-        startup_timeout: Duration::from_secs(5),
-    };
-    let operator = tokio::spawn(runner::run(
-        client,
-        "https://mock".into(),
-        settings,
-        shutdown,
-    ));
+    let (stop, operator) = start_operator(client);
     let statuses = || -> Vec<Value> {
         log.lock()
             .unwrap()

@@ -6,7 +6,7 @@
 //! ours; `GpuExporterReady` follows the DaemonSet's status as its cache holds it, written by
 //! each resource's reconcile only (the shared pass writes no status).
 
-use infmon_devkit::mock_api;
+use infmon_devkit::mock_api::{self, decode};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -41,29 +41,6 @@ struct FakeCluster {
     missing: Arc<Mutex<Vec<String>>>,
     /// `path fieldManager=…` of every PATCH.
     managers: Arc<Mutex<Vec<String>>>,
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 /// (namespace, plural, name, subresource) of a request path.

@@ -20,6 +20,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::mock_api::decode;
+
 /// `(namespace, name)` of a stored object (`""` for cluster-scoped ones).
 type Key = (String, String);
 
@@ -91,30 +93,6 @@ fn query(uri: &axum::http::Uri) -> BTreeMap<String, String> {
         .filter_map(|p| p.split_once('='))
         .map(|(k, v)| (k.to_string(), decode(v)))
         .collect()
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
-                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether `object` matches a label selector of `k=v` pairs and a `metadata.name=` field
