@@ -140,20 +140,25 @@ impl Context {
         lock(&self.exporter_failure).clone()
     }
 
-    /// Remembers the resolution of `key` (`namespace/name`) for the health loop.
-    pub fn remember(&self, key: &str, resolved: Resolved) {
-        self.resolved
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.to_string(), Arc::new(resolved));
+    /// Remembers the resolution of `key` (`namespace/name`) for the health loop; returns
+    /// whether it differs from the one remembered before.
+    pub fn remember(&self, key: &str, resolved: Resolved) -> bool {
+        let mut all = self.resolved.write().unwrap_or_else(|p| p.into_inner());
+        if all.get(key).is_some_and(|old| **old == resolved) {
+            return false;
+        }
+        all.insert(key.to_string(), Arc::new(resolved));
+        true
     }
 
     /// Forgets the resolution of `key` (its spec no longer resolves): no more health checks.
-    pub fn drop_resolution(&self, key: &str) {
+    /// Returns whether one was remembered.
+    pub fn drop_resolution(&self, key: &str) -> bool {
         self.resolved
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+            .remove(key)
+            .is_some()
     }
 
     /// Every remembered resolution, by key.

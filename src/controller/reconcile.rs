@@ -193,7 +193,7 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
     let resolved = match resolve_once(obj, &found, &ctx.config) {
         Ok(resolved) => resolved,
         Err(err) => {
-            ctx.drop_resolution(&key);
+            forget_resolution(ctx, &key);
             return wait_for_spec_change(obj, ctx, &err.into(), detected).await;
         }
     };
@@ -203,7 +203,7 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
     let children = match render_all(validated) {
         Ok(children) => children,
         Err(err) => {
-            ctx.drop_resolution(&key);
+            forget_resolution(ctx, &key);
             let err = Error::from(err);
             return wait_for_spec_change(obj, ctx, &err, detected).await;
         }
@@ -222,7 +222,6 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
     let outcome = apply::execute(&ctx.client, &owner, &children, &plan, &mut applied).await;
     ctx.put_applied(&key, applied);
     count(ctx, &outcome);
-    ctx.shared_changed.notify_one();
     let health = ctx.verdict(&key);
     let exporter = exporter_state(ctx, validated);
     let report = Report {
@@ -235,9 +234,13 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
         health: health.as_ref(),
         exporter: exporter.as_ref(),
     };
-    write_status(obj, ctx, &report).await?;
+    let written = write_status(obj, ctx, &report).await?;
     events(ctx, obj, &outcome).await;
-    ctx.remember(&key, resolved);
+    // The shared objects follow what the resources want (their resolutions) and the engines
+    // their statuses record: a pass that changed neither leaves them alone.
+    if ctx.remember(&key, resolved) || written {
+        ctx.shared_changed.notify_one();
+    }
     let Outcome { failures, .. } = outcome;
     match failures.into_iter().next() {
         Some(err) => Err(err),
@@ -271,6 +274,14 @@ fn exporter_state(ctx: &Context, validated: &Validated) -> Option<ConditionState
                 why.as_deref(),
             ))
         }
+    }
+}
+
+/// Forgets the resolution of `key` (its spec no longer resolves); the shared objects follow
+/// when it wanted some.
+fn forget_resolution(ctx: &Context, key: &str) {
+    if ctx.drop_resolution(key) {
+        ctx.shared_changed.notify_one();
     }
 }
 

@@ -50,6 +50,11 @@ const HEALTH_TICK: Duration = Duration::from_secs(5);
 /// reconcile (catches resources deleted while the operator was down).
 const SHARED_TICK: Duration = Duration::from_secs(60);
 
+/// How many reconciles of one controller run at once. Each holds its rendered children
+/// (dashboards are tens of KiB) until it is done: unbounded, a cold start with 1,000 resources
+/// held them all at once (about 150 MiB); the work is CPU-bound, so a few are as fast.
+const RECONCILE_CONCURRENCY: u16 = 4;
+
 /// How the operator runs.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -925,7 +930,11 @@ fn controller(
         .reflect(writer)
         .applied_objects();
     let controller = Controller::for_stream(stream, store)
-        .with_config(controller::Config::default().debounce(Duration::from_millis(500)))
+        .with_config(
+            controller::Config::default()
+                .debounce(Duration::from_millis(500))
+                .concurrency(RECONCILE_CONCURRENCY),
+        )
         .reconcile_on(requests)
         .reconcile_all_on(triggers);
     (controller.store(), controller)
