@@ -50,7 +50,8 @@ pub struct Context {
     pub clock: Clock,
     /// The watched cluster state.
     pub caches: Arc<Caches>,
-    /// Woken after every reconcile, so the shared objects follow the set of resources.
+    /// Woken when a reconcile changed what a resource wants (or one was deleted), so the
+    /// shared objects follow the set of resources.
     pub shared_changed: Arc<Notify>,
     failures: Mutex<HashMap<String, u32>>,
     resolved: RwLock<HashMap<String, Arc<Resolved>>>,

@@ -140,8 +140,8 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
 }
 
 /// Runs [`sync`] once `ready` resolves (the controller's caches hold every resource: before
-/// that an empty list would prune everything), then after every reconcile (`ctx.shared_changed`)
-/// and every `tick`, over the resources `list` returns, until the task is dropped.
+/// that an empty list would prune everything), then whenever a reconcile or the cleanup of a
+/// deleted resource changed what resources want (`ctx.shared_changed`) and every `tick`, over the resources `list` returns, until the task is dropped.
 pub async fn run(
     ctx: Arc<Context>,
     tick: Duration,
