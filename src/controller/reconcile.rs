@@ -267,7 +267,11 @@ fn exporter_state(ctx: &Context, validated: &Validated) -> Option<ConditionState
             }
             let namespace = &ctx.config.gpu_exporter.namespace;
             let status = ctx.caches.exporter_status(namespace)?;
-            let why = ctx.caches.exporter_waiting(namespace);
+            // Why pods wait is looked up (a scan of the pod cache) only when some do.
+            let why = status
+                .as_ref()
+                .filter(|s| s.number_ready < s.desired_number_scheduled)
+                .and_then(|_| ctx.caches.exporter_waiting(namespace));
             Some(status::exporter_condition(
                 namespace,
                 status.as_ref(),
