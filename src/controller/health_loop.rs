@@ -226,7 +226,8 @@ async fn secret_value(
     Ok(String::from_utf8_lossy(&bytes).trim().to_string())
 }
 
-/// The credentials `auth` names, read from Secrets in `namespace`.
+/// The credentials `auth` names, from Secrets in `namespace` (as their watches hold them when
+/// Secrets are watched; see [`super::secrets`]).
 async fn credentials(
     ctx: &Context,
     namespace: &str,
