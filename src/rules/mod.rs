@@ -37,7 +37,12 @@ pub fn groups(resource: &Validated) -> Option<Value> {
     if !resource.slos.is_empty() {
         let mut rules = slos::recording_rules(&resource.slos, &resource.profile, &selector);
         if let Some(spec) = &resource.alerts {
-            rules.extend(slos::alerting_rules(&resource.slos, spec, &selector));
+            rules.extend(slos::alerting_rules(
+                &resource.slos,
+                &resource.profile,
+                spec,
+                &selector,
+            ));
         }
         groups.push(json!({"name": format!("infmon:{key}:slos"), "rules": rules}));
     }
