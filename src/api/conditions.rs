@@ -77,11 +77,14 @@ pub enum ConditionReason {
     ExporterNotReady,
     /// No node matches the DCGM exporter's node selector (the operator's gpuExporter settings).
     NoGpuNodes,
+    /// Some targets are down because their pods are still loading (started recently or not
+    /// Ready); not a failure.
+    Loading,
 }
 
 impl ConditionReason {
     /// Every reason.
-    pub const ALL: [ConditionReason; 21] = [
+    pub const ALL: [ConditionReason; 22] = [
         ConditionReason::Healthy,
         ConditionReason::Applied,
         ConditionReason::InvalidSpec,
@@ -103,6 +106,7 @@ impl ConditionReason {
         ConditionReason::ExporterReady,
         ConditionReason::ExporterNotReady,
         ConditionReason::NoGpuNodes,
+        ConditionReason::Loading,
     ];
 
     /// The `reason` string.
@@ -129,6 +133,7 @@ impl ConditionReason {
             ConditionReason::ExporterReady => "ExporterReady",
             ConditionReason::ExporterNotReady => "ExporterNotReady",
             ConditionReason::NoGpuNodes => "NoGpuNodes",
+            ConditionReason::Loading => "Loading",
         }
     }
 }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -29,7 +29,9 @@ use crate::api::{Engine, InferenceMonitoring};
 use crate::discovery::PrometheusSelectors;
 use crate::discovery::engine::pod_verdict;
 use crate::discovery::exporters::{FoundExporter, KNOWN_EXPORTERS};
+use crate::health::PodState;
 use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
+use crate::validate::{Namespaces, Targets};
 
 /// Annotation holding the hash of the desired object: the apply plan compares it, and the cache
 /// keeps it beside the fingerprint of each child's body.
@@ -88,8 +90,16 @@ pub fn compact_child(object: &mut DynamicObject) {
 /// writes names it.
 pub const ENGINES_LABEL: &str = "monitoring.inference.dev/cached-engines";
 
+/// In-memory label on cached pods: when the kubelet started the pod (`status.startTime`, in
+/// Unix seconds); absent before it starts. Like [`ENGINES_LABEL`], never written anywhere.
+pub const STARTED_LABEL: &str = "monitoring.inference.dev/cached-started";
+
+/// In-memory label on cached pods: `true` when the pod's `Ready` condition is `True`.
+pub const READY_LABEL: &str = "monitoring.inference.dev/cached-ready";
+
 /// What the pod cache keeps of a pod: name, namespace, labels (for selectors) and, instead
-/// of its containers, the engines they look like. A typed `Pod` costs kilobytes even when
+/// of its containers and status, the engines they look like, when it started and whether it
+/// is Ready (for the health check's `Loading`). A typed `Pod` costs kilobytes even when
 /// nearly empty; this costs little more than its labels.
 pub fn cached_pod(pod: Pod) -> PartialObjectMeta<Pod> {
     let engines = pod_verdict(&pod)
@@ -97,9 +107,19 @@ pub fn cached_pod(pod: Pod) -> PartialObjectMeta<Pod> {
         .map(|e| e.as_str())
         .collect::<Vec<_>>()
         .join(",");
+    let status = pod.status.unwrap_or_default();
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
     let meta = pod.metadata;
     let mut labels = meta.labels.unwrap_or_default();
     labels.insert(ENGINES_LABEL.to_string(), engines);
+    if let Some(started) = status.start_time {
+        labels.insert(STARTED_LABEL.to_string(), started.0.as_second().to_string());
+    }
+    labels.insert(READY_LABEL.to_string(), ready.to_string());
     PartialObjectMeta {
         types: None,
         metadata: ObjectMeta {
@@ -397,6 +417,54 @@ impl Caches {
         )
     }
 
+    /// Start time and readiness of the pods `targets` selects, for the health check, or
+    /// `None` while pods are not cached (or the targets are static addresses).
+    pub fn pod_states(&self, targets: &Targets) -> Option<Vec<PodState>> {
+        let Targets::Pods {
+            selector,
+            namespaces,
+        } = targets
+        else {
+            return None;
+        };
+        let stores = read(&self.pods)?;
+        let in_scope = |namespace: &str| match namespaces {
+            Namespaces::Any => true,
+            Namespaces::Names(names) => names.iter().any(|n| n == namespace),
+        };
+        let empty = BTreeMap::new();
+        Some(
+            stores
+                .iter()
+                .flat_map(|store| {
+                    store.state_filter(|pod| {
+                        in_scope(pod.metadata.namespace.as_deref().unwrap_or_default())
+                            && crate::selector::matches(
+                                selector,
+                                pod.metadata.labels.as_ref().unwrap_or(&empty),
+                            )
+                    })
+                })
+                .map(|pod| {
+                    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+                    PodState {
+                        key: format!(
+                            "{}/{}",
+                            pod.metadata.namespace.as_deref().unwrap_or_default(),
+                            pod.metadata.name.as_deref().unwrap_or_default()
+                        ),
+                        started: labels
+                            .get(STARTED_LABEL)
+                            .and_then(|s| s.parse::<i64>().ok())
+                            .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
+                            .map(Time),
+                        ready: labels.get(READY_LABEL).is_some_and(|r| r == "true"),
+                    }
+                })
+                .collect(),
+        )
+    }
+
     /// The first known DCGM exporter infmon did not deploy whose pods run (see
     /// [`KNOWN_EXPORTERS`]), or `None` while pods are not cached. Scans the pod cache: ask
     /// only when the answer matters.
@@ -513,9 +581,67 @@ mod tests {
         let cached = cached_pod(pod);
         assert_eq!(
             serde_json::to_value(&cached.metadata).unwrap(),
-            json!({"name": "p", "namespace": "ai", "labels": {"app": "vllm", ENGINES_LABEL: "vllm"}})
+            json!({"name": "p", "namespace": "ai", "labels": {"app": "vllm", ENGINES_LABEL: "vllm", READY_LABEL: "false"}})
         );
         assert_eq!(cached_verdict(&cached), [Engine::Vllm]);
+    }
+
+    #[test]
+    fn cached_pods_keep_when_they_started_and_whether_they_are_ready_for_the_health_check() {
+        let pod = |name: &str, namespace: &str, status: serde_json::Value| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": namespace, "labels": {"app": "vllm"}},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let caches = Caches::new();
+        let targets = Targets::Pods {
+            selector: serde_json::from_value(json!({"matchLabels": {"app": "vllm"}})).unwrap(),
+            namespaces: Namespaces::Names(vec!["ai".into()]),
+        };
+        assert_eq!(caches.pod_states(&targets), None);
+        caches.set_pods(vec![pod_store_of([
+            pod(
+                "ready",
+                "ai",
+                json!({"startTime": "2026-01-01T10:00:00Z", "conditions": [{"type": "Ready", "status": "True"}]}),
+            ),
+            pod(
+                "starting",
+                "ai",
+                json!({"startTime": "2026-01-01T11:00:00Z", "conditions": [{"type": "Ready", "status": "False"}]}),
+            ),
+            pod("pending", "ai", json!({"phase": "Pending"})),
+            pod("elsewhere", "prod", json!({})),
+        ])]);
+        let mut states = caches.pod_states(&targets).unwrap();
+        states.sort_by(|a, b| a.key.cmp(&b.key));
+        let started = |t: &str| Some(Time(t.parse().unwrap()));
+        assert_eq!(
+            states,
+            [
+                PodState {
+                    key: "ai/pending".into(),
+                    started: None,
+                    ready: false
+                },
+                PodState {
+                    key: "ai/ready".into(),
+                    started: started("2026-01-01T10:00:00Z"),
+                    ready: true
+                },
+                PodState {
+                    key: "ai/starting".into(),
+                    started: started("2026-01-01T11:00:00Z"),
+                    ready: false
+                },
+            ]
+        );
+        assert_eq!(
+            caches.pod_states(&Targets::Static(vec!["10.0.0.1:8000".into()])),
+            None
+        );
     }
 
     fn pod(namespace: &str, labels: serde_json::Value) -> Pod {

@@ -24,7 +24,7 @@ use super::metrics::ResourceLabels;
 use crate::api::PrometheusAuth;
 use crate::health::{
     BackendError, BasicCredentials, ClientCertificate, Credentials, DEFAULT_TIMEOUT, HealthTarget,
-    MetricsBackend, PrometheusBackend, Secret, check_all,
+    MetricsBackend, PrometheusBackend, Secret, check_all, loading_pods,
 };
 use crate::validate::normalize_url;
 
@@ -97,7 +97,13 @@ impl HealthLoop {
             };
             let targets: Vec<HealthTarget> = group
                 .iter()
-                .map(|r| HealthTarget::from_validated(&r.validated, None))
+                .map(|r| {
+                    let mut target = HealthTarget::from_validated(&r.validated, None);
+                    if let Some(pods) = ctx.caches.pod_states(&r.validated.targets) {
+                        target.loading_pods = loading_pods(&pods, &now);
+                    }
+                    target
+                })
                 .collect();
             let reports = match (self.factory)(&url, &credentials) {
                 Ok(backend) => check_all(backend.as_ref(), &targets, now.clone()).await,

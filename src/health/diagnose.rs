@@ -3,6 +3,7 @@
 //! reason and message). No I/O and no clock here; the caller passes the check time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -17,6 +18,38 @@ pub const RESOURCE_LABEL: &str = INFERENCE_MONITORING_LABEL;
 /// The target label only inference targets carry (not the DCGM exporter's); the checks
 /// count only targets that have it.
 pub const ENGINE_LABEL: &str = INFERENCE_ENGINE_LABEL;
+
+/// How long after it started a pod counts as loading its model rather than down: vLLM serves
+/// no `/metrics` until the model is loaded, which can take ten minutes for a large one.
+pub const LOADING_GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// What the pod cache knows of one selected pod, for telling a loading pod from a down one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodState {
+    /// `namespace/name`.
+    pub key: String,
+    /// When the kubelet started the pod (`status.startTime`), if it has.
+    pub started: Option<Time>,
+    /// Whether its `Ready` condition is `True`.
+    pub ready: bool,
+}
+
+/// The pods (`namespace/name`) still loading at `now`: not Ready, or started less than
+/// [`LOADING_GRACE`] ago (or not started at all).
+pub fn loading_pods(pods: &[PodState], now: &Time) -> BTreeSet<String> {
+    let grace = k8s_openapi::jiff::SignedDuration::try_from(LOADING_GRACE)
+        .expect("the grace period fits a signed duration");
+    pods.iter()
+        .filter(|pod| {
+            !pod.ready
+                || pod
+                    .started
+                    .as_ref()
+                    .is_none_or(|started| now.0.duration_since(started.0) < grace)
+        })
+        .map(|pod| pod.key.clone())
+        .collect()
+}
 
 /// A resource to check: what the diagnosis needs to know about it.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +70,9 @@ pub struct HealthTarget {
     pub discovery: Discovery,
     /// How many pods match the selector, when the caller looked (`None`: unknown or static).
     pub pods_matched: Option<usize>,
+    /// Selected pods (`namespace/name`) that are still loading (see [`loading_pods`]); their
+    /// targets being down is expected, not a failure.
+    pub loading_pods: BTreeSet<String>,
 }
 
 /// How a resource's targets are found, for explaining an empty target list.
@@ -99,6 +135,7 @@ impl HealthTarget {
             path: resource.endpoint.path.clone(),
             discovery,
             pods_matched,
+            loading_pods: BTreeSet::new(),
         }
     }
 }
@@ -134,6 +171,8 @@ pub struct FailingTarget {
     pub scrape_url: Option<String>,
     /// The last scrape error (unknown without a targets API).
     pub last_error: Option<String>,
+    /// The pod behind it (`namespace/name`), when the target names one.
+    pub pod: Option<String>,
 }
 
 /// What Prometheus reported for one resource.
@@ -159,7 +198,8 @@ pub struct Observation {
 /// The answers of one check cycle for every resource, indexed by [`RESOURCE_LABEL`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
-    up: HashMap<String, Vec<(String, bool)>>,
+    /// Per resource: (instance, pod, up).
+    up: HashMap<String, Vec<(String, Option<String>, bool)>>,
     targets: Option<HashMap<String, Vec<Target>>>,
     core: HashMap<String, HashMap<String, BTreeSet<String>>>,
 }
@@ -176,11 +216,12 @@ impl Snapshot {
             }
             if let Some(key) = sample.labels.remove(RESOURCE_LABEL) {
                 let instance = sample.labels.remove("instance").unwrap_or_default();
+                let pod = pod_key(&sample.labels);
                 snapshot
                     .up
                     .entry(key)
                     .or_default()
-                    .push((instance, sample.value == 1.0));
+                    .push((instance, pod, sample.value == 1.0));
             }
         }
         snapshot.targets = targets.map(|targets| {
@@ -234,6 +275,7 @@ impl Snapshot {
                                 instance,
                                 scrape_url: Some(t.scrape_url.clone()),
                                 last_error: Some(t.last_error.clone()),
+                                pod: pod_key(&t.labels),
                             });
                         }
                         ScrapeHealth::Unknown => {}
@@ -241,7 +283,7 @@ impl Snapshot {
                 }
             }
             None => {
-                for (instance, up) in self.up.get(&target.key).into_iter().flatten() {
+                for (instance, pod, up) in self.up.get(&target.key).into_iter().flatten() {
                     observation.total += 1;
                     if *up {
                         observation.up += 1;
@@ -252,6 +294,7 @@ impl Snapshot {
                             instance: instance.clone(),
                             scrape_url: None,
                             last_error: None,
+                            pod: pod.clone(),
                         });
                     }
                 }
@@ -300,10 +343,16 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
             message: no_targets_message(target),
         };
     }
-    if o.down > 0 {
-        let not_found: Vec<&FailingTarget> = o
-            .failing
+    let (loading, failing): (Vec<&FailingTarget>, Vec<&FailingTarget>) =
+        o.failing.iter().partition(|f| {
+            f.pod
+                .as_ref()
+                .is_some_and(|pod| target.loading_pods.contains(pod))
+        });
+    if !failing.is_empty() {
+        let not_found: Vec<&FailingTarget> = failing
             .iter()
+            .copied()
             .filter(|f| f.last_error.as_deref().is_some_and(is_http_404))
             .collect();
         if let Some(first) = not_found.first() {
@@ -321,7 +370,7 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
                 ),
             };
         }
-        let first = &o.failing[0];
+        let first = failing[0];
         let detail = match &first.last_error {
             Some(error) => format!("{}: {error}", scrape_location(first)),
             None => format!(
@@ -329,10 +378,32 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
                 first.instance
             ),
         };
+        let also_loading = match loading.len() {
+            0 => String::new(),
+            n => format!(" ({n} more down while their pods load)"),
+        };
         return Diagnosis {
             status: ConditionStatus::False,
             reason: ConditionReason::TargetsDown,
-            message: format!("{} of {} targets down; {detail}", o.down, o.total),
+            message: format!(
+                "{} of {} targets down{also_loading}; {detail}",
+                failing.len(),
+                o.total
+            ),
+        };
+    }
+    if let Some(first) = loading.first() {
+        return Diagnosis {
+            status: ConditionStatus::Unknown,
+            reason: ConditionReason::Loading,
+            message: format!(
+                "{}/{} targets up; {} down while their pods load (started less than {} minutes ago or not Ready), e.g. pod {}: an engine serves no metrics until its model is loaded",
+                o.up,
+                o.total,
+                loading.len(),
+                LOADING_GRACE.as_secs() / 60,
+                first.pod.as_deref().unwrap_or(&first.instance)
+            ),
         };
     }
     if o.up < o.total {
@@ -450,6 +521,15 @@ impl HealthReport {
     }
 }
 
+/// `namespace/pod` from a target's or a series' labels, when it has both.
+fn pod_key(labels: &BTreeMap<String, String>) -> Option<String> {
+    Some(format!(
+        "{}/{}",
+        labels.get("namespace")?,
+        labels.get("pod")?
+    ))
+}
+
 /// Prometheus' scrape error for a 404 answer.
 fn is_http_404(error: &str) -> bool {
     error.contains("HTTP status 404")
@@ -517,5 +597,169 @@ fn not_selected_hint(output: Output, monitor_labels: &BTreeMap<String, String>) 
             "no Prometheus selects the generated {kind}; it is labelled {}, so a Prometheus' {selector} (and its namespace selector) must match those labels",
             labels.join(",")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn time(second: i64) -> Time {
+        Time(Timestamp::from_second(second).unwrap())
+    }
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn pod(key: &str, started_minutes_ago: Option<i64>, ready: bool) -> PodState {
+        PodState {
+            key: key.into(),
+            started: started_minutes_ago.map(|m| time(NOW - m * 60)),
+            ready,
+        }
+    }
+
+    #[test]
+    fn pods_started_within_the_grace_period_or_not_ready_are_loading() {
+        let pods = [
+            pod("llm/new", Some(3), true),
+            pod("llm/almost", Some(14), true),
+            pod("llm/old", Some(16), true),
+            pod("llm/old-unready", Some(120), false),
+            pod("llm/unscheduled", None, false),
+        ];
+        let loading: Vec<String> = loading_pods(&pods, &time(NOW)).into_iter().collect();
+        assert_eq!(
+            loading,
+            [
+                "llm/almost",
+                "llm/new",
+                "llm/old-unready",
+                "llm/unscheduled"
+            ]
+        );
+    }
+
+    fn vllm(loading: &[&str]) -> HealthTarget {
+        HealthTarget {
+            key: "llm/chat".into(),
+            engine: Engine::Vllm,
+            title: "vLLM",
+            core_metric: Some("vllm:num_requests_running".into()),
+            metrics_flag: "metrics are on by default",
+            path: "/metrics".into(),
+            discovery: Discovery::Static {
+                addresses: vec![],
+                monitor_labels: BTreeMap::new(),
+            },
+            pods_matched: None,
+            loading_pods: loading.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// Ten targets of pods `vllm-0` … `vllm-9` in `llm`, those listed down (connection
+    /// refused), the others up with the core metric.
+    fn snapshot(down: &[usize]) -> Snapshot {
+        let targets = (0..10)
+            .map(|i| Target {
+                labels: [
+                    (RESOURCE_LABEL, "llm/chat".to_string()),
+                    (ENGINE_LABEL, "vllm".to_string()),
+                    ("instance", format!("10.0.0.{i}:8000")),
+                    ("namespace", "llm".to_string()),
+                    ("pod", format!("vllm-{i}")),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+                scrape_url: format!("http://10.0.0.{i}:8000/metrics"),
+                health: if down.contains(&i) {
+                    ScrapeHealth::Down
+                } else {
+                    ScrapeHealth::Up
+                },
+                last_error: if down.contains(&i) {
+                    "connect: connection refused".into()
+                } else {
+                    String::new()
+                },
+            })
+            .collect();
+        let core = (0..10)
+            .filter(|i| !down.contains(i))
+            .map(|i| Sample {
+                labels: [
+                    (RESOURCE_LABEL, "llm/chat".to_string()),
+                    ("instance", format!("10.0.0.{i}:8000")),
+                    ("__name__", "vllm:num_requests_running".to_string()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+                value: 1.0,
+            })
+            .collect();
+        Snapshot::new(Vec::new(), Some(targets), core)
+    }
+
+    fn diagnosed(down: &[usize], loading: &[&str]) -> Diagnosis {
+        let target = vllm(loading);
+        diagnose(&target, &snapshot(down).observe(&target))
+    }
+
+    #[test]
+    fn targets_down_only_because_their_pods_load_are_loading_not_down() {
+        let d = diagnosed(&[3, 7], &["llm/vllm-3", "llm/vllm-7", "llm/vllm-8"]);
+        assert_eq!(d.reason, ConditionReason::Loading);
+        assert_eq!(d.status, ConditionStatus::Unknown);
+        assert_eq!(
+            d.message,
+            "8/10 targets up; 2 down while their pods load (started less than 15 minutes ago or not Ready), e.g. pod llm/vllm-3: an engine serves no metrics until its model is loaded"
+        );
+    }
+
+    #[test]
+    fn a_down_target_of_a_pod_that_is_not_loading_is_still_targets_down() {
+        let d = diagnosed(&[3, 7], &["llm/vllm-3"]);
+        assert_eq!(d.reason, ConditionReason::TargetsDown);
+        assert_eq!(d.status, ConditionStatus::False);
+        assert_eq!(
+            d.message,
+            "1 of 10 targets down (1 more down while their pods load); http://10.0.0.7:8000/metrics: connect: connection refused"
+        );
+        // A pod of the same name in another namespace is another pod.
+        let d = diagnosed(&[3], &["other/vllm-3"]);
+        assert_eq!(d.reason, ConditionReason::TargetsDown);
+        // Nothing loading: as before.
+        let d = diagnosed(&[3], &[]);
+        assert_eq!(
+            d.message,
+            "1 of 10 targets down; http://10.0.0.3:8000/metrics: connect: connection refused"
+        );
+    }
+
+    #[test]
+    fn without_a_targets_api_the_pod_comes_from_the_up_series() {
+        let up = |pod: &str, value: f64| Sample {
+            labels: [
+                (RESOURCE_LABEL, "llm/chat"),
+                (ENGINE_LABEL, "vllm"),
+                ("instance", pod),
+                ("namespace", "llm"),
+                ("pod", pod),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            value,
+        };
+        let snapshot = Snapshot::new(vec![up("a", 1.0), up("b", 0.0)], None, Vec::new());
+        let target = HealthTarget {
+            core_metric: None,
+            ..vllm(&["llm/b"])
+        };
+        let d = diagnose(&target, &snapshot.observe(&target));
+        assert_eq!(d.reason, ConditionReason::Loading, "{}", d.message);
+        assert!(d.message.contains("e.g. pod llm/b"), "{}", d.message);
     }
 }

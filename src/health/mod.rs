@@ -2,7 +2,8 @@
 //! engine's core metric? [`check_all`] asks a [`MetricsBackend`] (the real one is
 //! [`PrometheusBackend`]) a fixed number of questions per cycle, and [`diagnose`] turns the
 //! answers into the `TargetsHealthy` condition: `Healthy`, `NoTargets`, `TargetsDown`,
-//! `MetricsEndpointMissing`, `CoreMetricAbsent`, or `PrometheusUnreachable`.
+//! `MetricsEndpointMissing`, `CoreMetricAbsent`, `Loading` (targets of pods still loading
+//! their model are down), or `PrometheusUnreachable`.
 
 mod backend;
 mod check;
@@ -13,7 +14,8 @@ pub use backend::{BackendError, MetricsBackend, Sample, ScrapeHealth, Target};
 pub use check::{check_all, core_metric_query, fetch_snapshot, up_query};
 pub use diagnose::{
     ConditionStatus, Diagnosis, Discovery, ENGINE_LABEL, FailingTarget, HealthReport, HealthTarget,
-    Observation, RESOURCE_LABEL, Snapshot, diagnose, diagnose_unreachable,
+    LOADING_GRACE, Observation, PodState, RESOURCE_LABEL, Snapshot, diagnose, diagnose_unreachable,
+    loading_pods,
 };
 pub use prometheus::{
     BasicCredentials, ClientCertificate, Credentials, DEFAULT_TIMEOUT, PrometheusBackend, Secret,
