@@ -1,6 +1,6 @@
 //! One check cycle for any number of resources. Its cost is fixed: one `up` query, at most
-//! one targets request and one core-metric query, each covering every resource (grouped by
-//! the `inference_monitoring` label), never a request per resource.
+//! one targets request, one core-metric query and one bucket query, each covering every
+//! resource (grouped by the `inference_monitoring` label), never a request per resource.
 
 use std::collections::BTreeSet;
 
@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::backend::{BackendError, MetricsBackend};
 use super::diagnose::{
     ENGINE_LABEL, HealthReport, HealthTarget, Observation, RESOURCE_LABEL, Snapshot, diagnose,
-    diagnose_unreachable,
+    diagnose_slos, diagnose_unreachable,
 };
 
 /// The query for every generated inference target's `up` series (GPU exporters, which carry
@@ -36,8 +36,25 @@ pub fn core_metric_query(targets: &[HealthTarget]) -> Option<String> {
     ))
 }
 
-/// Asks the backend once for everything the check needs (the three requests run
-/// concurrently).
+/// The query that lists, per resource, the bucket boundaries served by the histograms that
+/// latency objectives read; `None` when no resource has a latency objective. Like the
+/// core-metric query it grows with the number of distinct histograms, not resources.
+pub fn bucket_query(targets: &[HealthTarget]) -> Option<String> {
+    let names: BTreeSet<&str> = targets
+        .iter()
+        .flat_map(|t| t.slo_buckets.iter().map(|b| b.series.as_str()))
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let alternatives: Vec<&str> = names.into_iter().collect();
+    Some(format!(
+        "count by ({RESOURCE_LABEL}, __name__, le) ({{__name__=~\"{}\", {RESOURCE_LABEL}!=\"\"}})",
+        alternatives.join("|")
+    ))
+}
+
+/// Asks the backend once for everything the check needs (the requests run concurrently).
 pub async fn fetch_snapshot(
     backend: &dyn MetricsBackend,
     targets: &[HealthTarget],
@@ -50,8 +67,16 @@ pub async fn fetch_snapshot(
             None => Ok(Vec::new()),
         }
     };
-    let (up, active, core) = futures::try_join!(backend.query(&up_query), backend.targets(), core)?;
-    Ok(Snapshot::new(up, active, core))
+    let bucket_query = bucket_query(targets);
+    let buckets = async {
+        match &bucket_query {
+            Some(query) => backend.query(query).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (up, active, core, buckets) =
+        futures::try_join!(backend.query(&up_query), backend.targets(), core, buckets)?;
+    Ok(Snapshot::new(up, active, core).with_buckets(buckets))
 }
 
 /// Checks every resource with one fixed set of requests; `checked_at` is the caller's
@@ -69,19 +94,25 @@ pub async fn check_all(
     targets
         .iter()
         .map(|target| {
-            let (observation, diagnosis) = match &snapshot {
+            let (observation, diagnosis, slos) = match &snapshot {
                 Ok(snapshot) => {
                     let observation = snapshot.observe(target);
                     let diagnosis = diagnose(target, &observation);
-                    (observation, diagnosis)
+                    let slos = diagnose_slos(target, &observation);
+                    (observation, diagnosis, slos)
                 }
-                Err(error) => (Observation::default(), diagnose_unreachable(error)),
+                Err(error) => {
+                    let unreachable = diagnose_unreachable(error);
+                    let slos = (!target.slo_buckets.is_empty()).then(|| unreachable.clone());
+                    (Observation::default(), unreachable, slos)
+                }
             };
             HealthReport {
                 key: target.key.clone(),
                 engine: target.engine,
                 observation,
                 diagnosis,
+                slos,
                 checked_at: checked_at.clone(),
             }
         })

@@ -9,8 +9,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::backend::{Sample, ScrapeHealth, Target};
 use crate::api::{ConditionReason, ConditionType, Conditions, Engine, TargetsStatus};
+use crate::engines::{Source, Unit};
 use crate::render::relabel::{INFERENCE_ENGINE_LABEL, INFERENCE_MONITORING_LABEL};
-use crate::validate::{Namespaces, Output, Targets, Validated};
+use crate::validate::{
+    Namespaces, Output, Targets, Validated, describe_boundary, indicator_role, nearest_boundaries,
+    same_boundary,
+};
 
 /// The target label that names the resource (`namespace/name`) on every generated scrape
 /// target (the DCGM exporter's too); the checks group by it.
@@ -73,6 +77,50 @@ pub struct HealthTarget {
     /// Selected pods (`namespace/name`) that are still loading (see [`loading_pods`]); their
     /// targets being down is expected, not a failure.
     pub loading_pods: BTreeSet<String>,
+    /// The latency objectives' thresholds, each checked against the buckets the engine
+    /// really serves.
+    pub slo_buckets: Vec<SloBucket>,
+}
+
+/// A latency objective's threshold: the `le` its SLI reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SloBucket {
+    /// Index in `spec.slos`.
+    pub index: usize,
+    /// The objective's name.
+    pub objective: String,
+    /// The histogram's bucket series, e.g. `vllm:time_to_first_token_seconds_bucket`.
+    pub series: String,
+    /// The threshold in the histogram's unit (the `le` value).
+    pub le: f64,
+    /// The histogram's unit.
+    pub unit: Unit,
+}
+
+impl SloBucket {
+    /// The latency objectives of a resolved resource.
+    pub fn of(resource: &Validated) -> Vec<Self> {
+        resource
+            .slos
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slo)| {
+                let threshold = slo.threshold.as_ref()?;
+                let Some(Source::Histogram { name, unit, .. }) =
+                    resource.profile.source(indicator_role(slo.indicator)?)
+                else {
+                    return None;
+                };
+                Some(SloBucket {
+                    index,
+                    objective: slo.name.clone(),
+                    series: format!("{name}_bucket"),
+                    le: threshold.le,
+                    unit: *unit,
+                })
+            })
+            .collect()
+    }
 }
 
 /// How a resource's targets are found, for explaining an empty target list.
@@ -136,6 +184,7 @@ impl HealthTarget {
             discovery,
             pods_matched,
             loading_pods: BTreeSet::new(),
+            slo_buckets: SloBucket::of(resource),
         }
     }
 }
@@ -193,6 +242,8 @@ pub struct Observation {
     pub missing_core_metric: Vec<String>,
     /// Whether the counts come from the targets API (`false`: from `up` series only).
     pub from_targets_api: bool,
+    /// The finite bucket boundaries served, per bucket series the objectives read.
+    pub served_buckets: BTreeMap<String, Vec<f64>>,
 }
 
 /// The answers of one check cycle for every resource, indexed by [`RESOURCE_LABEL`].
@@ -202,6 +253,8 @@ pub struct Snapshot {
     up: HashMap<String, Vec<(String, Option<String>, bool)>>,
     targets: Option<HashMap<String, Vec<Target>>>,
     core: HashMap<String, HashMap<String, BTreeSet<String>>>,
+    /// Per resource and bucket series: the finite `le` values served.
+    buckets: HashMap<String, HashMap<String, Vec<f64>>>,
 }
 
 impl Snapshot {
@@ -252,6 +305,35 @@ impl Snapshot {
             }
         }
         snapshot
+    }
+
+    /// Adds the answer of the bucket query: samples labelled `inference_monitoring`,
+    /// `__name__` and `le`.
+    pub fn with_buckets(mut self, samples: Vec<Sample>) -> Self {
+        for mut sample in samples {
+            let (Some(key), Some(name), Some(le)) = (
+                sample.labels.remove(RESOURCE_LABEL),
+                sample.labels.remove("__name__"),
+                sample.labels.remove("le"),
+            ) else {
+                continue;
+            };
+            if let Ok(le) = le.parse::<f64>()
+                && le.is_finite()
+            {
+                self.buckets
+                    .entry(key)
+                    .or_default()
+                    .entry(name)
+                    .or_default()
+                    .push(le);
+            }
+        }
+        for series in self.buckets.values_mut().flat_map(|s| s.values_mut()) {
+            series.sort_by(f64::total_cmp);
+            series.dedup();
+        }
+        self
     }
 
     /// What the snapshot says about one resource.
@@ -317,6 +399,15 @@ impl Snapshot {
                 })
                 .collect();
             observation.core_metric_present = Some(observation.missing_core_metric.is_empty());
+        }
+        if let Some(served) = self.buckets.get(&target.key) {
+            for bucket in &target.slo_buckets {
+                if let Some(les) = served.get(&bucket.series) {
+                    observation
+                        .served_buckets
+                        .insert(bucket.series.clone(), les.clone());
+                }
+            }
         }
         observation
     }
@@ -445,6 +536,64 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
     }
 }
 
+/// The `SLOsMeasurable` condition for a resource with latency objectives (`None` without
+/// any): is each threshold among the bucket boundaries the engine really serves? An engine
+/// started with other buckets than its defaults (or a histogram mapped in `spec.metrics`)
+/// makes an objective count the wrong requests, or none.
+pub fn diagnose_slos(target: &HealthTarget, observation: &Observation) -> Option<Diagnosis> {
+    if target.slo_buckets.is_empty() {
+        return None;
+    }
+    let mut wrong = Vec::new();
+    let mut unseen = Vec::new();
+    let mut served_ok = Vec::new();
+    for bucket in &target.slo_buckets {
+        let threshold = describe_boundary(bucket.le, bucket.unit);
+        match observation.served_buckets.get(&bucket.series) {
+            None => unseen.push(format!(
+                "spec.slos[{}] {}: no {} series seen",
+                bucket.index, bucket.objective, bucket.series
+            )),
+            Some(les) if les.iter().any(|le| same_boundary(*le, bucket.le)) => {
+                served_ok.push(format!("{} {threshold}", bucket.objective));
+            }
+            Some(les) => wrong.push(format!(
+                "spec.slos[{}] {}: the threshold {threshold} is not a bucket boundary {} serves in {}, so the objective cannot be counted; {} (the engine runs with buckets other than its defaults: pick one of them, or start it with the default buckets)",
+                bucket.index,
+                bucket.objective,
+                target.title,
+                bucket.series,
+                nearest_boundaries(les, bucket.le, bucket.unit),
+            )),
+        }
+    }
+    Some(if !wrong.is_empty() {
+        Diagnosis {
+            status: ConditionStatus::False,
+            reason: ConditionReason::ThresholdNotServed,
+            message: wrong.join("; "),
+        }
+    } else if !unseen.is_empty() {
+        Diagnosis {
+            status: ConditionStatus::Unknown,
+            reason: ConditionReason::BucketsNotSeen,
+            message: format!(
+                "{} (not scraped yet, or the engine does not export the histogram: see the InferenceSLOSeriesMissing alert)",
+                unseen.join("; ")
+            ),
+        }
+    } else {
+        Diagnosis {
+            status: ConditionStatus::True,
+            reason: ConditionReason::BucketsServed,
+            message: format!(
+                "every latency threshold is a bucket boundary the engine serves: {}",
+                served_ok.join(", ")
+            ),
+        }
+    })
+}
+
 /// The diagnosis when the query API cannot be asked: status `Unknown`.
 pub fn diagnose_unreachable(error: &super::BackendError) -> Diagnosis {
     Diagnosis {
@@ -465,6 +614,8 @@ pub struct HealthReport {
     pub observation: Observation,
     /// The resulting condition.
     pub diagnosis: Diagnosis,
+    /// The `SLOsMeasurable` condition, for resources with latency objectives.
+    pub slos: Option<Diagnosis>,
     /// When the check ran.
     pub checked_at: Time,
 }
@@ -493,30 +644,34 @@ impl HealthReport {
         }
     }
 
-    /// Writes the `TargetsHealthy` condition (its transition time moves only on a status
-    /// change).
+    /// Writes the `TargetsHealthy` condition and, for resources with latency objectives,
+    /// `SLOsMeasurable` (removed otherwise); transition times move only on a status change.
     pub fn apply_condition(
         &self,
         conditions: &mut Vec<Condition>,
         observed_generation: Option<i64>,
     ) {
-        let d = &self.diagnosis;
-        match d.status {
+        let write = |conditions: &mut Vec<Condition>, type_, d: &Diagnosis| match d.status {
             ConditionStatus::Unknown => conditions.set_unknown(
-                ConditionType::TargetsHealthy,
+                type_,
                 d.reason,
                 d.message.clone(),
                 observed_generation,
                 &self.checked_at,
             ),
             status => conditions.set_condition(
-                ConditionType::TargetsHealthy,
+                type_,
                 status == ConditionStatus::True,
                 d.reason,
                 d.message.clone(),
                 observed_generation,
                 &self.checked_at,
             ),
+        };
+        write(conditions, ConditionType::TargetsHealthy, &self.diagnosis);
+        match &self.slos {
+            Some(d) => write(conditions, ConditionType::SlosMeasurable, d),
+            None => conditions.retain(|c| c.type_ != ConditionType::SlosMeasurable.as_str()),
         }
     }
 }
@@ -654,6 +809,7 @@ mod tests {
             },
             pods_matched: None,
             loading_pods: loading.iter().map(|p| p.to_string()).collect(),
+            slo_buckets: Vec::new(),
         }
     }
 
@@ -761,5 +917,111 @@ mod tests {
         let d = diagnose(&target, &snapshot.observe(&target));
         assert_eq!(d.reason, ConditionReason::Loading, "{}", d.message);
         assert!(d.message.contains("e.g. pod llm/b"), "{}", d.message);
+    }
+
+    fn bucket_samples(key: &str, series: &str, les: &[&str]) -> Vec<Sample> {
+        les.iter()
+            .map(|le| Sample {
+                labels: [(RESOURCE_LABEL, key), ("__name__", series), ("le", le)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                value: 1.0,
+            })
+            .collect()
+    }
+
+    fn slo_diagnosis(target: &HealthTarget, samples: Vec<Sample>) -> Option<Diagnosis> {
+        let snapshot = Snapshot::default().with_buckets(samples);
+        diagnose_slos(target, &snapshot.observe(target))
+    }
+
+    #[test]
+    fn slo_thresholds_are_checked_against_the_buckets_really_served() {
+        const TTFT: &str = "vllm:time_to_first_token_seconds_bucket";
+        let mut target = vllm(&[]);
+        assert_eq!(slo_diagnosis(&target, Vec::new()), None, "no objective");
+        target.slo_buckets = vec![SloBucket {
+            index: 1,
+            objective: "ttft-1s".into(),
+            series: TTFT.into(),
+            le: 1.0,
+            unit: Unit::Seconds,
+        }];
+        // The default buckets, spelled as the Python client does.
+        let served = slo_diagnosis(
+            &target,
+            bucket_samples("llm/chat", TTFT, &["0.5", "1.0", "2.5", "+Inf"]),
+        )
+        .unwrap();
+        assert_eq!(served.status, ConditionStatus::True);
+        assert_eq!(served.reason, ConditionReason::BucketsServed);
+        assert_eq!(
+            served.message,
+            "every latency threshold is a bucket boundary the engine serves: ttft-1s 1 s"
+        );
+        // An engine started with other buckets.
+        let other = slo_diagnosis(
+            &target,
+            bucket_samples("llm/chat", TTFT, &["0.8", "2.5", "5.0", "+Inf"]),
+        )
+        .unwrap();
+        assert_eq!(other.status, ConditionStatus::False);
+        assert_eq!(other.reason, ConditionReason::ThresholdNotServed);
+        assert_eq!(
+            other.message,
+            "spec.slos[1] ttft-1s: the threshold 1 s is not a bucket boundary vLLM serves in vllm:time_to_first_token_seconds_bucket, so the objective cannot be counted; the nearest are 0.8 s and 2.5 s (the engine runs with buckets other than its defaults: pick one of them, or start it with the default buckets)"
+        );
+        // Another resource's buckets say nothing about this one.
+        let unseen =
+            slo_diagnosis(&target, bucket_samples("llm/other", TTFT, &["1.0", "+Inf"])).unwrap();
+        assert_eq!(unseen.status, ConditionStatus::Unknown);
+        assert_eq!(unseen.reason, ConditionReason::BucketsNotSeen);
+        assert!(
+            unseen.message.starts_with(
+                "spec.slos[1] ttft-1s: no vllm:time_to_first_token_seconds_bucket series seen"
+            ),
+            "{}",
+            unseen.message
+        );
+    }
+
+    #[test]
+    fn millisecond_buckets_are_compared_in_the_engines_unit_whatever_the_spelling() {
+        const TTFT: &str = "maxserve_time_to_first_token_milliseconds_bucket";
+        let target = HealthTarget {
+            title: "MAX Serve",
+            slo_buckets: vec![SloBucket {
+                index: 0,
+                objective: "ttft".into(),
+                series: TTFT.into(),
+                le: 1980.0,
+                unit: Unit::Milliseconds,
+            }],
+            ..vllm(&[])
+        };
+        let served = slo_diagnosis(
+            &target,
+            bucket_samples("llm/chat", TTFT, &["1000.0", "1980.0", "+Inf"]),
+        )
+        .unwrap();
+        assert_eq!(
+            served.reason,
+            ConditionReason::BucketsServed,
+            "{}",
+            served.message
+        );
+        let other = slo_diagnosis(
+            &target,
+            bucket_samples("llm/chat", TTFT, &["1e+03", "2e+03"]),
+        )
+        .unwrap();
+        assert!(
+            other
+                .message
+                .contains("the threshold 1.98 s (1980 ms) is not a bucket boundary MAX Serve serves in maxserve_time_to_first_token_milliseconds_bucket, so the objective cannot be counted; the nearest are 1 s (1000 ms) and 2 s (2000 ms)"),
+            "{}",
+            other.message
+        );
     }
 }

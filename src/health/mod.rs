@@ -3,7 +3,9 @@
 //! [`PrometheusBackend`]) a fixed number of questions per cycle, and [`diagnose`] turns the
 //! answers into the `TargetsHealthy` condition: `Healthy`, `NoTargets`, `TargetsDown`,
 //! `MetricsEndpointMissing`, `CoreMetricAbsent`, `Loading` (targets of pods still loading
-//! their model are down), or `PrometheusUnreachable`.
+//! their model are down), or `PrometheusUnreachable`; and, for resources with latency
+//! objectives, the `SLOsMeasurable` condition ([`diagnose_slos`]): is each threshold among
+//! the bucket boundaries the engine really serves?
 
 mod backend;
 mod check;
@@ -11,11 +13,11 @@ mod diagnose;
 mod prometheus;
 
 pub use backend::{BackendError, MetricsBackend, Sample, ScrapeHealth, Target};
-pub use check::{check_all, core_metric_query, fetch_snapshot, up_query};
+pub use check::{bucket_query, check_all, core_metric_query, fetch_snapshot, up_query};
 pub use diagnose::{
     ConditionStatus, Diagnosis, Discovery, ENGINE_LABEL, FailingTarget, HealthReport, HealthTarget,
-    LOADING_GRACE, Observation, PodState, RESOURCE_LABEL, Snapshot, diagnose, diagnose_unreachable,
-    loading_pods,
+    LOADING_GRACE, Observation, PodState, RESOURCE_LABEL, SloBucket, Snapshot, diagnose,
+    diagnose_slos, diagnose_unreachable, loading_pods,
 };
 pub use prometheus::{
     BasicCredentials, ClientCertificate, Credentials, DEFAULT_TIMEOUT, PrometheusBackend, Secret,

@@ -18,3 +18,4 @@ mod panels_prometheus;
 mod relabel_prometheus;
 mod render_prometheus;
 mod rules;
+mod slo_buckets_prometheus;
