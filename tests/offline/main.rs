@@ -14,6 +14,7 @@ mod controller_run;
 mod controller_shared;
 mod crd;
 mod dashboards;
+mod dashboards_cluster;
 mod health_diagnosis;
 mod kube_client;
 mod metrics_overrides;
