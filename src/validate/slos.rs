@@ -353,6 +353,27 @@ mod tests {
     }
 
     #[test]
+    fn tgi_boundaries_keep_their_float_digits_and_a_twelve_digit_threshold_selects_one() {
+        let tgi = profile(Engine::Tgi).unwrap();
+        let slos = resolve_slos(
+            &[spec(SloIndicator::InterTokenLatency, Some(0.498788509512))],
+            &tgi,
+        )
+        .unwrap();
+        let le = slos[0].threshold.as_ref().unwrap().le;
+        // 0.0001 * 1.5^21 in f64, as TGI computes it and serves it.
+        assert_eq!(le.to_string(), "0.49878850951194753");
+        let dynamo = problem(
+            &[spec(SloIndicator::InterTokenLatency, Some(2.0))],
+            Engine::Dynamo,
+        );
+        assert!(
+            dynamo.ends_with("the nearest are 1.2 s and 2.3 s"),
+            "{dynamo}"
+        );
+    }
+
+    #[test]
     fn indicators_the_engine_lacks_are_rejected_with_the_reason() {
         let tgi = problem(&[spec(SloIndicator::Ttft, Some(1.0))], Engine::Tgi);
         assert!(
