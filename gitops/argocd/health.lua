@@ -15,6 +15,7 @@ local needs_action = {
   NotSelected = true,
   MetricsEndpointMissing = true,
   CoreMetricAbsent = true,
+  DuplicateTargets = true,
   NoGpuNodes = true,
 }
 

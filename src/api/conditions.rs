@@ -59,6 +59,8 @@ pub enum ConditionReason {
     MetricsEndpointMissing,
     /// Targets are up but the engine's core metric is absent.
     CoreMetricAbsent,
+    /// A target's metrics endpoint is also scraped by another job, so every sum counts it twice.
+    DuplicateTargets,
     /// The Prometheus query API could not be reached.
     PrometheusUnreachable,
     /// No Prometheus URL is configured, so health is not checked.
@@ -94,7 +96,7 @@ pub enum ConditionReason {
 
 impl ConditionReason {
     /// Every reason.
-    pub const ALL: [ConditionReason; 25] = [
+    pub const ALL: [ConditionReason; 26] = [
         ConditionReason::Healthy,
         ConditionReason::Applied,
         ConditionReason::InvalidSpec,
@@ -105,6 +107,7 @@ impl ConditionReason {
         ConditionReason::TargetsDown,
         ConditionReason::MetricsEndpointMissing,
         ConditionReason::CoreMetricAbsent,
+        ConditionReason::DuplicateTargets,
         ConditionReason::PrometheusUnreachable,
         ConditionReason::HealthCheckDisabled,
         ConditionReason::Progressing,
@@ -135,6 +138,7 @@ impl ConditionReason {
             ConditionReason::TargetsDown => "TargetsDown",
             ConditionReason::MetricsEndpointMissing => "MetricsEndpointMissing",
             ConditionReason::CoreMetricAbsent => "CoreMetricAbsent",
+            ConditionReason::DuplicateTargets => "DuplicateTargets",
             ConditionReason::PrometheusUnreachable => "PrometheusUnreachable",
             ConditionReason::HealthCheckDisabled => "HealthCheckDisabled",
             ConditionReason::Progressing => "Progressing",

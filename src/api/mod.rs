@@ -59,6 +59,7 @@ pub const KIND: &str = "InferenceMonitoring";
     validation = Rule::new("!has(self.selector) || !has(self.selector.matchExpressions) || self.selector.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])").message("spec.selector.matchExpressions: operator must be In, NotIn, Exists or DoesNotExist"),
     validation = Rule::new("!has(self.selector) || !has(self.selector.matchExpressions) || self.selector.matchExpressions.all(e, e.operator in ['In', 'NotIn'] ? (has(e.values) && size(e.values) > 0) : (!has(e.values) || size(e.values) == 0))").message("spec.selector.matchExpressions: In and NotIn need values; Exists and DoesNotExist take none"),
     validation = Rule::new("!has(self.staticTargets) || !has(self.namespaceSelector)").message("spec.namespaceSelector applies to spec.selector only; remove it when spec.staticTargets is set"),
+    validation = Rule::new("!has(self.staticTargets) || !has(self.prometheus) || !has(self.prometheus.output) || self.prometheus.output != 'none'").message("spec.prometheus.output: none reads pods an existing scrape job collects; it cannot be used with spec.staticTargets"),
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = bounds::bounded)]
@@ -420,15 +421,29 @@ pub enum OutputMode {
     /// A Secret holding a `scrape_configs` list (key `additional-scrape-configs.yaml`) for plain
     /// Prometheus or `additionalScrapeConfigs`.
     RawScrapeConfig,
+    /// No scrape configuration: an existing scrape job (a platform's own monitors) already
+    /// collects the series, found by `existingTargets`; rules, dashboards and health checks
+    /// read them there.
+    None,
 }
 
 /// Prometheus integration.
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.output) || self.output != 'none' || has(self.existingTargets)").message("spec.prometheus.existingTargets is required when spec.prometheus.output is none: name the job, or a label, of the scrape job that already collects the series").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new("!has(self.existingTargets) || (has(self.output) && self.output == 'none')").message("spec.prometheus.existingTargets is only read with spec.prometheus.output: none; remove it, or set output to none"))]
 pub struct PrometheusSpec {
-    /// Kind of scrape configuration to generate. Default: `auto`.
+    /// Kind of scrape configuration to generate; `none` generates none and reads the series an
+    /// existing scrape job collects (see `existingTargets`). Default: `auto`.
     #[serde(default)]
     pub output: OutputMode,
+
+    /// With `output: none`: how to find the targets an existing scrape job (e.g. a platform's
+    /// own PodMonitor) already scrapes, by their `job` or by a label the existing monitors put
+    /// on them. Only series in the namespaces `selector` looks in, and not claimed by another
+    /// InferenceMonitoring, are read. Required with `output: none`, rejected otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_targets: Option<ExistingTargets>,
 
     /// Labels stamped on every generated monitor and rule so that your Prometheus selects them
     /// (e.g. `release: kube-prometheus-stack`). Default: empty, in which case the operator reads
@@ -455,6 +470,39 @@ pub struct PrometheusSpec {
         length(min = 2)
     )]
     pub health_check_interval: Option<String>,
+}
+
+/// The targets of an existing scrape job (`output: none`): exactly one of `job` and `label`.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.job) != has(self.label)").message("spec.prometheus.existingTargets: set job or label, exactly one"))]
+pub struct ExistingTargets {
+    /// The `job` label of the existing targets, e.g. `dynamo-system/dynamo-frontend` (a
+    /// PodMonitor's default job is `<namespace>/<name>`). Default: none (`label` is then required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub job: Option<String>,
+    /// A target label the existing monitors set (e.g. through a PodMonitor's
+    /// `podTargetLabels`), as `{name: component, value: frontend}`. Default: none (`job` is
+    /// then required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<TargetLabel>,
+}
+
+/// One target label, `name="value"`.
+#[derive(Serialize, Deserialize, schemars::JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetLabel {
+    /// A Prometheus label name; not `inference_monitoring` or `inference_engine`, which infmon
+    /// sets itself.
+    #[schemars(
+        regex(pattern = r"^[a-zA-Z_][a-zA-Z0-9_]*$"),
+        length(min = 1, max = 128)
+    )]
+    pub name: String,
+    /// The value the existing targets carry.
+    #[schemars(length(min = 1, max = 256))]
+    pub value: String,
 }
 
 /// Credentials for the Prometheus query API, read from Secrets in this resource's namespace.

@@ -153,13 +153,13 @@ pub enum SelectedKind {
 
 impl SelectedKind {
     /// The kind a resolved output generates, if a `Prometheus` selects it (the raw scrape
-    /// config Secret is referenced explicitly instead).
+    /// config Secret is referenced explicitly instead; `none` generates nothing to select).
     pub fn of_output(output: Output) -> Option<Self> {
         match output {
             Output::PodMonitor => Some(Self::PodMonitor),
             Output::ServiceMonitor => Some(Self::ServiceMonitor),
             Output::ScrapeConfig => Some(Self::ScrapeConfig),
-            Output::RawScrapeConfig => None,
+            Output::RawScrapeConfig | Output::None => None,
         }
     }
 

@@ -1,6 +1,8 @@
 //! One check cycle for any number of resources. Its cost is fixed: one `up` query, at most
 //! one targets request, one core-metric query and one bucket query, each covering every
 //! resource (grouped by the `inference_monitoring` label), never a request per resource.
+//! Resources with `output: none` add a term to the queries that gives their existing job's
+//! series that label.
 
 use std::collections::BTreeSet;
 
@@ -18,6 +20,29 @@ pub fn up_query() -> String {
     format!("up{{{RESOURCE_LABEL}!=\"\", {ENGINE_LABEL}!=\"\"}}")
 }
 
+/// [`up_query`], plus the `up` series of the existing jobs of `output: none` resources among
+/// `targets`, labelled as theirs.
+pub fn up_query_for(targets: &[HealthTarget]) -> String {
+    let mut query = up_query();
+    for target in targets {
+        if let Some(job) = &target.existing {
+            query.push_str(" or ");
+            query.push_str(&as_owned(format!("up{{{}}}", job.matchers()), target));
+        }
+    }
+    query
+}
+
+/// `expr` with the resource's [`RESOURCE_LABEL`] and [`ENGINE_LABEL`] set, as its generated
+/// targets would carry them.
+fn as_owned(expr: String, target: &HealthTarget) -> String {
+    format!(
+        r#"label_replace(label_replace({expr}, "{RESOURCE_LABEL}", {}, "", ""), "{ENGINE_LABEL}", "{}", "", "")"#,
+        crate::validate::promql_string(&target.key),
+        target.engine.as_str()
+    )
+}
+
 /// The query that tells, per resource and instance, which core metrics are present; `None`
 /// when no resource has a core metric. It grows with the number of distinct engines, not
 /// resources.
@@ -30,10 +55,23 @@ pub fn core_metric_query(targets: &[HealthTarget]) -> Option<String> {
         return None;
     }
     let alternatives: Vec<&str> = names.into_iter().collect();
-    Some(format!(
+    let mut query = format!(
         "count by ({RESOURCE_LABEL}, instance, __name__) ({{__name__=~\"{}\", {RESOURCE_LABEL}!=\"\"}})",
         alternatives.join("|")
-    ))
+    );
+    for target in targets {
+        if let (Some(job), Some(core)) = (&target.existing, &target.core_metric) {
+            query.push_str(" or ");
+            query.push_str(&as_owned(
+                format!(
+                    "count by (instance, __name__) ({{__name__=\"{core}\", {}}})",
+                    job.matchers()
+                ),
+                target,
+            ));
+        }
+    }
+    Some(query)
 }
 
 /// The query that lists, per resource, the bucket boundaries served by the histograms that
@@ -48,10 +86,32 @@ pub fn bucket_query(targets: &[HealthTarget]) -> Option<String> {
         return None;
     }
     let alternatives: Vec<&str> = names.into_iter().collect();
-    Some(format!(
+    let mut query = format!(
         "count by ({RESOURCE_LABEL}, __name__, le) ({{__name__=~\"{}\", {RESOURCE_LABEL}!=\"\"}})",
         alternatives.join("|")
-    ))
+    );
+    for target in targets {
+        if let Some(job) = &target.existing {
+            let own: BTreeSet<&str> = target
+                .slo_buckets
+                .iter()
+                .map(|b| b.series.as_str())
+                .collect();
+            if own.is_empty() {
+                continue;
+            }
+            query.push_str(" or ");
+            query.push_str(&as_owned(
+                format!(
+                    "count by (__name__, le) ({{__name__=~\"{}\", {}}})",
+                    own.into_iter().collect::<Vec<_>>().join("|"),
+                    job.matchers()
+                ),
+                target,
+            ));
+        }
+    }
+    Some(query)
 }
 
 /// Asks the backend once for everything the check needs (the requests run concurrently).
@@ -59,7 +119,7 @@ pub async fn fetch_snapshot(
     backend: &dyn MetricsBackend,
     targets: &[HealthTarget],
 ) -> Result<Snapshot, BackendError> {
-    let up_query = up_query();
+    let up_query = up_query_for(targets);
     let core_query = core_metric_query(targets);
     let core = async {
         match &core_query {

@@ -12,8 +12,8 @@ use crate::api::{ConditionReason, ConditionType, Conditions, Engine, TargetsStat
 use crate::engines::{Source, Unit};
 use crate::render::relabel::{INFERENCE_ENGINE_LABEL, INFERENCE_MONITORING_LABEL};
 use crate::validate::{
-    Namespaces, Output, Targets, Validated, describe_boundary, indicator_role, nearest_boundaries,
-    same_boundary,
+    ExistingJob, Namespaces, Output, Targets, Validated, describe_boundary, indicator_role,
+    nearest_boundaries, same_boundary,
 };
 
 /// The target label that names the resource (`namespace/name`) on every generated scrape
@@ -80,6 +80,9 @@ pub struct HealthTarget {
     /// The latency objectives' thresholds, each checked against the buckets the engine
     /// really serves.
     pub slo_buckets: Vec<SloBucket>,
+    /// With `output: none`, the existing job whose targets are this resource's (they carry no
+    /// [`RESOURCE_LABEL`]; the queries add it).
+    pub existing: Option<ExistingJob>,
 }
 
 /// A latency objective's threshold: the `le` its SLI reads.
@@ -185,6 +188,7 @@ impl HealthTarget {
             pods_matched,
             loading_pods: BTreeSet::new(),
             slo_buckets: SloBucket::of(resource),
+            existing: resource.existing.clone(),
         }
     }
 }
@@ -244,6 +248,18 @@ pub struct Observation {
     pub from_targets_api: bool,
     /// The finite bucket boundaries served, per bucket series the objectives read.
     pub served_buckets: BTreeMap<String, Vec<f64>>,
+    /// The resource's metrics endpoints that more than one job scrapes (targets API only),
+    /// ordered by scrape URL.
+    pub duplicates: Vec<DuplicateTarget>,
+}
+
+/// One metrics endpoint (address and path) scraped by more than one job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DuplicateTarget {
+    /// The resource's target's scrape URL.
+    pub scrape_url: String,
+    /// Every job scraping the endpoint, sorted.
+    pub jobs: Vec<String>,
 }
 
 /// The answers of one check cycle for every resource, indexed by [`RESOURCE_LABEL`].
@@ -251,10 +267,30 @@ pub struct Observation {
 pub struct Snapshot {
     /// Per resource: (instance, pod, up).
     up: HashMap<String, Vec<(String, Option<String>, bool)>>,
-    targets: Option<HashMap<String, Vec<Target>>>,
+    targets: Option<ActiveTargets>,
     core: HashMap<String, HashMap<String, BTreeSet<String>>>,
     /// Per resource and bucket series: the finite `le` values served.
     buckets: HashMap<String, HashMap<String, Vec<f64>>>,
+}
+
+/// The targets API's answer, grouped.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct ActiveTargets {
+    /// Inference targets infmon scrapes, by [`RESOURCE_LABEL`].
+    owned: HashMap<String, Vec<Target>>,
+    /// Targets without [`RESOURCE_LABEL`], where `output: none` resources find theirs.
+    unowned: Vec<Target>,
+    /// The jobs scraping each metrics endpoint ([`endpoint`]), over every target.
+    jobs: HashMap<String, BTreeSet<String>>,
+}
+
+/// A target's metrics endpoint: address and path, without scheme or query
+/// (`10.0.0.5:8000/metrics`).
+fn endpoint(scrape_url: &str) -> &str {
+    let rest = scrape_url
+        .split_once("://")
+        .map_or(scrape_url, |(_, rest)| rest);
+    rest.split(['?', '#']).next().unwrap_or(rest)
 }
 
 impl Snapshot {
@@ -278,13 +314,22 @@ impl Snapshot {
             }
         }
         snapshot.targets = targets.map(|targets| {
-            let mut grouped: HashMap<String, Vec<Target>> = HashMap::new();
+            let mut grouped = ActiveTargets::default();
             for target in targets {
-                if let (Some(key), Some(_)) = (
-                    target.labels.get(RESOURCE_LABEL),
+                grouped
+                    .jobs
+                    .entry(endpoint(&target.scrape_url).to_string())
+                    .or_default()
+                    .insert(target.labels.get("job").cloned().unwrap_or_default());
+                match (
+                    target.labels.get(RESOURCE_LABEL).filter(|k| !k.is_empty()),
                     target.labels.get(ENGINE_LABEL),
                 ) {
-                    grouped.entry(key.clone()).or_default().push(target);
+                    (Some(key), Some(_)) => {
+                        grouped.owned.entry(key.clone()).or_default().push(target);
+                    }
+                    (None, _) => grouped.unowned.push(target),
+                    (Some(_), None) => {}
                 }
             }
             grouped
@@ -343,7 +388,23 @@ impl Snapshot {
         match &self.targets {
             Some(all) => {
                 observation.from_targets_api = true;
-                for t in all.get(&target.key).into_iter().flatten() {
+                let own: Vec<&Target> = match &target.existing {
+                    Some(job) => all
+                        .unowned
+                        .iter()
+                        .filter(|t| job.matches(&t.labels))
+                        .collect(),
+                    None => all.owned.get(&target.key).into_iter().flatten().collect(),
+                };
+                for t in own {
+                    if let Some(jobs) = all.jobs.get(endpoint(&t.scrape_url))
+                        && jobs.len() > 1
+                    {
+                        observation.duplicates.push(DuplicateTarget {
+                            scrape_url: t.scrape_url.clone(),
+                            jobs: jobs.iter().cloned().collect(),
+                        });
+                    }
                     observation.total += 1;
                     let instance = t.labels.get("instance").cloned().unwrap_or_default();
                     match t.health {
@@ -385,6 +446,9 @@ impl Snapshot {
         observation
             .failing
             .sort_by(|a, b| (&a.scrape_url, &a.instance).cmp(&(&b.scrape_url, &b.instance)));
+        observation
+            .duplicates
+            .sort_by(|a, b| a.scrape_url.cmp(&b.scrape_url));
         if let Some(metric) = &target.core_metric
             && !up_instances.is_empty()
         {
@@ -522,6 +586,20 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
                 o.missing_core_metric[0],
                 target.title,
                 target.metrics_flag
+            ),
+        };
+    }
+    if let Some(first) = o.duplicates.first() {
+        return Diagnosis {
+            status: ConditionStatus::False,
+            reason: ConditionReason::DuplicateTargets,
+            message: format!(
+                "{} of {} targets are scraped by more than one job, e.g. {} by {}: every sum counts them twice; {}",
+                o.duplicates.len(),
+                o.total,
+                first.scrape_url,
+                first.jobs.join(", "),
+                duplicate_remedy(target)
             ),
         };
     }
@@ -694,7 +772,36 @@ fn scrape_location(failing: &FailingTarget) -> &str {
     failing.scrape_url.as_deref().unwrap_or(&failing.instance)
 }
 
+/// What to do about an endpoint scraped twice.
+fn duplicate_remedy(target: &HealthTarget) -> String {
+    match &target.existing {
+        Some(_) => "remove the other jobs' monitors for these pods, or narrow spec.selector (infmon scrapes nothing itself with output none)".to_string(),
+        None => "if the platform already scrapes these pods, set spec.prometheus.output to none and spec.prometheus.existingTargets to its job, so infmon reads that job instead of scraping again; otherwise remove the other monitor".to_string(),
+    }
+}
+
 fn no_targets_message(target: &HealthTarget) -> String {
+    if let Some(job) = &target.existing {
+        let missing = format!(
+            "Prometheus has no target {} that no other InferenceMonitoring claims",
+            job.describe()
+        );
+        let hint = "check spec.prometheus.existingTargets against the labels of the existing job's targets (Prometheus' Status > Targets page), and that a Prometheus selects that job's monitors";
+        return match (&target.discovery, target.pods_matched) {
+            (
+                Discovery::Pods {
+                    selector,
+                    namespaces,
+                    ..
+                },
+                Some(0),
+            ) => format!(
+                "no pod matches the selector {selector} in {namespaces}; fix spec.selector or start the pods"
+            ),
+            (_, Some(n)) => format!("{n} pods match the selector but {missing}: {hint}"),
+            _ => format!("{missing}: {hint}"),
+        };
+    }
     let missing = format!(
         "Prometheus has no target labelled {RESOURCE_LABEL}=\"{}\"",
         target.key
@@ -737,6 +844,9 @@ fn not_selected_hint(output: Output, monitor_labels: &BTreeMap<String, String>) 
         Output::ScrapeConfig => ("ScrapeConfig", "scrapeConfigSelector"),
         Output::RawScrapeConfig => {
             return "no Prometheus loads the generated scrape-config Secret; reference it from the Prometheus' additionalScrapeConfigs".to_string();
+        }
+        Output::None => {
+            return "with output none infmon generates no scrape configuration; set spec.prometheus.existingTargets to the job that scrapes these pods".to_string();
         }
     };
     if monitor_labels.is_empty() {
@@ -810,6 +920,7 @@ mod tests {
             pods_matched: None,
             loading_pods: loading.iter().map(|p| p.to_string()).collect(),
             slo_buckets: Vec::new(),
+            existing: None,
         }
     }
 

@@ -13,11 +13,13 @@ mod diagnose;
 mod prometheus;
 
 pub use backend::{BackendError, MetricsBackend, Sample, ScrapeHealth, Target};
-pub use check::{bucket_query, check_all, core_metric_query, fetch_snapshot, up_query};
+pub use check::{
+    bucket_query, check_all, core_metric_query, fetch_snapshot, up_query, up_query_for,
+};
 pub use diagnose::{
-    ConditionStatus, Diagnosis, Discovery, ENGINE_LABEL, FailingTarget, HealthReport, HealthTarget,
-    LOADING_GRACE, Observation, PodState, RESOURCE_LABEL, SloBucket, Snapshot, diagnose,
-    diagnose_slos, diagnose_unreachable, loading_pods,
+    ConditionStatus, Diagnosis, Discovery, DuplicateTarget, ENGINE_LABEL, FailingTarget,
+    HealthReport, HealthTarget, LOADING_GRACE, Observation, PodState, RESOURCE_LABEL, SloBucket,
+    Snapshot, diagnose, diagnose_slos, diagnose_unreachable, loading_pods,
 };
 pub use prometheus::{
     BasicCredentials, ClientCertificate, Credentials, DEFAULT_TIMEOUT, PrometheusBackend, Secret,

@@ -49,6 +49,8 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
         }
         (Output::ScrapeConfig, _) => vec![scrape_config(resource)?],
         (Output::RawScrapeConfig, _) => vec![raw_scrape_config_secret(resource)?],
+        // An existing job scrapes the targets: a second scrape would double every sum.
+        (Output::None, _) => Vec::new(),
     })
 }
 
@@ -115,7 +117,7 @@ pub fn job_name(resource: &Validated) -> String {
 }
 
 /// The `scrapePool` under which Prometheus' `/api/v1/targets` lists the resource's inference
-/// targets (what the health checks filter by), per output kind.
+/// targets, per output kind (empty for `none`: the existing job's pool is not infmon's).
 pub fn scrape_pool(resource: &Validated) -> String {
     let (namespace, name) = (&resource.namespace, child_name(&resource.name, ""));
     match resource.output {
@@ -123,6 +125,7 @@ pub fn scrape_pool(resource: &Validated) -> String {
         Output::ServiceMonitor => format!("serviceMonitor/{namespace}/{name}/0"),
         Output::ScrapeConfig => format!("scrapeConfig/{namespace}/{name}"),
         Output::RawScrapeConfig => job_name(resource),
+        Output::None => String::new(),
     }
 }
 

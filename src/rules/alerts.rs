@@ -23,9 +23,15 @@ struct Alert {
     description: String,
 }
 
-/// The alerting rules for one resource; `selector` is its `inference_monitoring` matcher.
-/// Alerts on roles the engine does not report are left out.
-pub fn alerting_rules(profile: &EngineProfile, spec: &AlertsSpec, selector: &str) -> Vec<Value> {
+/// The alerting rules for one resource: `selector` is its `inference_monitoring` matcher (on
+/// the records), `series` the matchers of its raw series (`up` and the core metric; the same
+/// matcher unless `output: none`). Alerts on roles the engine does not report are left out.
+pub fn alerting_rules(
+    profile: &EngineProfile,
+    spec: &AlertsSpec,
+    selector: &str,
+    series: &str,
+) -> Vec<Value> {
     let has = |role| profile.source(role).is_some();
     let mut alerts = Vec::new();
     if has(Role::Ttft) {
@@ -106,7 +112,7 @@ pub fn alerting_rules(profile: &EngineProfile, spec: &AlertsSpec, selector: &str
     alerts.push(Alert {
         name: "InferenceTargetDown",
         expr: format!(
-            "100 * count by (cluster, inference_monitoring) (up{{{selector}}} == 0) / count by (cluster, inference_monitoring) (up{{{selector}}}) > {TARGETS_DOWN_PERCENT}"
+            "100 * count by (cluster, inference_monitoring) (up{{{series}}} == 0) / count by (cluster, inference_monitoring) (up{{{series}}}) > {TARGETS_DOWN_PERCENT}"
         ),
         for_: "10m",
         severity: "warning",
@@ -119,7 +125,7 @@ pub fn alerting_rules(profile: &EngineProfile, spec: &AlertsSpec, selector: &str
         alerts.push(Alert {
             name: "InferenceMetricsMissing",
             expr: format!(
-                "absent({core}{{{selector}}}) and on () (count(up{{{selector}}} == 1) > 0)"
+                "absent({core}{{{series}}}) and on () (count(up{{{series}}} == 1) > 0)"
             ),
             for_: "10m",
             severity: "critical",

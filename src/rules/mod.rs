@@ -10,43 +10,79 @@ pub use alerts::runbook_url;
 
 use serde_json::{Value, json};
 
-use crate::model::{Child, ChildKind, RenderError, child_name, standard_labels};
+use crate::model::{
+    Child, ChildKind, INFERENCE_ENGINE_LABEL, INFERENCE_MONITORING_LABEL, RenderError, child_name,
+    standard_labels,
+};
 use crate::validate::Validated;
 
 /// The rule groups (`spec.groups` of a PrometheusRule): the recording rules whenever alerts or
 /// dashboards are on (the overview dashboard reads them), the alerts when alerts are on, and
 /// the SLO records (with their burn-rate alerts when alerts are on) when `spec.slos` lists any;
 /// `None` when none of these applies. Every rule reads only this resource's targets
-/// (`inference_monitoring="<ns>/<name>"`).
+/// (`inference_monitoring="<ns>/<name>"`, or with `output: none` the existing job's series
+/// that no resource claims, in the resource's namespaces). With `output: none` every rule
+/// sets `inference_monitoring` and `inference_engine` itself (rule labels win over the
+/// series' own), so no record or alert it writes carries another resource's owner label.
 pub fn groups(resource: &Validated) -> Option<Value> {
     if resource.alerts.is_none() && resource.dashboards.is_none() && resource.slos.is_empty() {
         return None;
     }
-    let selector = format!(r#"inference_monitoring="{}""#, resource.key());
+    let owner = resource.owner_matcher();
+    let series = resource.series_matchers();
     let key = resource.key();
-    let mut groups = vec![json!({
-        "name": format!("infmon:{key}:recording"),
-        "rules": records::recording_rules(&resource.profile, &selector),
-    })];
+    let mut groups = vec![(
+        "recording",
+        records::recording_rules(&resource.profile, &series),
+    )];
     if let Some(spec) = &resource.alerts {
-        groups.push(json!({
-            "name": format!("infmon:{key}:alerts"),
-            "rules": alerts::alerting_rules(&resource.profile, spec, &selector),
-        }));
+        groups.push((
+            "alerts",
+            alerts::alerting_rules(&resource.profile, spec, &owner, &series),
+        ));
     }
     if !resource.slos.is_empty() {
-        let mut rules = slos::recording_rules(&resource.slos, &resource.profile, &selector);
+        let mut rules = slos::recording_rules(&resource.slos, &resource.profile, &series);
         if let Some(spec) = &resource.alerts {
             rules.extend(slos::alerting_rules(
                 &resource.slos,
                 &resource.profile,
                 spec,
-                &selector,
+                &owner,
+                &series,
             ));
         }
-        groups.push(json!({"name": format!("infmon:{key}:slos"), "rules": rules}));
+        groups.push(("slos", rules));
     }
-    Some(Value::Array(groups))
+    Some(Value::Array(
+        groups
+            .into_iter()
+            .map(|(suffix, mut rules)| {
+                if resource.existing.is_some() {
+                    rules
+                        .iter_mut()
+                        .for_each(|rule| label_as_owned(rule, resource));
+                }
+                json!({"name": format!("infmon:{key}:{suffix}"), "rules": rules})
+            })
+            .collect(),
+    ))
+}
+
+/// Sets the owner and engine labels on a rule (`output: none`: the series read carry neither).
+fn label_as_owned(rule: &mut Value, resource: &Validated) {
+    let labels = rule
+        .as_object_mut()
+        .expect("rules are objects")
+        .entry("labels")
+        .or_insert_with(|| json!({}));
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert(INFERENCE_MONITORING_LABEL.into(), resource.key().into());
+        labels.insert(
+            INFERENCE_ENGINE_LABEL.into(),
+            resource.engine.as_str().into(),
+        );
+    }
 }
 
 /// A Prometheus rule file (`groups: ...`) for `rule_files`, or `None` when no rules apply.

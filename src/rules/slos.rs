@@ -248,18 +248,19 @@ pub fn recording_rules(slos: &[Slo], profile: &EngineProfile, resource: &str) ->
     rules
 }
 
-/// The burn-rate alerts of every objective (one rule per tier) and its guard: a ticket when
-/// the series it is computed from are absent for 15 minutes while the resource has targets
-/// up.
+/// The burn-rate alerts of every objective (one rule per tier, on the records: `resource` is
+/// the owner matcher) and its guard: a ticket when the series it is computed from are absent
+/// for 15 minutes while the resource has targets up (`raw` matches its raw series).
 pub fn alerting_rules(
     slos: &[Slo],
     profile: &EngineProfile,
     spec: &AlertsSpec,
     resource: &str,
+    raw: &str,
 ) -> Vec<Value> {
     let mut rules = Vec::new();
     for slo in slos {
-        if let Some(series) = source_series(slo, profile, &selector(slo, resource)) {
+        if let Some(series) = source_series(slo, profile, &selector(slo, raw)) {
             let mut labels = BTreeMap::from([
                 ("severity".to_string(), TIERS[1].severity.to_string()),
                 ("slo_tier".to_string(), TIERS[1].name.to_string()),
@@ -268,7 +269,7 @@ pub fn alerting_rules(
             labels.extend(spec.labels.clone());
             rules.push(json!({
                 "alert": SERIES_ALERT,
-                "expr": format!("absent({series}) and on () (count(up{{{resource}}} == 1) > 0)"),
+                "expr": format!("absent({series}) and on () (count(up{{{raw}}} == 1) > 0)"),
                 "for": "15m",
                 "labels": labels,
                 "annotations": {

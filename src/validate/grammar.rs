@@ -14,8 +14,8 @@ use promql_parser::parser::{self, Expr};
 
 use super::error::ResolveError;
 use crate::api::{
-    InferenceMonitoring, MAX_ITEMS, MAX_PROPERTIES, MetricMapping, MetricsSpec, QueryHeader,
-    RelabelAction, RelabelConfig, parse_duration,
+    ExistingTargets, InferenceMonitoring, MAX_ITEMS, MAX_PROPERTIES, MetricMapping, MetricsSpec,
+    QueryHeader, RelabelAction, RelabelConfig, parse_duration,
 };
 
 /// The longest duration accepted anywhere in a spec (scrape interval and timeout, health-check
@@ -497,6 +497,49 @@ fn check_query_headers(headers: &[QueryHeader]) -> Result<(), ResolveError> {
     Ok(())
 }
 
+/// Longest `existingTargets` job or label value accepted.
+const MAX_EXISTING_VALUE: usize = 256;
+
+/// `spec.prometheus.existingTargets`: exactly one of `job` and `label`; a label name that is a
+/// Prometheus target label and not one infmon sets; values of bounded length without control
+/// characters (they land in PromQL string literals).
+fn check_existing_targets(existing: &ExistingTargets) -> Result<(), ResolveError> {
+    const FIELD: &str = "spec.prometheus.existingTargets";
+    let (field, value) = match (&existing.job, &existing.label) {
+        (Some(job), None) => (format!("{FIELD}.job"), job),
+        (None, Some(label)) => {
+            let name = &label.name;
+            if !is_label_name(name) || name.starts_with("__") {
+                return Err(invalid(
+                    format!("{FIELD}.label.name"),
+                    format!(
+                        "{name:?} is not a target label name (letters, digits and '_', not starting with a digit or '__')"
+                    ),
+                ));
+            }
+            if RESERVED_LABELS.contains(&name.as_str()) {
+                return Err(invalid(
+                    format!("{FIELD}.label.name"),
+                    format!(
+                        "{name:?} is set by infmon on its own targets, never by an existing job; name a label the existing monitors set, or use job"
+                    ),
+                ));
+            }
+            (format!("{FIELD}.label.value"), &label.value)
+        }
+        _ => return Err(invalid(FIELD, "set job or label, exactly one")),
+    };
+    if value.is_empty() || value.len() > MAX_EXISTING_VALUE || value.chars().any(char::is_control) {
+        return Err(invalid(
+            field,
+            format!(
+                "{value:?} must be 1 to {MAX_EXISTING_VALUE} characters without control characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_label(field: &str, key: &str, value: &str) -> Result<(), ResolveError> {
     if !is_qualified_name(key) {
         return Err(invalid(
@@ -781,6 +824,9 @@ pub fn check(resource: &InferenceMonitoring) -> Result<Option<MetricsSpec>, Reso
     }
     if let Some(interval) = &prometheus.health_check_interval {
         check_duration("spec.prometheus.healthCheckInterval", interval)?;
+    }
+    if let Some(existing) = &prometheus.existing_targets {
+        check_existing_targets(existing)?;
     }
     let dashboards = &spec.dashboards;
     if let Some(namespace) = &dashboards.namespace

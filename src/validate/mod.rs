@@ -16,13 +16,13 @@ pub use gpu_exporter::{
 };
 pub use grammar::{
     ENGINE_TARGET_LABEL, MAX_DURATION, OWNER_TARGET_LABEL, RESERVED_LABELS, is_dns_label,
-    is_dns_subdomain, is_label_name,
+    is_dns_subdomain, is_label_name, promql_string,
 };
 pub use policy::{Allowed, Policy, normalize_url};
 pub use resolve::{
     ClusterFacts, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_INTERVAL, DEFAULT_SCRAPE_TIMEOUT,
-    Dashboards, DcgmPlan, Endpoint, Folder, HealthCheck, Namespaces, Output, PortRef, ResolveError,
-    Targets, Validated, output_name, planned_output, pod_namespaces, resolve,
+    Dashboards, DcgmPlan, Endpoint, ExistingJob, Folder, HealthCheck, Namespaces, Output, PortRef,
+    ResolveError, Targets, Validated, output_name, planned_output, pod_namespaces, resolve,
 };
 pub use slos::{
     Slo, Threshold, describe_boundary, indicator_role, nearest_boundaries, same_boundary,

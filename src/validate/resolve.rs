@@ -102,12 +102,92 @@ pub struct Validated {
     pub health: HealthCheck,
     /// Service-level objectives (`spec.slos`), checked against the engine.
     pub slos: Vec<super::Slo>,
+    /// With `output: none`, the existing scrape job whose series are read.
+    pub existing: Option<ExistingJob>,
 }
 
 impl Validated {
     /// `namespace/name`: the value of the `inference_monitoring` label on every target.
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The matcher on the owner label, which every target infmon scrapes and every record
+    /// and alert it writes for this resource carries.
+    pub fn owner_matcher(&self) -> String {
+        format!(
+            "{}={}",
+            super::OWNER_TARGET_LABEL,
+            super::grammar::promql_string(&self.key())
+        )
+    }
+
+    /// PromQL matchers for this resource's own raw series (`up`, the engine's series): the
+    /// owner label, or with `output: none` those of the existing job.
+    pub fn series_matchers(&self) -> String {
+        match &self.existing {
+            Some(existing) => existing.matchers(),
+            None => self.owner_matcher(),
+        }
+    }
+}
+
+/// With `output: none`: the targets of an existing scrape job, found by one target label and
+/// kept to the namespaces the resource's selector looks in. Targets that carry an owner label
+/// (scraped by infmon for some resource) never belong to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExistingJob {
+    /// The target label, e.g. `job`.
+    pub label: String,
+    /// Its value.
+    pub value: String,
+    /// The namespaces the targets must be in; `None`: any.
+    pub namespaces: Option<Vec<String>>,
+}
+
+impl ExistingJob {
+    /// PromQL matchers for the job's series: the label, the namespaces, no owner label.
+    pub fn matchers(&self) -> String {
+        let mut matchers = format!(
+            "{}={}",
+            self.label,
+            super::grammar::promql_string(&self.value)
+        );
+        match self.namespaces.as_deref() {
+            Some([one]) => matchers.push_str(&format!(r#",namespace="{one}""#)),
+            // Namespace names are DNS labels: no regex metacharacters to escape.
+            Some(many) => matchers.push_str(&format!(r#",namespace=~"{}""#, many.join("|"))),
+            None => {}
+        }
+        matchers.push_str(&format!(r#",{}="""#, super::OWNER_TARGET_LABEL));
+        matchers
+    }
+
+    /// Whether a target with these labels (after relabeling) belongs to the job.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        labels.get(&self.label) == Some(&self.value)
+            && labels
+                .get(super::OWNER_TARGET_LABEL)
+                .is_none_or(String::is_empty)
+            && self
+                .namespaces
+                .as_ref()
+                .is_none_or(|names| labels.get("namespace").is_some_and(|ns| names.contains(ns)))
+    }
+
+    /// The job for people, e.g. `job="dynamo-system/dynamo-frontend" in namespace llm`.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "{}={}",
+            self.label,
+            super::grammar::promql_string(&self.value)
+        );
+        match self.namespaces.as_deref() {
+            Some([one]) => text.push_str(&format!(" in namespace {one}")),
+            Some(many) => text.push_str(&format!(" in namespaces {}", many.join(", "))),
+            None => {}
+        }
+        text
     }
 }
 
@@ -186,6 +266,8 @@ pub enum Output {
     ScrapeConfig,
     /// A Secret with a `scrape_configs` list.
     RawScrapeConfig,
+    /// No scrape configuration: an existing job's series are read ([`ExistingJob`]).
+    None,
 }
 
 /// Dashboard delivery with defaults applied.
@@ -299,6 +381,7 @@ pub fn resolve(
         }
     }
     let output = resolve_output(spec.prometheus.output, &targets, facts)?;
+    let existing = existing_job(&spec.prometheus, output, &targets)?;
     if facts.policy.without_secrets {
         check_without_secrets(resource, output)?;
     }
@@ -366,7 +449,58 @@ pub fn resolve(
         alerts: spec.alerts.enabled.then(|| spec.alerts.clone()),
         health,
         slos,
+        existing,
     })
+}
+
+/// The existing job of `output: none` (`existingTargets` required then, refused otherwise, as
+/// the CRD's rules say; checked again for objects stored before them).
+fn existing_job(
+    spec: &crate::api::PrometheusSpec,
+    output: Output,
+    targets: &Targets,
+) -> Result<Option<ExistingJob>, ResolveError> {
+    const FIELD: &str = "spec.prometheus.existingTargets";
+    let existing = match (output, &spec.existing_targets) {
+        (Output::None, Some(existing)) => existing,
+        (Output::None, None) => {
+            return Err(ResolveError::Invalid {
+                field: FIELD.into(),
+                problem: "required when spec.prometheus.output is none: name the job, or a label, of the scrape job that already collects the series".into(),
+            });
+        }
+        (_, Some(_)) => {
+            return Err(ResolveError::Invalid {
+                field: FIELD.into(),
+                problem:
+                    "only read with spec.prometheus.output: none; remove it, or set output to none"
+                        .into(),
+            });
+        }
+        (_, None) => return Ok(None),
+    };
+    let (label, value) = match (&existing.job, &existing.label) {
+        (Some(job), None) => ("job".to_string(), job.clone()),
+        (None, Some(label)) => (label.name.clone(), label.value.clone()),
+        _ => {
+            return Err(ResolveError::Invalid {
+                field: FIELD.into(),
+                problem: "set job or label, exactly one".into(),
+            });
+        }
+    };
+    let namespaces = match targets {
+        Targets::Pods {
+            namespaces: Namespaces::Names(names),
+            ..
+        } => Some(names.clone()),
+        _ => None,
+    };
+    Ok(Some(ExistingJob {
+        label,
+        value,
+        namespaces,
+    }))
 }
 
 /// Rejects what the operator's policy does not allow.
@@ -526,9 +660,10 @@ fn resolve_output(
         OutputMode::ServiceMonitor => Output::ServiceMonitor,
         OutputMode::ScrapeConfig => Output::ScrapeConfig,
         OutputMode::RawScrapeConfig => Output::RawScrapeConfig,
+        OutputMode::None => Output::None,
     };
     match output {
-        Output::PodMonitor | Output::ServiceMonitor if is_static => {
+        Output::PodMonitor | Output::ServiceMonitor | Output::None if is_static => {
             Err(ResolveError::StaticTargetsUnsupported {
                 output: output_name(output),
             })
@@ -569,6 +704,7 @@ pub fn output_name(output: Output) -> &'static str {
         Output::ServiceMonitor => "serviceMonitor",
         Output::ScrapeConfig => "scrapeConfig",
         Output::RawScrapeConfig => "rawScrapeConfig",
+        Output::None => "none",
     }
 }
 
@@ -795,6 +931,117 @@ mod tests {
         assert_eq!(
             resolve(&r, &ClusterFacts::assumed_offline()).unwrap().dcgm,
             DcgmPlan::Deploy
+        );
+    }
+
+    #[test]
+    fn output_none_reads_the_existing_job_in_the_resource_namespaces() {
+        let r = parse(
+            json!({"engine": "vllm", "selector": {"matchLabels": {"app": "v"}},
+            "namespaceSelector": {"matchNames": ["b", "a"]},
+            "prometheus": {"output": "none", "existingTargets": {"job": "platform/v\"llm"}}}),
+        );
+        let v = resolve(&r, &ClusterFacts::assumed_offline()).unwrap();
+        assert_eq!(v.output, Output::None);
+        assert_eq!(
+            v.series_matchers(),
+            r#"job="platform/v\"llm",namespace=~"a|b",inference_monitoring="""#
+        );
+        assert_eq!(v.owner_matcher(), r#"inference_monitoring="ai/llm""#);
+        let job = v.existing.unwrap();
+        let target = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert!(job.matches(&target(&[("job", "platform/v\"llm"), ("namespace", "a")])));
+        // Another namespace, another job, or a target some resource owns: not ours.
+        assert!(!job.matches(&target(&[("job", "platform/v\"llm"), ("namespace", "c")])));
+        assert!(!job.matches(&target(&[("job", "other"), ("namespace", "a")])));
+        assert!(!job.matches(&target(&[
+            ("job", "platform/v\"llm"),
+            ("namespace", "a"),
+            ("inference_monitoring", "c/other"),
+        ])));
+
+        let by_label = parse(json!({"engine": "vllm", "selector": {},
+            "prometheus": {"output": "none", "existingTargets": {"label": {"name": "component", "value": "frontend"}}}}));
+        assert_eq!(
+            resolve(&by_label, &ClusterFacts::assumed_offline())
+                .unwrap()
+                .series_matchers(),
+            r#"component="frontend",namespace="ai",inference_monitoring="""#
+        );
+        let anywhere = parse(
+            json!({"engine": "vllm", "selector": {}, "namespaceSelector": {"any": true},
+            "prometheus": {"output": "none", "existingTargets": {"job": "j"}}}),
+        );
+        assert_eq!(
+            resolve(&anywhere, &ClusterFacts::assumed_offline())
+                .unwrap()
+                .series_matchers(),
+            r#"job="j",inference_monitoring="""#
+        );
+    }
+
+    #[test]
+    fn existing_targets_go_with_output_none_only() {
+        use crate::api::{ExistingTargets, TargetLabel};
+        let facts = ClusterFacts::assumed_offline();
+        // As stored before the CRD's rules: resolve names the field either way.
+        let error = |spec: serde_json::Value, output, existing: Option<ExistingTargets>| {
+            let mut r = parse(spec);
+            r.spec.prometheus.output = output;
+            r.spec.prometheus.existing_targets = existing;
+            resolve(&r, &facts).unwrap_err()
+        };
+        let pods = || json!({"engine": "vllm", "selector": {}});
+        let job = |job: &str| {
+            Some(ExistingTargets {
+                job: Some(job.into()),
+                label: None,
+            })
+        };
+        let cases = [
+            (
+                error(pods(), OutputMode::None, None),
+                "spec.prometheus.existingTargets: required when spec.prometheus.output is none",
+            ),
+            (
+                error(pods(), OutputMode::PodMonitor, job("j")),
+                "spec.prometheus.existingTargets: only read with spec.prometheus.output: none",
+            ),
+            (
+                error(
+                    pods(),
+                    OutputMode::None,
+                    Some(ExistingTargets {
+                        job: None,
+                        label: Some(TargetLabel {
+                            name: "inference_monitoring".into(),
+                            value: "other/victim".into(),
+                        }),
+                    }),
+                ),
+                "spec.prometheus.existingTargets.label.name: \"inference_monitoring\" is set by infmon",
+            ),
+            (
+                error(pods(), OutputMode::None, job("a\nb")),
+                "spec.prometheus.existingTargets.job:",
+            ),
+        ];
+        for (err, expected) in cases {
+            assert!(err.to_string().starts_with(expected), "{err}");
+        }
+        let hosts = error(
+            json!({"engine": "vllm", "staticTargets": ["a:1"]}),
+            OutputMode::None,
+            job("j"),
+        );
+        assert_eq!(
+            hosts,
+            ResolveError::StaticTargetsUnsupported { output: "none" }
         );
     }
 }

@@ -34,7 +34,9 @@ impl MetricsBackend for FakeBackend {
                     reason: "Connection refused (os error 111)".into(),
                 });
             }
-            Ok(if promql == up_query() {
+            // The `up` query, with the terms of `output: none` resources appended, or the
+            // core-metric query.
+            Ok(if promql.starts_with(&up_query()) {
                 self.up.clone()
             } else {
                 self.core.clone()
@@ -456,4 +458,134 @@ fn reports_write_the_targets_healthy_condition() {
     assert_eq!(condition.status, "Unknown");
     assert_eq!(condition.reason, "PrometheusUnreachable");
     assert_eq!(condition.observed_generation, Some(4));
+}
+
+const VLLM_ON_PLATFORM: &str = "
+apiVersion: monitoring.inference.dev/v1alpha1
+kind: InferenceMonitoring
+metadata: {name: shared, namespace: llm}
+spec:
+  engine: vllm
+  selector: {matchLabels: {app: vllm}}
+  prometheus:
+    output: none
+    existingTargets: {job: platform/vllm}
+";
+
+/// A target of a job infmon did not write (no owner label).
+fn platform_target(job: &str, namespace: &str, instance: &str) -> Target {
+    Target {
+        labels: labels(&[
+            ("job", job),
+            ("namespace", namespace),
+            ("instance", instance),
+        ]),
+        scrape_url: format!("http://{instance}/metrics"),
+        health: ScrapeHealth::Up,
+        last_error: String::new(),
+    }
+}
+
+#[test]
+fn an_endpoint_scraped_by_two_jobs_is_duplicate_targets() {
+    let key = "llm/chat";
+    let mut own = target(key, "10.0.0.1:8000", ScrapeHealth::Up, "");
+    own.labels.insert("job".into(), key.into());
+    let mut single = target(key, "10.0.0.2:8000", ScrapeHealth::Up, "");
+    single.labels.insert("job".into(), key.into());
+    let backend = FakeBackend {
+        targets: Some(vec![
+            own,
+            single,
+            // The platform scrapes 10.0.0.1 too, over https: same address and path.
+            Target {
+                scrape_url: "https://10.0.0.1:8000/metrics".into(),
+                ..platform_target("platform/vllm", "llm", "10.0.0.1:8000")
+            },
+        ]),
+        core: vec![
+            core(key, "10.0.0.1:8000", "vllm:num_requests_running"),
+            core(key, "10.0.0.2:8000", "vllm:num_requests_running"),
+        ],
+        ..FakeBackend::default()
+    };
+    let report = check_one(&backend, resource(VLLM_STATIC));
+    assert_eq!(report.diagnosis.status, ConditionStatus::False);
+    assert_eq!(report.diagnosis.reason, ConditionReason::DuplicateTargets);
+    assert_eq!(
+        report.diagnosis.message,
+        "1 of 2 targets are scraped by more than one job, e.g. http://10.0.0.1:8000/metrics by llm/chat, platform/vllm: every sum counts them twice; if the platform already scrapes these pods, set spec.prometheus.output to none and spec.prometheus.existingTargets to its job, so infmon reads that job instead of scraping again; otherwise remove the other monitor"
+    );
+    assert_eq!(report.observation.duplicates.len(), 1);
+    assert_eq!(
+        report.observation.duplicates[0].jobs,
+        ["llm/chat", "platform/vllm"]
+    );
+}
+
+#[test]
+fn output_none_finds_its_targets_in_the_existing_job_and_namespace() {
+    let key = "llm/shared";
+    let backend = FakeBackend {
+        targets: Some(vec![
+            platform_target("platform/vllm", "llm", "10.0.0.1:8000"),
+            // The same job in another team's namespace, and a target another resource owns.
+            platform_target("platform/vllm", "team-b", "10.0.0.9:8000"),
+            Target {
+                labels: labels(&[
+                    ("job", "platform/vllm"),
+                    ("namespace", "llm"),
+                    ("instance", "10.0.0.8:8000"),
+                    ("inference_monitoring", "llm/other"),
+                    ("inference_engine", "vllm"),
+                ]),
+                ..platform_target("platform/vllm", "llm", "10.0.0.8:8000")
+            },
+        ]),
+        // As the core-metric query's term for this resource labels the existing series.
+        core: vec![core(key, "10.0.0.1:8000", "vllm:num_requests_running")],
+        ..FakeBackend::default()
+    };
+    let report = check_one(&backend, resource(VLLM_ON_PLATFORM));
+    assert_eq!(
+        (report.diagnosis.reason, report.diagnosis.message.as_str()),
+        (
+            ConditionReason::Healthy,
+            "1/1 targets up; vllm:num_requests_running present"
+        )
+    );
+    let requests = backend.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    let term = r#"label_replace(label_replace(up{job="platform/vllm",namespace="llm",inference_monitoring=""}, "inference_monitoring", "llm/shared", "", ""), "inference_engine", "vllm", "", "")"#;
+    assert!(
+        requests.contains(&format!("{} or {term}", up_query())),
+        "{requests:#?}"
+    );
+    assert!(
+        requests.iter().any(|r| r.ends_with(
+            r#" or label_replace(label_replace(count by (instance, __name__) ({__name__="vllm:num_requests_running", job="platform/vllm",namespace="llm",inference_monitoring=""}), "inference_monitoring", "llm/shared", "", ""), "inference_engine", "vllm", "", "")"#
+        )),
+        "{requests:#?}"
+    );
+}
+
+#[test]
+fn output_none_without_targets_names_the_existing_job() {
+    let backend = FakeBackend {
+        targets: Some(vec![platform_target(
+            "platform/sglang",
+            "llm",
+            "10.0.0.1:8000",
+        )]),
+        ..FakeBackend::default()
+    };
+    let report = check_one(&backend, resource(VLLM_ON_PLATFORM));
+    assert_eq!(report.diagnosis.reason, ConditionReason::NoTargets);
+    assert!(
+        report.diagnosis.message.starts_with(
+            r#"Prometheus has no target job="platform/vllm" in namespace llm that no other InferenceMonitoring claims: check spec.prometheus.existingTargets"#
+        ),
+        "{}",
+        report.diagnosis.message
+    );
 }

@@ -18,7 +18,7 @@ use support::tools::{Tool, require};
 const SCRIPT: &str = "gitops/argocd/health.lua";
 
 /// `Ready=False` reasons that need someone to act: Degraded.
-const NEEDS_ACTION: [ConditionReason; 9] = [
+const NEEDS_ACTION: [ConditionReason; 10] = [
     ConditionReason::InvalidSpec,
     ConditionReason::Conflict,
     ConditionReason::Forbidden,
@@ -27,6 +27,7 @@ const NEEDS_ACTION: [ConditionReason; 9] = [
     ConditionReason::NotSelected,
     ConditionReason::MetricsEndpointMissing,
     ConditionReason::CoreMetricAbsent,
+    ConditionReason::DuplicateTargets,
     ConditionReason::NoGpuNodes,
 ];
 

@@ -11,6 +11,7 @@ mod check_demo;
 mod checkov;
 mod fuzz_render;
 mod grafana_schema;
+mod health_existing_jobs;
 mod health_prometheus;
 mod infra;
 mod kubernetes_validate;
