@@ -417,52 +417,55 @@ impl Caches {
         )
     }
 
-    /// Start time and readiness of the pods `targets` selects, for the health check, or
-    /// `None` while pods are not cached (or the targets are static addresses).
-    pub fn pod_states(&self, targets: &Targets) -> Option<Vec<PodState>> {
-        let Targets::Pods {
-            selector,
-            namespaces,
-        } = targets
-        else {
-            return None;
-        };
+    /// For each of `targets`, the start time and readiness of the pods it selects for which
+    /// `keep` holds (the health check keeps the loading ones), or `None` while pods are not
+    /// cached. One pass over the pods: each is matched against the selectors only when kept,
+    /// so the cost is the pods plus the kept pods times the targets. Static targets select
+    /// none.
+    pub fn pod_states(
+        &self,
+        targets: &[&Targets],
+        keep: impl Fn(&PodState) -> bool,
+    ) -> Option<Vec<Vec<PodState>>> {
         let stores = read(&self.pods)?;
-        let in_scope = |namespace: &str| match namespaces {
-            Namespaces::Any => true,
-            Namespaces::Names(names) => names.iter().any(|n| n == namespace),
-        };
+        let mut found = vec![Vec::new(); targets.len()];
         let empty = BTreeMap::new();
-        Some(
-            stores
-                .iter()
-                .flat_map(|store| {
-                    store.state_filter(|pod| {
-                        in_scope(pod.metadata.namespace.as_deref().unwrap_or_default())
-                            && crate::selector::matches(
-                                selector,
-                                pod.metadata.labels.as_ref().unwrap_or(&empty),
-                            )
-                    })
-                })
-                .map(|pod| {
-                    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
-                    PodState {
-                        key: format!(
-                            "{}/{}",
-                            pod.metadata.namespace.as_deref().unwrap_or_default(),
-                            pod.metadata.name.as_deref().unwrap_or_default()
-                        ),
-                        started: labels
-                            .get(STARTED_LABEL)
-                            .and_then(|s| s.parse::<i64>().ok())
-                            .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
-                            .map(Time),
-                        ready: labels.get(READY_LABEL).is_some_and(|r| r == "true"),
-                    }
-                })
-                .collect(),
-        )
+        for pod in stores.iter().flat_map(|store| store.state()) {
+            let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+            let state = PodState {
+                key: format!(
+                    "{namespace}/{}",
+                    pod.metadata.name.as_deref().unwrap_or_default()
+                ),
+                started: labels
+                    .get(STARTED_LABEL)
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
+                    .map(Time),
+                ready: labels.get(READY_LABEL).is_some_and(|r| r == "true"),
+            };
+            if !keep(&state) {
+                continue;
+            }
+            for (i, targets) in targets.iter().enumerate() {
+                let Targets::Pods {
+                    selector,
+                    namespaces,
+                } = targets
+                else {
+                    continue;
+                };
+                let in_scope = match namespaces {
+                    Namespaces::Any => true,
+                    Namespaces::Names(names) => names.iter().any(|n| n == namespace),
+                };
+                if in_scope && crate::selector::matches(selector, labels) {
+                    found[i].push(state.clone());
+                }
+            }
+        }
+        Some(found)
     }
 
     /// The first known DCGM exporter infmon did not deploy whose pods run (see
@@ -600,7 +603,8 @@ mod tests {
             selector: serde_json::from_value(json!({"matchLabels": {"app": "vllm"}})).unwrap(),
             namespaces: Namespaces::Names(vec!["ai".into()]),
         };
-        assert_eq!(caches.pod_states(&targets), None);
+        let all = |caches: &Caches, targets: &[&Targets]| caches.pod_states(targets, |_| true);
+        assert_eq!(all(&caches, &[&targets]), None);
         caches.set_pods(vec![pod_store_of([
             pod(
                 "ready",
@@ -615,7 +619,10 @@ mod tests {
             pod("pending", "ai", json!({"phase": "Pending"})),
             pod("elsewhere", "prod", json!({})),
         ])]);
-        let mut states = caches.pod_states(&targets).unwrap();
+        let static_targets = Targets::Static(vec!["10.0.0.1:8000".into()]);
+        let mut found = all(&caches, &[&targets, &static_targets]).unwrap();
+        assert_eq!(found[1], [], "static targets select no pod");
+        let mut states = found.remove(0);
         states.sort_by(|a, b| a.key.cmp(&b.key));
         let started = |t: &str| Some(Time(t.parse().unwrap()));
         assert_eq!(
@@ -638,9 +645,11 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(
-            caches.pod_states(&Targets::Static(vec!["10.0.0.1:8000".into()])),
-            None
+        let unready = caches.pod_states(&[&targets], |pod| !pod.ready).unwrap();
+        let keys: Vec<&str> = unready[0].iter().map(|p| p.key.as_str()).collect();
+        assert!(
+            keys.len() == 2 && keys.contains(&"ai/pending") && keys.contains(&"ai/starting"),
+            "{keys:?}"
         );
     }
 

@@ -38,21 +38,16 @@ pub struct PodState {
     pub ready: bool,
 }
 
-/// The pods (`namespace/name`) still loading at `now`: not Ready, or started less than
+/// Whether the pod is still loading at `now`: not Ready, or started less than
 /// [`LOADING_GRACE`] ago (or not started at all).
-pub fn loading_pods(pods: &[PodState], now: &Time) -> BTreeSet<String> {
+pub fn is_loading(pod: &PodState, now: &Time) -> bool {
     let grace = k8s_openapi::jiff::SignedDuration::try_from(LOADING_GRACE)
         .expect("the grace period fits a signed duration");
-    pods.iter()
-        .filter(|pod| {
-            !pod.ready
-                || pod
-                    .started
-                    .as_ref()
-                    .is_none_or(|started| now.0.duration_since(started.0) < grace)
-        })
-        .map(|pod| pod.key.clone())
-        .collect()
+    !pod.ready
+        || pod
+            .started
+            .as_ref()
+            .is_none_or(|started| now.0.duration_since(started.0) < grace)
 }
 
 /// A resource to check: what the diagnosis needs to know about it.
@@ -74,7 +69,7 @@ pub struct HealthTarget {
     pub discovery: Discovery,
     /// How many pods match the selector, when the caller looked (`None`: unknown or static).
     pub pods_matched: Option<usize>,
-    /// Selected pods (`namespace/name`) that are still loading (see [`loading_pods`]); their
+    /// Selected pods (`namespace/name`) that are still loading (see [`is_loading`]); their
     /// targets being down is expected, not a failure.
     pub loading_pods: BTreeSet<String>,
     /// The latency objectives' thresholds, each checked against the buckets the engine
@@ -893,12 +888,16 @@ mod tests {
             pod("llm/old-unready", Some(120), false),
             pod("llm/unscheduled", None, false),
         ];
-        let loading: Vec<String> = loading_pods(&pods, &time(NOW)).into_iter().collect();
+        let loading: Vec<&str> = pods
+            .iter()
+            .filter(|pod| is_loading(pod, &time(NOW)))
+            .map(|pod| pod.key.as_str())
+            .collect();
         assert_eq!(
             loading,
             [
-                "llm/almost",
                 "llm/new",
+                "llm/almost",
                 "llm/old-unready",
                 "llm/unscheduled"
             ]

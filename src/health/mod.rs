@@ -19,7 +19,7 @@ pub use check::{
 pub use diagnose::{
     ConditionStatus, Diagnosis, Discovery, DuplicateTarget, ENGINE_LABEL, FailingTarget,
     HealthReport, HealthTarget, LOADING_GRACE, Observation, PodState, RESOURCE_LABEL, SloBucket,
-    Snapshot, diagnose, diagnose_slos, diagnose_unreachable, loading_pods,
+    Snapshot, diagnose, diagnose_slos, diagnose_unreachable, is_loading,
 };
 pub use prometheus::{
     BasicCredentials, ClientCertificate, Credentials, DEFAULT_TIMEOUT, PrometheusBackend, Secret,

@@ -8,6 +8,7 @@ mod controller_apply;
 mod controller_discovery;
 mod controller_fleet;
 mod controller_health;
+mod controller_health_loading;
 mod controller_leader;
 mod controller_reconcile;
 mod controller_run;
