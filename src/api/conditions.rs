@@ -16,6 +16,9 @@ pub enum ConditionType {
     DashboardsReady,
     /// GPU metrics are collected (by our exporter or one that already runs).
     GpuExporterReady,
+    /// Every latency objective's threshold is a bucket boundary the engine serves (only on
+    /// resources with latency objectives; not part of `Ready`).
+    SlosMeasurable,
 }
 
 impl ConditionType {
@@ -27,6 +30,7 @@ impl ConditionType {
             ConditionType::TargetsHealthy => "TargetsHealthy",
             ConditionType::DashboardsReady => "DashboardsReady",
             ConditionType::GpuExporterReady => "GpuExporterReady",
+            ConditionType::SlosMeasurable => "SLOsMeasurable",
         }
     }
 }
@@ -79,11 +83,20 @@ pub enum ConditionReason {
     ExporterNotReady,
     /// No node matches the DCGM exporter's node selector (the operator's gpuExporter settings).
     NoGpuNodes,
+    /// Some targets are down because their pods are still loading (started recently or not
+    /// Ready); not a failure.
+    Loading,
+    /// Every latency threshold is among the bucket boundaries the engine serves.
+    BucketsServed,
+    /// A latency threshold is not among the bucket boundaries the engine serves.
+    ThresholdNotServed,
+    /// No bucket series of a latency objective's histogram was seen yet.
+    BucketsNotSeen,
 }
 
 impl ConditionReason {
     /// Every reason.
-    pub const ALL: [ConditionReason; 22] = [
+    pub const ALL: [ConditionReason; 26] = [
         ConditionReason::Healthy,
         ConditionReason::Applied,
         ConditionReason::InvalidSpec,
@@ -106,6 +119,10 @@ impl ConditionReason {
         ConditionReason::ExporterReady,
         ConditionReason::ExporterNotReady,
         ConditionReason::NoGpuNodes,
+        ConditionReason::Loading,
+        ConditionReason::BucketsServed,
+        ConditionReason::ThresholdNotServed,
+        ConditionReason::BucketsNotSeen,
     ];
 
     /// The `reason` string.
@@ -133,6 +150,10 @@ impl ConditionReason {
             ConditionReason::ExporterReady => "ExporterReady",
             ConditionReason::ExporterNotReady => "ExporterNotReady",
             ConditionReason::NoGpuNodes => "NoGpuNodes",
+            ConditionReason::Loading => "Loading",
+            ConditionReason::BucketsServed => "BucketsServed",
+            ConditionReason::ThresholdNotServed => "ThresholdNotServed",
+            ConditionReason::BucketsNotSeen => "BucketsNotSeen",
         }
     }
 }

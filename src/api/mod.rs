@@ -748,10 +748,13 @@ pub struct AlertsSpec {
     #[x_kube(validation = Rule::new("self > 0.0").message("spec.alerts.queueWaiting must be positive"))]
     pub queue_waiting: f64,
 
-    /// Alert when KV-cache usage stays above this ratio (0-1) for 15 minutes. Default: 0.9.
-    #[serde(default = "default_kv_cache_usage")]
-    #[x_kube(validation = Rule::new("self > 0.0 && self <= 1.0").message("spec.alerts.kvCacheUsage must be greater than 0 and at most 1"))]
-    pub kv_cache_usage: f64,
+    /// Alert when a pod preempts more than this many requests per minute for 15 minutes (on
+    /// engines that report preemptions: vLLM, SGLang, MAX). KV-cache usage near 100 % is
+    /// normal under load and never alerts; preemptions are what it costs when the cache is
+    /// too small. Default: 1.
+    #[serde(default = "default_preemptions_per_minute")]
+    #[x_kube(validation = Rule::new("self >= 0.0").message("spec.alerts.preemptionsPerMinute must not be negative"))]
+    pub preemptions_per_minute: f64,
 
     /// Base URL of the runbooks; each alert links `<runbookBaseUrl>/<AlertName>`.
     /// Default: the project's runbooks in its documentation.
@@ -771,7 +774,7 @@ impl Default for AlertsSpec {
             inter_token_latency_p95_seconds: default_itl_p95(),
             error_ratio: default_error_ratio(),
             queue_waiting: default_queue_waiting(),
-            kv_cache_usage: default_kv_cache_usage(),
+            preemptions_per_minute: default_preemptions_per_minute(),
             runbook_base_url: default_runbook_base_url(),
             labels: BTreeMap::new(),
         }
@@ -879,8 +882,8 @@ fn default_error_ratio() -> f64 {
 fn default_queue_waiting() -> f64 {
     10.0
 }
-fn default_kv_cache_usage() -> f64 {
-    0.9
+fn default_preemptions_per_minute() -> f64 {
+    1.0
 }
 /// Default base URL of the alert runbooks.
 pub const DEFAULT_RUNBOOK_BASE_URL: &str =

@@ -42,6 +42,10 @@ pub struct Args {
     gpu_exporter: Box<GpuExporterSettings>,
     #[command(flatten)]
     policy: super::PolicyArgs,
+    /// Show the dashboards' cluster picker, as the operator's --multi-cluster-dashboards: for
+    /// a Grafana data source that holds several clusters (Thanos Query, Mimir).
+    #[arg(long)]
+    multi_cluster_dashboards: bool,
 }
 
 fn parse_gpu_exporter(text: &str) -> Result<Box<GpuExporterSettings>, String> {
@@ -68,7 +72,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut resources = Vec::new();
     for document in &documents {
         match super::resolve_offline(document, args.engine, &policy) {
-            Ok(resource) => resources.push(resource),
+            Ok(mut resource) => {
+                if let Some(dashboards) = &mut resource.dashboards {
+                    dashboards.multi_cluster = args.multi_cluster_dashboards;
+                }
+                resources.push(resource);
+            }
             Err(errors) => {
                 failed = true;
                 eprintln!("{}: invalid", describe(document));

@@ -48,6 +48,10 @@ pub struct Args {
         default_value = "monitoring"
     )]
     dashboard_namespaces: Vec<String>,
+    /// Show the generated dashboards' cluster picker, for a Grafana data source that holds
+    /// several clusters (Thanos Query, Mimir); hidden otherwise.
+    #[arg(long, env = "INFMON_MULTI_CLUSTER_DASHBOARDS")]
+    multi_cluster_dashboards: bool,
     /// Run without access to Secrets: resources may not use the rawScrapeConfig output or
     /// spec.prometheus.auth (pair with the chart's rbac.secrets: false).
     #[arg(long, env = "INFMON_WITHOUT_SECRETS")]
@@ -185,6 +189,7 @@ async fn operate(args: &Args) -> anyhow::Result<ExitCode> {
                 .collect(),
             gpu_exporter: args.gpu_exporter.clone(),
             policy: policy(args),
+            multi_cluster_dashboards: args.multi_cluster_dashboards,
         },
         metrics_addr: SocketAddr::from((args.metrics_bind_address, args.metrics_port)),
         probe_addr: SocketAddr::from((args.probe_bind_address, args.probe_port)),

@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::apps::v1::DaemonSetStatus;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -34,9 +34,11 @@ use crate::discovery::exporters::{FoundExporter, KNOWN_EXPORTERS};
 use crate::discovery::{
     Consumer, Discovered, OTHER_CONSUMERS, PROMETHEUS_AGENT, PrometheusSelectors,
 };
+use crate::health::PodState;
 use crate::model::shared_labels;
 use crate::render::dcgm::{DCGM_COMPONENT, EXPORTER_NAME};
 use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
+use crate::validate::{Namespaces, Targets};
 
 /// Annotation holding the hash of the desired object: the apply plan compares it, and the cache
 /// keeps it beside the fingerprint of each child's body.
@@ -164,8 +166,16 @@ pub fn trim_resource(watched: &mut super::Watched) {
 /// writes names it.
 pub const ENGINES_LABEL: &str = "monitoring.inference.dev/cached-engines";
 
+/// In-memory label on cached pods: when the kubelet started the pod (`status.startTime`, in
+/// Unix seconds); absent before it starts. Like [`ENGINES_LABEL`], never written anywhere.
+pub const STARTED_LABEL: &str = "monitoring.inference.dev/cached-started";
+
+/// In-memory label on cached pods: `true` when the pod's `Ready` condition is `True`.
+pub const READY_LABEL: &str = "monitoring.inference.dev/cached-ready";
+
 /// What the pod cache keeps of a pod: name, namespace, labels (for selectors) and, instead
-/// of its containers, the engines they look like; of infmon's DCGM exporter pods also why a
+/// of its containers and status, the engines they look like, when it started and whether it
+/// is Ready (for the health check's `Loading`); of infmon's DCGM exporter pods also why a
 /// container waits ([`WAITING_ANNOTATION`]). A typed `Pod` costs kilobytes even when nearly
 /// empty; this costs little more than its labels. (No resourceVersion: the watch keeps its
 /// own, so two cached pods compare equal when what infmon reads is equal.)
@@ -176,6 +186,12 @@ pub fn cached_pod(pod: Pod) -> PartialObjectMeta<Pod> {
         .collect::<Vec<_>>()
         .join(",");
     let waits = waiting(&pod);
+    let status = pod.status.unwrap_or_default();
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
     let meta = pod.metadata;
     let mut labels = meta.labels.unwrap_or_default();
     let annotations = is_exporter_pod(&labels)
@@ -183,6 +199,10 @@ pub fn cached_pod(pod: Pod) -> PartialObjectMeta<Pod> {
         .flatten()
         .map(|w| BTreeMap::from([(WAITING_ANNOTATION.to_string(), w)]));
     labels.insert(ENGINES_LABEL.to_string(), engines);
+    if let Some(started) = status.start_time {
+        labels.insert(STARTED_LABEL.to_string(), started.0.as_second().to_string());
+    }
+    labels.insert(READY_LABEL.to_string(), ready.to_string());
     PartialObjectMeta {
         types: None,
         metadata: ObjectMeta {
@@ -582,6 +602,57 @@ impl Caches {
         )
     }
 
+    /// For each of `targets`, the start time and readiness of the pods it selects for which
+    /// `keep` holds (the health check keeps the loading ones), or `None` while pods are not
+    /// cached. One pass over the pods: each is matched against the selectors only when kept,
+    /// so the cost is the pods plus the kept pods times the targets. Static targets select
+    /// none.
+    pub fn pod_states(
+        &self,
+        targets: &[&Targets],
+        keep: impl Fn(&PodState) -> bool,
+    ) -> Option<Vec<Vec<PodState>>> {
+        let stores = read(&self.pods)?;
+        let mut found = vec![Vec::new(); targets.len()];
+        let empty = BTreeMap::new();
+        for pod in stores.iter().flat_map(|store| store.state()) {
+            let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+            let state = PodState {
+                key: format!(
+                    "{namespace}/{}",
+                    pod.metadata.name.as_deref().unwrap_or_default()
+                ),
+                started: labels
+                    .get(STARTED_LABEL)
+                    .and_then(|s| s.parse::<i64>().ok())
+                    .and_then(|s| k8s_openapi::jiff::Timestamp::from_second(s).ok())
+                    .map(Time),
+                ready: labels.get(READY_LABEL).is_some_and(|r| r == "true"),
+            };
+            if !keep(&state) {
+                continue;
+            }
+            for (i, targets) in targets.iter().enumerate() {
+                let Targets::Pods {
+                    selector,
+                    namespaces,
+                } = targets
+                else {
+                    continue;
+                };
+                let in_scope = match namespaces {
+                    Namespaces::Any => true,
+                    Namespaces::Names(names) => names.iter().any(|n| n == namespace),
+                };
+                if in_scope && crate::selector::matches(selector, labels) {
+                    found[i].push(state.clone());
+                }
+            }
+        }
+        Some(found)
+    }
+
     /// The first known DCGM exporter infmon did not deploy whose pods run (see
     /// [`KNOWN_EXPORTERS`]), or `None` while pods are not cached. Scans the pod cache: ask
     /// only when the answer matters.
@@ -718,9 +789,73 @@ mod tests {
         let cached = cached_pod(pod);
         assert_eq!(
             serde_json::to_value(&cached.metadata).unwrap(),
-            json!({"name": "p", "namespace": "ai", "labels": {"app": "vllm", ENGINES_LABEL: "vllm"}})
+            json!({"name": "p", "namespace": "ai", "labels": {"app": "vllm", ENGINES_LABEL: "vllm", READY_LABEL: "false"}})
         );
         assert_eq!(cached_verdict(&cached), [Engine::Vllm]);
+    }
+
+    #[test]
+    fn cached_pods_keep_when_they_started_and_whether_they_are_ready_for_the_health_check() {
+        let pod = |name: &str, namespace: &str, status: serde_json::Value| -> Pod {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": namespace, "labels": {"app": "vllm"}},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let caches = Caches::new();
+        let targets = Targets::Pods {
+            selector: serde_json::from_value(json!({"matchLabels": {"app": "vllm"}})).unwrap(),
+            namespaces: Namespaces::Names(vec!["ai".into()]),
+        };
+        let all = |caches: &Caches, targets: &[&Targets]| caches.pod_states(targets, |_| true);
+        assert_eq!(all(&caches, &[&targets]), None);
+        caches.set_pods(vec![pod_store_of([
+            pod(
+                "ready",
+                "ai",
+                json!({"startTime": "2026-01-01T10:00:00Z", "conditions": [{"type": "Ready", "status": "True"}]}),
+            ),
+            pod(
+                "starting",
+                "ai",
+                json!({"startTime": "2026-01-01T11:00:00Z", "conditions": [{"type": "Ready", "status": "False"}]}),
+            ),
+            pod("pending", "ai", json!({"phase": "Pending"})),
+            pod("elsewhere", "prod", json!({})),
+        ])]);
+        let static_targets = Targets::Static(vec!["10.0.0.1:8000".into()]);
+        let mut found = all(&caches, &[&targets, &static_targets]).unwrap();
+        assert_eq!(found[1], [], "static targets select no pod");
+        let mut states = found.remove(0);
+        states.sort_by(|a, b| a.key.cmp(&b.key));
+        let started = |t: &str| Some(Time(t.parse().unwrap()));
+        assert_eq!(
+            states,
+            [
+                PodState {
+                    key: "ai/pending".into(),
+                    started: None,
+                    ready: false
+                },
+                PodState {
+                    key: "ai/ready".into(),
+                    started: started("2026-01-01T10:00:00Z"),
+                    ready: true
+                },
+                PodState {
+                    key: "ai/starting".into(),
+                    started: started("2026-01-01T11:00:00Z"),
+                    ready: false
+                },
+            ]
+        );
+        let unready = caches.pod_states(&[&targets], |pod| !pod.ready).unwrap();
+        let keys: Vec<&str> = unready[0].iter().map(|p| p.key.as_str()).collect();
+        assert!(
+            keys.len() == 2 && keys.contains(&"ai/pending") && keys.contains(&"ai/starting"),
+            "{keys:?}"
+        );
     }
 
     fn pod(namespace: &str, labels: serde_json::Value) -> Pod {

@@ -26,6 +26,8 @@ pub struct Config {
     pub gpu_exporter: GpuExporterSettings,
     /// What resources may ask for (Prometheus URLs, dashboard namespaces).
     pub policy: crate::validate::Policy,
+    /// Dashboards show their `cluster` picker (a Grafana data source over several clusters).
+    pub multi_cluster_dashboards: bool,
 }
 
 impl Default for Config {
@@ -39,6 +41,7 @@ impl Default for Config {
             namespaces: Vec::new(),
             gpu_exporter: GpuExporterSettings::default(),
             policy: crate::validate::Policy::default(),
+            multi_cluster_dashboards: false,
         }
     }
 }

@@ -93,6 +93,7 @@ pub fn resolve_once(
         required_monitor_labels: BTreeMap::new(),
         default_prometheus_url: config.default_prometheus_url.clone(),
         policy: config.policy.clone(),
+        multi_cluster_dashboards: config.multi_cluster_dashboards,
     };
     let output = planned_output(resource, &facts)?;
     let with_rules = resource.spec.alerts.enabled;

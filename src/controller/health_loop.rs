@@ -25,9 +25,9 @@ use super::secrets::{SecretKey, referenced};
 use crate::api::PrometheusAuth;
 use crate::health::{
     BackendError, BasicCredentials, ClientCertificate, Credentials, DEFAULT_TIMEOUT, HealthTarget,
-    MetricsBackend, PrometheusBackend, Secret, check_all,
+    MetricsBackend, PrometheusBackend, Secret, check_all, is_loading,
 };
-use crate::validate::normalize_url;
+use crate::validate::{Targets, normalize_url};
 
 /// Builds the metrics backend for a query API URL and its credentials: the real
 /// [`PrometheusBackend`] in the operator, an in-memory fake in tests.
@@ -99,9 +99,21 @@ impl HealthLoop {
                 },
                 None => default_credentials(&ctx.config, &url),
             };
+            let selections: Vec<&Targets> = group.iter().map(|r| &r.validated.targets).collect();
+            let loading = ctx
+                .caches
+                .pod_states(&selections, |pod| is_loading(pod, &now))
+                .unwrap_or_default();
             let targets: Vec<HealthTarget> = group
                 .iter()
-                .map(|r| HealthTarget::from_validated(&r.validated, None))
+                .enumerate()
+                .map(|(i, r)| {
+                    let mut target = HealthTarget::from_validated(&r.validated, None);
+                    if let Some(pods) = loading.get(i) {
+                        target.loading_pods = pods.iter().map(|p| p.key.clone()).collect();
+                    }
+                    target
+                })
                 .collect();
             let reports = match (self.factory)(&url, &credentials) {
                 Ok(backend) => check_all(backend.as_ref(), &targets, now.clone()).await,

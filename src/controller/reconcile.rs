@@ -151,6 +151,7 @@ pub(super) fn facts_for(
         required_monitor_labels: std::collections::BTreeMap::new(),
         default_prometheus_url: ctx.config.default_prometheus_url.clone(),
         policy: ctx.config.policy.clone(),
+        multi_cluster_dashboards: ctx.config.multi_cluster_dashboards,
     }
 }
 

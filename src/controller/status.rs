@@ -520,6 +520,7 @@ mod tests {
                 reason: R::Healthy,
                 message: "2 of 2 targets up".into(),
             },
+            slos: None,
             checked_at: at(secs),
         }
     }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
+use super::model::show_cluster_variable;
 use super::{EMBEDDED, GPU, OVERVIEW, SLO, embedded, generate};
 use crate::api::DashboardTarget;
 use crate::engines;
@@ -39,7 +40,11 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
         return Ok(Vec::new());
     }
     let file = resource.engine.as_str();
-    let text = generate::resource_dashboard(resource).to_json().to_string();
+    let mut json = generate::resource_dashboard(resource).to_json();
+    if dashboards.multi_cluster {
+        show_cluster_variable(&mut json);
+    }
+    let text = json.to_string();
     let json = within_limit(file, text)?;
     let name = foreign_name(resource, &format!("dashboard-{file}"));
     let labels = standard_labels(resource, COMPONENT);
@@ -80,16 +85,20 @@ pub fn shared_children(resources: &[Validated]) -> Result<Vec<Child>, RenderErro
                 .filter(|r| uses_shared_engine_dashboard(r))
                 .map(|r| r.engine.as_str()),
         );
+        let multi_cluster = users
+            .iter()
+            .any(|r| r.dashboards.as_ref().is_some_and(|d| d.multi_cluster));
         for file in names {
             let name = format!("infmon-dashboard-{file}");
             let labels = shared_labels(COMPONENT);
-            children.push(package(
-                dashboards,
-                name,
-                labels,
-                file,
-                embedded_minified(file)?,
-            ));
+            let mut json = embedded_minified(file)?;
+            if multi_cluster {
+                let mut value: Value =
+                    serde_json::from_str(&json).expect("embedded dashboards are JSON");
+                show_cluster_variable(&mut value);
+                json = value.to_string();
+            }
+            children.push(package(dashboards, name, labels, file, json));
         }
     }
     Ok(children)

@@ -1,6 +1,12 @@
 //! The classic Grafana dashboard JSON model, reduced to what infmon's dashboards use: a
-//! datasource variable, label-value query variables and time-series panels laid out on a
-//! two-column grid with unique ids.
+//! datasource variable, a `cluster` variable, label-value query variables and time-series
+//! panels laid out on a two-column grid with unique ids.
+//!
+//! Every dashboard is scoped to the `cluster` variable: the `namespace` matcher every query
+//! carries gains a `cluster` matcher in front ([`scoped_to_cluster`]). Its "All" is `.*`, which
+//! also matches series without a `cluster` label, so a single-cluster Prometheus sees no
+//! difference; the variable is hidden unless multi-cluster dashboards are asked for
+//! ([`show_cluster_variable`]).
 
 use serde_json::{Value, json};
 
@@ -11,6 +17,42 @@ pub const SCHEMA_VERSION: u64 = 42;
 /// The datasource reference every panel, target and query variable carries.
 pub fn datasource() -> Value {
     json!({"type": "prometheus", "uid": "${datasource}"})
+}
+
+/// The `namespace` matcher every generated query carries.
+const NAMESPACE_MATCHER: &str = r#"namespace=~"$namespace""#;
+/// What it becomes: the same, narrowed to the selected clusters.
+const CLUSTER_AND_NAMESPACE: &str = r#"cluster=~"$cluster",namespace=~"$namespace""#;
+/// Name of the cluster variable.
+pub const CLUSTER_VARIABLE: &str = "cluster";
+/// Grafana's `hide` value that hides a variable (label and picker).
+const HIDDEN: u64 = 2;
+
+/// A query narrowed to the selected clusters: its namespace matchers gain a cluster matcher,
+/// and a `label_values(series, namespace)` without matchers gets one.
+pub fn scoped_to_cluster(query: &str) -> String {
+    let scoped = query.replace(NAMESPACE_MATCHER, CLUSTER_AND_NAMESPACE);
+    match scoped
+        .strip_prefix("label_values(")
+        .and_then(|rest| rest.strip_suffix(", namespace)"))
+    {
+        Some(series) if !series.contains('{') => {
+            format!(r#"label_values({series}{{cluster=~"$cluster"}}, namespace)"#)
+        }
+        _ => scoped,
+    }
+}
+
+/// Shows the hidden `cluster` variable of a dashboard's JSON, for Prometheus setups that hold
+/// several clusters (Thanos Query, Mimir); a dashboard without one is left as it is.
+pub fn show_cluster_variable(dashboard: &mut Value) {
+    if let Some(list) = dashboard["templating"]["list"].as_array_mut() {
+        for variable in list {
+            if variable["name"] == CLUSTER_VARIABLE {
+                variable["hide"] = json!(0);
+            }
+        }
+    }
 }
 
 /// One query of a panel.
@@ -75,6 +117,19 @@ impl Dashboard {
             .enumerate()
             .map(|(i, panel)| panel_json(panel, i as u64))
             .collect();
+        // The cluster values come from the series the namespace picker reads.
+        let cluster_query = self
+            .variables
+            .iter()
+            .find(|v| v.name == "namespace")
+            .and_then(|v| v.query.strip_suffix(", namespace)"))
+            .map(|series| format!("{series}, cluster)"))
+            .unwrap_or_else(|| "label_values(up, cluster)".to_string());
+        let cluster = Variable {
+            name: CLUSTER_VARIABLE,
+            label: "Cluster",
+            query: cluster_query,
+        };
         // No `current`: Grafana selects the default Prometheus data source (a `current`
         // needs both `text` and `value`).
         let mut templating = vec![json!({
@@ -89,7 +144,15 @@ impl Dashboard {
             "refresh": 1,
             "regex": ""
         })];
-        templating.extend(self.variables.iter().map(variable_json));
+        let mut cluster = variable_json(&cluster);
+        cluster["hide"] = json!(HIDDEN);
+        templating.push(cluster);
+        templating.extend(self.variables.iter().map(|v| {
+            variable_json(&Variable {
+                query: scoped_to_cluster(&v.query),
+                ..v.clone()
+            })
+        }));
         json!({
             "uid": self.uid,
             "title": self.title,
@@ -119,7 +182,7 @@ fn panel_json(panel: &Panel, index: u64) -> Value {
             json!({
                 "refId": ref_id(i),
                 "datasource": datasource(),
-                "expr": t.expr,
+                "expr": scoped_to_cluster(&t.expr),
                 "legendFormat": t.legend,
                 "range": true
             })
@@ -184,7 +247,23 @@ fn variable_json(var: &Variable) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::ref_id;
+    use super::{ref_id, scoped_to_cluster};
+
+    #[test]
+    fn queries_are_scoped_to_the_cluster_variable() {
+        assert_eq!(
+            scoped_to_cluster(r#"sum by (pod) (rate(x{namespace=~"$namespace",pod=~"$pod"}[5m]))"#),
+            r#"sum by (pod) (rate(x{cluster=~"$cluster",namespace=~"$namespace",pod=~"$pod"}[5m]))"#
+        );
+        assert_eq!(
+            scoped_to_cluster("label_values(vllm:num_requests_running, namespace)"),
+            r#"label_values(vllm:num_requests_running{cluster=~"$cluster"}, namespace)"#
+        );
+        assert_eq!(
+            scoped_to_cluster(r#"label_values(x{namespace=~"$namespace"}, pod)"#),
+            r#"label_values(x{cluster=~"$cluster",namespace=~"$namespace"}, pod)"#
+        );
+    }
 
     #[test]
     fn query_letters_never_run_out() {

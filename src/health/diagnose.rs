@@ -3,13 +3,18 @@
 //! reason and message). No I/O and no clock here; the caller passes the check time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::backend::{Sample, ScrapeHealth, Target};
 use crate::api::{ConditionReason, ConditionType, Conditions, Engine, TargetsStatus};
+use crate::engines::{Source, Unit};
 use crate::render::relabel::{INFERENCE_ENGINE_LABEL, INFERENCE_MONITORING_LABEL};
-use crate::validate::{ExistingJob, Namespaces, Output, Targets, Validated};
+use crate::validate::{
+    ExistingJob, Namespaces, Output, Targets, Validated, describe_boundary, indicator_role,
+    nearest_boundaries, same_boundary,
+};
 
 /// The target label that names the resource (`namespace/name`) on every generated scrape
 /// target (the DCGM exporter's too); the checks group by it.
@@ -17,6 +22,33 @@ pub const RESOURCE_LABEL: &str = INFERENCE_MONITORING_LABEL;
 /// The target label only inference targets carry (not the DCGM exporter's); the checks
 /// count only targets that have it.
 pub const ENGINE_LABEL: &str = INFERENCE_ENGINE_LABEL;
+
+/// How long after it started a pod counts as loading its model rather than down: vLLM serves
+/// no `/metrics` until the model is loaded, which can take ten minutes for a large one.
+pub const LOADING_GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// What the pod cache knows of one selected pod, for telling a loading pod from a down one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodState {
+    /// `namespace/name`.
+    pub key: String,
+    /// When the kubelet started the pod (`status.startTime`), if it has.
+    pub started: Option<Time>,
+    /// Whether its `Ready` condition is `True`.
+    pub ready: bool,
+}
+
+/// Whether the pod is still loading at `now`: not Ready, or started less than
+/// [`LOADING_GRACE`] ago (or not started at all).
+pub fn is_loading(pod: &PodState, now: &Time) -> bool {
+    let grace = k8s_openapi::jiff::SignedDuration::try_from(LOADING_GRACE)
+        .expect("the grace period fits a signed duration");
+    !pod.ready
+        || pod
+            .started
+            .as_ref()
+            .is_none_or(|started| now.0.duration_since(started.0) < grace)
+}
 
 /// A resource to check: what the diagnosis needs to know about it.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,9 +69,56 @@ pub struct HealthTarget {
     pub discovery: Discovery,
     /// How many pods match the selector, when the caller looked (`None`: unknown or static).
     pub pods_matched: Option<usize>,
+    /// Selected pods (`namespace/name`) that are still loading (see [`is_loading`]); their
+    /// targets being down is expected, not a failure.
+    pub loading_pods: BTreeSet<String>,
+    /// The latency objectives' thresholds, each checked against the buckets the engine
+    /// really serves.
+    pub slo_buckets: Vec<SloBucket>,
     /// With `output: none`, the existing job whose targets are this resource's (they carry no
     /// [`RESOURCE_LABEL`]; the queries add it).
     pub existing: Option<ExistingJob>,
+}
+
+/// A latency objective's threshold: the `le` its SLI reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SloBucket {
+    /// Index in `spec.slos`.
+    pub index: usize,
+    /// The objective's name.
+    pub objective: String,
+    /// The histogram's bucket series, e.g. `vllm:time_to_first_token_seconds_bucket`.
+    pub series: String,
+    /// The threshold in the histogram's unit (the `le` value).
+    pub le: f64,
+    /// The histogram's unit.
+    pub unit: Unit,
+}
+
+impl SloBucket {
+    /// The latency objectives of a resolved resource.
+    pub fn of(resource: &Validated) -> Vec<Self> {
+        resource
+            .slos
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slo)| {
+                let threshold = slo.threshold.as_ref()?;
+                let Some(Source::Histogram { name, unit, .. }) =
+                    resource.profile.source(indicator_role(slo.indicator)?)
+                else {
+                    return None;
+                };
+                Some(SloBucket {
+                    index,
+                    objective: slo.name.clone(),
+                    series: format!("{name}_bucket"),
+                    le: threshold.le,
+                    unit: *unit,
+                })
+            })
+            .collect()
+    }
 }
 
 /// How a resource's targets are found, for explaining an empty target list.
@@ -102,6 +181,8 @@ impl HealthTarget {
             path: resource.endpoint.path.clone(),
             discovery,
             pods_matched,
+            loading_pods: BTreeSet::new(),
+            slo_buckets: SloBucket::of(resource),
             existing: resource.existing.clone(),
         }
     }
@@ -138,6 +219,8 @@ pub struct FailingTarget {
     pub scrape_url: Option<String>,
     /// The last scrape error (unknown without a targets API).
     pub last_error: Option<String>,
+    /// The pod behind it (`namespace/name`), when the target names one.
+    pub pod: Option<String>,
 }
 
 /// What Prometheus reported for one resource.
@@ -158,6 +241,8 @@ pub struct Observation {
     pub missing_core_metric: Vec<String>,
     /// Whether the counts come from the targets API (`false`: from `up` series only).
     pub from_targets_api: bool,
+    /// The finite bucket boundaries served, per bucket series the objectives read.
+    pub served_buckets: BTreeMap<String, Vec<f64>>,
     /// The resource's metrics endpoints that more than one job scrapes (targets API only),
     /// ordered by scrape URL.
     pub duplicates: Vec<DuplicateTarget>,
@@ -175,9 +260,12 @@ pub struct DuplicateTarget {
 /// The answers of one check cycle for every resource, indexed by [`RESOURCE_LABEL`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
-    up: HashMap<String, Vec<(String, bool)>>,
+    /// Per resource: (instance, pod, up).
+    up: HashMap<String, Vec<(String, Option<String>, bool)>>,
     targets: Option<ActiveTargets>,
     core: HashMap<String, HashMap<String, BTreeSet<String>>>,
+    /// Per resource and bucket series: the finite `le` values served.
+    buckets: HashMap<String, HashMap<String, Vec<f64>>>,
 }
 
 /// The targets API's answer, grouped.
@@ -212,11 +300,12 @@ impl Snapshot {
             }
             if let Some(key) = sample.labels.remove(RESOURCE_LABEL) {
                 let instance = sample.labels.remove("instance").unwrap_or_default();
+                let pod = pod_key(&sample.labels);
                 snapshot
                     .up
                     .entry(key)
                     .or_default()
-                    .push((instance, sample.value == 1.0));
+                    .push((instance, pod, sample.value == 1.0));
             }
         }
         snapshot.targets = targets.map(|targets| {
@@ -258,6 +347,35 @@ impl Snapshot {
         snapshot
     }
 
+    /// Adds the answer of the bucket query: samples labelled `inference_monitoring`,
+    /// `__name__` and `le`.
+    pub fn with_buckets(mut self, samples: Vec<Sample>) -> Self {
+        for mut sample in samples {
+            let (Some(key), Some(name), Some(le)) = (
+                sample.labels.remove(RESOURCE_LABEL),
+                sample.labels.remove("__name__"),
+                sample.labels.remove("le"),
+            ) else {
+                continue;
+            };
+            if let Ok(le) = le.parse::<f64>()
+                && le.is_finite()
+            {
+                self.buckets
+                    .entry(key)
+                    .or_default()
+                    .entry(name)
+                    .or_default()
+                    .push(le);
+            }
+        }
+        for series in self.buckets.values_mut().flat_map(|s| s.values_mut()) {
+            series.sort_by(f64::total_cmp);
+            series.dedup();
+        }
+        self
+    }
+
     /// What the snapshot says about one resource.
     pub fn observe(&self, target: &HealthTarget) -> Observation {
         let mut observation = Observation::default();
@@ -295,6 +413,7 @@ impl Snapshot {
                                 instance,
                                 scrape_url: Some(t.scrape_url.clone()),
                                 last_error: Some(t.last_error.clone()),
+                                pod: pod_key(&t.labels),
                             });
                         }
                         ScrapeHealth::Unknown => {}
@@ -302,7 +421,7 @@ impl Snapshot {
                 }
             }
             None => {
-                for (instance, up) in self.up.get(&target.key).into_iter().flatten() {
+                for (instance, pod, up) in self.up.get(&target.key).into_iter().flatten() {
                     observation.total += 1;
                     if *up {
                         observation.up += 1;
@@ -313,6 +432,7 @@ impl Snapshot {
                             instance: instance.clone(),
                             scrape_url: None,
                             last_error: None,
+                            pod: pod.clone(),
                         });
                     }
                 }
@@ -339,6 +459,15 @@ impl Snapshot {
                 .collect();
             observation.core_metric_present = Some(observation.missing_core_metric.is_empty());
         }
+        if let Some(served) = self.buckets.get(&target.key) {
+            for bucket in &target.slo_buckets {
+                if let Some(les) = served.get(&bucket.series) {
+                    observation
+                        .served_buckets
+                        .insert(bucket.series.clone(), les.clone());
+                }
+            }
+        }
         observation
     }
 }
@@ -364,10 +493,16 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
             message: no_targets_message(target),
         };
     }
-    if o.down > 0 {
-        let not_found: Vec<&FailingTarget> = o
-            .failing
+    let (loading, failing): (Vec<&FailingTarget>, Vec<&FailingTarget>) =
+        o.failing.iter().partition(|f| {
+            f.pod
+                .as_ref()
+                .is_some_and(|pod| target.loading_pods.contains(pod))
+        });
+    if !failing.is_empty() {
+        let not_found: Vec<&FailingTarget> = failing
             .iter()
+            .copied()
             .filter(|f| f.last_error.as_deref().is_some_and(is_http_404))
             .collect();
         if let Some(first) = not_found.first() {
@@ -385,7 +520,7 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
                 ),
             };
         }
-        let first = &o.failing[0];
+        let first = failing[0];
         let detail = match &first.last_error {
             Some(error) => format!("{}: {error}", scrape_location(first)),
             None => format!(
@@ -393,10 +528,32 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
                 first.instance
             ),
         };
+        let also_loading = match loading.len() {
+            0 => String::new(),
+            n => format!(" ({n} more down while their pods load)"),
+        };
         return Diagnosis {
             status: ConditionStatus::False,
             reason: ConditionReason::TargetsDown,
-            message: format!("{} of {} targets down; {detail}", o.down, o.total),
+            message: format!(
+                "{} of {} targets down{also_loading}; {detail}",
+                failing.len(),
+                o.total
+            ),
+        };
+    }
+    if let Some(first) = loading.first() {
+        return Diagnosis {
+            status: ConditionStatus::Unknown,
+            reason: ConditionReason::Loading,
+            message: format!(
+                "{}/{} targets up; {} down while their pods load (started less than {} minutes ago or not Ready), e.g. pod {}: an engine serves no metrics until its model is loaded",
+                o.up,
+                o.total,
+                loading.len(),
+                LOADING_GRACE.as_secs() / 60,
+                first.pod.as_deref().unwrap_or(&first.instance)
+            ),
         };
     }
     if o.up < o.total {
@@ -452,6 +609,64 @@ pub fn diagnose(target: &HealthTarget, observation: &Observation) -> Diagnosis {
     }
 }
 
+/// The `SLOsMeasurable` condition for a resource with latency objectives (`None` without
+/// any): is each threshold among the bucket boundaries the engine really serves? An engine
+/// started with other buckets than its defaults (or a histogram mapped in `spec.metrics`)
+/// makes an objective count the wrong requests, or none.
+pub fn diagnose_slos(target: &HealthTarget, observation: &Observation) -> Option<Diagnosis> {
+    if target.slo_buckets.is_empty() {
+        return None;
+    }
+    let mut wrong = Vec::new();
+    let mut unseen = Vec::new();
+    let mut served_ok = Vec::new();
+    for bucket in &target.slo_buckets {
+        let threshold = describe_boundary(bucket.le, bucket.unit);
+        match observation.served_buckets.get(&bucket.series) {
+            None => unseen.push(format!(
+                "spec.slos[{}] {}: no {} series seen",
+                bucket.index, bucket.objective, bucket.series
+            )),
+            Some(les) if les.iter().any(|le| same_boundary(*le, bucket.le)) => {
+                served_ok.push(format!("{} {threshold}", bucket.objective));
+            }
+            Some(les) => wrong.push(format!(
+                "spec.slos[{}] {}: the threshold {threshold} is not a bucket boundary {} serves in {}, so the objective cannot be counted; {} (the engine runs with buckets other than its defaults: pick one of them, or start it with the default buckets)",
+                bucket.index,
+                bucket.objective,
+                target.title,
+                bucket.series,
+                nearest_boundaries(les, bucket.le, bucket.unit),
+            )),
+        }
+    }
+    Some(if !wrong.is_empty() {
+        Diagnosis {
+            status: ConditionStatus::False,
+            reason: ConditionReason::ThresholdNotServed,
+            message: wrong.join("; "),
+        }
+    } else if !unseen.is_empty() {
+        Diagnosis {
+            status: ConditionStatus::Unknown,
+            reason: ConditionReason::BucketsNotSeen,
+            message: format!(
+                "{} (not scraped yet, or the engine does not export the histogram: see the InferenceSLOSeriesMissing alert)",
+                unseen.join("; ")
+            ),
+        }
+    } else {
+        Diagnosis {
+            status: ConditionStatus::True,
+            reason: ConditionReason::BucketsServed,
+            message: format!(
+                "every latency threshold is a bucket boundary the engine serves: {}",
+                served_ok.join(", ")
+            ),
+        }
+    })
+}
+
 /// The diagnosis when the query API cannot be asked: status `Unknown`.
 pub fn diagnose_unreachable(error: &super::BackendError) -> Diagnosis {
     Diagnosis {
@@ -472,6 +687,8 @@ pub struct HealthReport {
     pub observation: Observation,
     /// The resulting condition.
     pub diagnosis: Diagnosis,
+    /// The `SLOsMeasurable` condition, for resources with latency objectives.
+    pub slos: Option<Diagnosis>,
     /// When the check ran.
     pub checked_at: Time,
 }
@@ -500,32 +717,45 @@ impl HealthReport {
         }
     }
 
-    /// Writes the `TargetsHealthy` condition (its transition time moves only on a status
-    /// change).
+    /// Writes the `TargetsHealthy` condition and, for resources with latency objectives,
+    /// `SLOsMeasurable` (removed otherwise); transition times move only on a status change.
     pub fn apply_condition(
         &self,
         conditions: &mut Vec<Condition>,
         observed_generation: Option<i64>,
     ) {
-        let d = &self.diagnosis;
-        match d.status {
+        let write = |conditions: &mut Vec<Condition>, type_, d: &Diagnosis| match d.status {
             ConditionStatus::Unknown => conditions.set_unknown(
-                ConditionType::TargetsHealthy,
+                type_,
                 d.reason,
                 d.message.clone(),
                 observed_generation,
                 &self.checked_at,
             ),
             status => conditions.set_condition(
-                ConditionType::TargetsHealthy,
+                type_,
                 status == ConditionStatus::True,
                 d.reason,
                 d.message.clone(),
                 observed_generation,
                 &self.checked_at,
             ),
+        };
+        write(conditions, ConditionType::TargetsHealthy, &self.diagnosis);
+        match &self.slos {
+            Some(d) => write(conditions, ConditionType::SlosMeasurable, d),
+            None => conditions.retain(|c| c.type_ != ConditionType::SlosMeasurable.as_str()),
         }
     }
+}
+
+/// `namespace/pod` from a target's or a series' labels, when it has both.
+fn pod_key(labels: &BTreeMap<String, String>) -> Option<String> {
+    Some(format!(
+        "{}/{}",
+        labels.get("namespace")?,
+        labels.get("pod")?
+    ))
 }
 
 /// Prometheus' scrape error for a 404 answer.
@@ -627,5 +857,281 @@ fn not_selected_hint(output: Output, monitor_labels: &BTreeMap<String, String>) 
             "no Prometheus selects the generated {kind}; it is labelled {}, so a Prometheus' {selector} (and its namespace selector) must match those labels",
             labels.join(",")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn time(second: i64) -> Time {
+        Time(Timestamp::from_second(second).unwrap())
+    }
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn pod(key: &str, started_minutes_ago: Option<i64>, ready: bool) -> PodState {
+        PodState {
+            key: key.into(),
+            started: started_minutes_ago.map(|m| time(NOW - m * 60)),
+            ready,
+        }
+    }
+
+    #[test]
+    fn pods_started_within_the_grace_period_or_not_ready_are_loading() {
+        let pods = [
+            pod("llm/new", Some(3), true),
+            pod("llm/almost", Some(14), true),
+            pod("llm/old", Some(16), true),
+            pod("llm/old-unready", Some(120), false),
+            pod("llm/unscheduled", None, false),
+        ];
+        let loading: Vec<&str> = pods
+            .iter()
+            .filter(|pod| is_loading(pod, &time(NOW)))
+            .map(|pod| pod.key.as_str())
+            .collect();
+        assert_eq!(
+            loading,
+            [
+                "llm/new",
+                "llm/almost",
+                "llm/old-unready",
+                "llm/unscheduled"
+            ]
+        );
+    }
+
+    fn vllm(loading: &[&str]) -> HealthTarget {
+        HealthTarget {
+            key: "llm/chat".into(),
+            engine: Engine::Vllm,
+            title: "vLLM",
+            core_metric: Some("vllm:num_requests_running".into()),
+            metrics_flag: "metrics are on by default",
+            path: "/metrics".into(),
+            discovery: Discovery::Static {
+                addresses: vec![],
+                monitor_labels: BTreeMap::new(),
+            },
+            pods_matched: None,
+            loading_pods: loading.iter().map(|p| p.to_string()).collect(),
+            slo_buckets: Vec::new(),
+            existing: None,
+        }
+    }
+
+    /// Ten targets of pods `vllm-0` … `vllm-9` in `llm`, those listed down (connection
+    /// refused), the others up with the core metric.
+    fn snapshot(down: &[usize]) -> Snapshot {
+        let targets = (0..10)
+            .map(|i| Target {
+                labels: [
+                    (RESOURCE_LABEL, "llm/chat".to_string()),
+                    (ENGINE_LABEL, "vllm".to_string()),
+                    ("instance", format!("10.0.0.{i}:8000")),
+                    ("namespace", "llm".to_string()),
+                    ("pod", format!("vllm-{i}")),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+                scrape_url: format!("http://10.0.0.{i}:8000/metrics"),
+                health: if down.contains(&i) {
+                    ScrapeHealth::Down
+                } else {
+                    ScrapeHealth::Up
+                },
+                last_error: if down.contains(&i) {
+                    "connect: connection refused".into()
+                } else {
+                    String::new()
+                },
+            })
+            .collect();
+        let core = (0..10)
+            .filter(|i| !down.contains(i))
+            .map(|i| Sample {
+                labels: [
+                    (RESOURCE_LABEL, "llm/chat".to_string()),
+                    ("instance", format!("10.0.0.{i}:8000")),
+                    ("__name__", "vllm:num_requests_running".to_string()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+                value: 1.0,
+            })
+            .collect();
+        Snapshot::new(Vec::new(), Some(targets), core)
+    }
+
+    fn diagnosed(down: &[usize], loading: &[&str]) -> Diagnosis {
+        let target = vllm(loading);
+        diagnose(&target, &snapshot(down).observe(&target))
+    }
+
+    #[test]
+    fn targets_down_only_because_their_pods_load_are_loading_not_down() {
+        let d = diagnosed(&[3, 7], &["llm/vllm-3", "llm/vllm-7", "llm/vllm-8"]);
+        assert_eq!(d.reason, ConditionReason::Loading);
+        assert_eq!(d.status, ConditionStatus::Unknown);
+        assert_eq!(
+            d.message,
+            "8/10 targets up; 2 down while their pods load (started less than 15 minutes ago or not Ready), e.g. pod llm/vllm-3: an engine serves no metrics until its model is loaded"
+        );
+    }
+
+    #[test]
+    fn a_down_target_of_a_pod_that_is_not_loading_is_still_targets_down() {
+        let d = diagnosed(&[3, 7], &["llm/vllm-3"]);
+        assert_eq!(d.reason, ConditionReason::TargetsDown);
+        assert_eq!(d.status, ConditionStatus::False);
+        assert_eq!(
+            d.message,
+            "1 of 10 targets down (1 more down while their pods load); http://10.0.0.7:8000/metrics: connect: connection refused"
+        );
+        // A pod of the same name in another namespace is another pod.
+        let d = diagnosed(&[3], &["other/vllm-3"]);
+        assert_eq!(d.reason, ConditionReason::TargetsDown);
+        // Nothing loading: as before.
+        let d = diagnosed(&[3], &[]);
+        assert_eq!(
+            d.message,
+            "1 of 10 targets down; http://10.0.0.3:8000/metrics: connect: connection refused"
+        );
+    }
+
+    #[test]
+    fn without_a_targets_api_the_pod_comes_from_the_up_series() {
+        let up = |pod: &str, value: f64| Sample {
+            labels: [
+                (RESOURCE_LABEL, "llm/chat"),
+                (ENGINE_LABEL, "vllm"),
+                ("instance", pod),
+                ("namespace", "llm"),
+                ("pod", pod),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            value,
+        };
+        let snapshot = Snapshot::new(vec![up("a", 1.0), up("b", 0.0)], None, Vec::new());
+        let target = HealthTarget {
+            core_metric: None,
+            ..vllm(&["llm/b"])
+        };
+        let d = diagnose(&target, &snapshot.observe(&target));
+        assert_eq!(d.reason, ConditionReason::Loading, "{}", d.message);
+        assert!(d.message.contains("e.g. pod llm/b"), "{}", d.message);
+    }
+
+    fn bucket_samples(key: &str, series: &str, les: &[&str]) -> Vec<Sample> {
+        les.iter()
+            .map(|le| Sample {
+                labels: [(RESOURCE_LABEL, key), ("__name__", series), ("le", le)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                value: 1.0,
+            })
+            .collect()
+    }
+
+    fn slo_diagnosis(target: &HealthTarget, samples: Vec<Sample>) -> Option<Diagnosis> {
+        let snapshot = Snapshot::default().with_buckets(samples);
+        diagnose_slos(target, &snapshot.observe(target))
+    }
+
+    #[test]
+    fn slo_thresholds_are_checked_against_the_buckets_really_served() {
+        const TTFT: &str = "vllm:time_to_first_token_seconds_bucket";
+        let mut target = vllm(&[]);
+        assert_eq!(slo_diagnosis(&target, Vec::new()), None, "no objective");
+        target.slo_buckets = vec![SloBucket {
+            index: 1,
+            objective: "ttft-1s".into(),
+            series: TTFT.into(),
+            le: 1.0,
+            unit: Unit::Seconds,
+        }];
+        // The default buckets, spelled as the Python client does.
+        let served = slo_diagnosis(
+            &target,
+            bucket_samples("llm/chat", TTFT, &["0.5", "1.0", "2.5", "+Inf"]),
+        )
+        .unwrap();
+        assert_eq!(served.status, ConditionStatus::True);
+        assert_eq!(served.reason, ConditionReason::BucketsServed);
+        assert_eq!(
+            served.message,
+            "every latency threshold is a bucket boundary the engine serves: ttft-1s 1 s"
+        );
+        // An engine started with other buckets.
+        let other = slo_diagnosis(
+            &target,
+            bucket_samples("llm/chat", TTFT, &["0.8", "2.5", "5.0", "+Inf"]),
+        )
+        .unwrap();
+        assert_eq!(other.status, ConditionStatus::False);
+        assert_eq!(other.reason, ConditionReason::ThresholdNotServed);
+        assert_eq!(
+            other.message,
+            "spec.slos[1] ttft-1s: the threshold 1 s is not a bucket boundary vLLM serves in vllm:time_to_first_token_seconds_bucket, so the objective cannot be counted; the nearest are 0.8 s and 2.5 s (the engine runs with buckets other than its defaults: pick one of them, or start it with the default buckets)"
+        );
+        // Another resource's buckets say nothing about this one.
+        let unseen =
+            slo_diagnosis(&target, bucket_samples("llm/other", TTFT, &["1.0", "+Inf"])).unwrap();
+        assert_eq!(unseen.status, ConditionStatus::Unknown);
+        assert_eq!(unseen.reason, ConditionReason::BucketsNotSeen);
+        assert!(
+            unseen.message.starts_with(
+                "spec.slos[1] ttft-1s: no vllm:time_to_first_token_seconds_bucket series seen"
+            ),
+            "{}",
+            unseen.message
+        );
+    }
+
+    #[test]
+    fn millisecond_buckets_are_compared_in_the_engines_unit_whatever_the_spelling() {
+        const TTFT: &str = "maxserve_time_to_first_token_milliseconds_bucket";
+        let target = HealthTarget {
+            title: "MAX Serve",
+            slo_buckets: vec![SloBucket {
+                index: 0,
+                objective: "ttft".into(),
+                series: TTFT.into(),
+                le: 1980.0,
+                unit: Unit::Milliseconds,
+            }],
+            ..vllm(&[])
+        };
+        let served = slo_diagnosis(
+            &target,
+            bucket_samples("llm/chat", TTFT, &["1000.0", "1980.0", "+Inf"]),
+        )
+        .unwrap();
+        assert_eq!(
+            served.reason,
+            ConditionReason::BucketsServed,
+            "{}",
+            served.message
+        );
+        let other = slo_diagnosis(
+            &target,
+            bucket_samples("llm/chat", TTFT, &["1e+03", "2e+03"]),
+        )
+        .unwrap();
+        assert!(
+            other
+                .message
+                .contains("the threshold 1.98 s (1980 ms) is not a bucket boundary MAX Serve serves in maxserve_time_to_first_token_milliseconds_bucket, so the objective cannot be counted; the nearest are 1 s (1000 ms) and 2 s (2000 ms)"),
+            "{}",
+            other.message
+        );
     }
 }

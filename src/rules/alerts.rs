@@ -9,6 +9,10 @@ use super::records;
 use crate::api::AlertsSpec;
 use crate::engines::{EngineProfile, Role};
 
+/// Share of a resource's targets, in percent, that may be down before `InferenceTargetDown`
+/// fires (after 10 minutes): one pod of ten loading its model does not alert.
+pub const TARGETS_DOWN_PERCENT: u32 = 10;
+
 /// One alert before it becomes a rule.
 struct Alert {
     name: &'static str,
@@ -88,30 +92,34 @@ pub fn alerting_rules(
             spec.queue_waiting
         ),
     });
-    if has(Role::KvCacheUsage) {
+    if has(Role::Preemptions) {
         alerts.push(Alert {
-            name: "InferenceKVCacheSaturated",
+            name: "InferencePreemptions",
             expr: format!(
-                "max by (inference_monitoring, namespace, pod) ({}{{{selector}}}) > {}",
-                records::KV_CACHE_USAGE,
-                spec.kv_cache_usage
+                "max by (cluster, inference_monitoring, namespace, pod) ({}{{{selector}}}) * 60 > {}",
+                records::PREEMPTIONS,
+                spec.preemptions_per_minute
             ),
             for_: "15m",
             severity: "warning",
-            summary: "The KV cache is nearly full.",
+            summary: "The engine preempts requests: its KV cache is too small for the load.",
             description: format!(
-                "KV-cache usage of {{{{ $labels.pod }}}} is {{{{ $value | humanizePercentage }}}}, over {} for 15 minutes: requests will be queued or preempted.",
-                spec.kv_cache_usage
+                "{{{{ $labels.pod }}}} has preempted {{{{ $value | humanize }}}} requests a minute for 15 minutes (threshold {}): preempted requests are recomputed or swapped, which costs latency; add replicas, lower the load or give the KV cache more memory.",
+                spec.preemptions_per_minute
             ),
         });
     }
     alerts.push(Alert {
         name: "InferenceTargetDown",
-        expr: format!("up{{{series}}} == 0"),
-        for_: "5m",
-        severity: "critical",
-        summary: "Prometheus cannot scrape an inference target.",
-        description: "{{ $labels.instance }} ({{ $labels.pod }}) of {{ $labels.inference_monitoring }} has been down for 5 minutes.".to_string(),
+        expr: format!(
+            "100 * count by (cluster, inference_monitoring) (up{{{series}}} == 0) / count by (cluster, inference_monitoring) (up{{{series}}}) > {TARGETS_DOWN_PERCENT}"
+        ),
+        for_: "10m",
+        severity: "warning",
+        summary: "Prometheus cannot scrape a share of the inference targets.",
+        description: format!(
+            "{{{{ $value | humanize }}}}% of the targets of {{{{ $labels.inference_monitoring }}}} have been down for 10 minutes (more than {TARGETS_DOWN_PERCENT}%). A single pod whose model is still loading serves no metrics and stays below this share."
+        ),
     });
     if let Some(core) = &profile.core_metric {
         alerts.push(Alert {

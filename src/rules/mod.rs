@@ -44,7 +44,13 @@ pub fn groups(resource: &Validated) -> Option<Value> {
     if !resource.slos.is_empty() {
         let mut rules = slos::recording_rules(&resource.slos, &resource.profile, &series);
         if let Some(spec) = &resource.alerts {
-            rules.extend(slos::alerting_rules(&resource.slos, spec, &owner));
+            rules.extend(slos::alerting_rules(
+                &resource.slos,
+                &resource.profile,
+                spec,
+                &owner,
+                &series,
+            ));
         }
         groups.push(("slos", rules));
     }

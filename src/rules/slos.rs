@@ -29,6 +29,11 @@ pub const OBJECTIVE: &str = "inference:slo_objective:ratio";
 /// The alert every tier raises, told apart by `severity`.
 pub const BURN_ALERT: &str = "InferenceSLOErrorBudgetBurn";
 
+/// The alert raised when an objective's source series are missing while the resource's
+/// targets are up (a renamed series, a histogram switched off): its SLO would otherwise
+/// silently report nothing.
+pub const SERIES_ALERT: &str = "InferenceSLOSeriesMissing";
+
 /// Every window an error ratio is recorded over.
 pub const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
 
@@ -175,6 +180,29 @@ fn sli(slo: &Slo, profile: &EngineProfile, sel: &str, window: &str) -> Option<(S
     }
 }
 
+/// The series whose absence leaves an objective without data: a latency histogram's
+/// `_count`, or availability's request counter (its error counter may rightly be absent while
+/// nothing failed). `None` when the source is not a plain series.
+fn source_series(slo: &Slo, profile: &EngineProfile, sel: &str) -> Option<String> {
+    let source = match indicator_role(slo.indicator) {
+        Some(role) => profile.source(role)?,
+        None => profile
+            .source(crate::engines::Role::AllRequests)
+            .or_else(|| profile.source(crate::engines::Role::Requests))?,
+    };
+    let (name, matchers) = match source {
+        Source::Histogram { name, matchers, .. } => (format!("{name}_count"), matchers),
+        Source::Counter { name, matchers } => (name.to_string(), matchers),
+        _ => return None,
+    };
+    let extra = if matchers.is_empty() {
+        String::new()
+    } else {
+        format!(",{matchers}")
+    };
+    Some(format!("{name}{{{sel}{extra}}}"))
+}
+
 /// The recording rules of every objective; `resource` is the `inference_monitoring` matcher.
 pub fn recording_rules(slos: &[Slo], profile: &EngineProfile, resource: &str) -> Vec<Value> {
     let mut rules = Vec::new();
@@ -220,10 +248,44 @@ pub fn recording_rules(slos: &[Slo], profile: &EngineProfile, resource: &str) ->
     rules
 }
 
-/// The burn-rate alerts of every objective: one rule per tier.
-pub fn alerting_rules(slos: &[Slo], spec: &AlertsSpec, resource: &str) -> Vec<Value> {
+/// The burn-rate alerts of every objective (one rule per tier, on the records: `resource` is
+/// the owner matcher) and its guard: a ticket when the series it is computed from are absent
+/// for 15 minutes while the resource has targets up (`raw` matches its raw series).
+pub fn alerting_rules(
+    slos: &[Slo],
+    profile: &EngineProfile,
+    spec: &AlertsSpec,
+    resource: &str,
+    raw: &str,
+) -> Vec<Value> {
     let mut rules = Vec::new();
     for slo in slos {
+        if let Some(series) = source_series(slo, profile, &selector(slo, raw)) {
+            let mut labels = BTreeMap::from([
+                ("severity".to_string(), TIERS[1].severity.to_string()),
+                ("slo_tier".to_string(), TIERS[1].name.to_string()),
+                ("slo".to_string(), slo.name.clone()),
+            ]);
+            labels.extend(spec.labels.clone());
+            rules.push(json!({
+                "alert": SERIES_ALERT,
+                "expr": format!("absent({series}) and on () (count(up{{{raw}}} == 1) > 0)"),
+                "for": "15m",
+                "labels": labels,
+                "annotations": {
+                    "summary": format!("SLO {} has no data: the series it is computed from are missing.", slo.name),
+                    "description": format!(
+                        "Targets of {{{{ $labels.inference_monitoring }}}} are up but none reports {series}, so SLO {} measures nothing: the engine renamed or dropped the series{}; check the engine's release against the catalog and spec.metrics.",
+                        slo.name,
+                        match &slo.model {
+                            Some(model) => format!(", or no pod serves model {model}"),
+                            None => String::new(),
+                        }
+                    ),
+                    "runbook_url": super::runbook_url(&spec.runbook_base_url, SERIES_ALERT),
+                },
+            }));
+        }
         let sel = format!(r#"slo="{}",{resource}"#, slo.name);
         for tier in TIERS {
             let pairs: Vec<String> = tier

@@ -24,4 +24,6 @@ pub use resolve::{
     Dashboards, DcgmPlan, Endpoint, ExistingJob, Folder, HealthCheck, Namespaces, Output, PortRef,
     ResolveError, Targets, Validated, output_name, planned_output, pod_namespaces, resolve,
 };
-pub use slos::{Slo, Threshold, indicator_role};
+pub use slos::{
+    Slo, Threshold, describe_boundary, indicator_role, nearest_boundaries, same_boundary,
+};

@@ -45,6 +45,10 @@ pub struct ClusterFacts {
     pub default_prometheus_url: Option<String>,
     /// What the operator's configuration allows resources to ask for.
     pub policy: Policy,
+    /// Dashboards show their `cluster` picker: the Grafana data source holds several
+    /// clusters (Thanos Query, Mimir). Hidden otherwise; its "All" matches series without a
+    /// `cluster` label either way. Flag: `--multi-cluster-dashboards`.
+    pub multi_cluster_dashboards: bool,
 }
 
 impl ClusterFacts {
@@ -60,6 +64,7 @@ impl ClusterFacts {
             required_monitor_labels: BTreeMap::new(),
             default_prometheus_url: None,
             policy: Policy::default(),
+            multi_cluster_dashboards: false,
         }
     }
 }
@@ -278,6 +283,8 @@ pub struct Dashboards {
     pub folder: Option<Folder>,
     /// Grafana instance selector (GrafanaDashboard only).
     pub instance_selector: Option<LabelSelector>,
+    /// Show the dashboards' `cluster` picker (from [`ClusterFacts`]).
+    pub multi_cluster: bool,
 }
 
 /// A Grafana folder.
@@ -400,6 +407,7 @@ pub fn resolve(
             annotation: spec.dashboards.folder_annotation.clone(),
         }),
         instance_selector: spec.dashboards.instance_selector.clone(),
+        multi_cluster: facts.multi_cluster_dashboards,
     });
 
     let dcgm = if !spec.gpu.dcgm_exporter.enabled {

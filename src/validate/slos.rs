@@ -251,35 +251,49 @@ fn threshold(
         // A mapped histogram: its buckets are not in the catalog.
         return Ok(Threshold { seconds, le: value });
     };
-    let close = |b: f64| (b - value).abs() <= 1e-9 * b.abs().max(1e-9);
-    if let Some(le) = bounds.iter().copied().find(|b| close(*b)) {
+    if let Some(le) = bounds.iter().copied().find(|b| same_boundary(*b, value)) {
         return Ok(Threshold { seconds, le });
     }
-    let symbol = unit_symbol(unit);
-    let show = |b: f64| {
-        let secs = (b * factor * 1e12).round() / 1e12;
-        if unit == Unit::Seconds {
-            format!("{secs} s")
-        } else {
-            format!("{secs} s ({b} {symbol})")
-        }
-    };
+    Err(invalid(
+        field("thresholdSeconds"),
+        format!(
+            "{seconds} s is not a bucket boundary of {}'s {} histogram ({}), so the share of requests under it could only be interpolated; {}",
+            profile.title,
+            role.title().to_lowercase(),
+            unit_symbol(unit),
+            nearest_boundaries(bounds, value, unit),
+        ),
+    ))
+}
+
+/// A bucket boundary `le` (in `unit`) as a user reads it: `2.5 s`, or `1.98 s (1980 ms)`.
+pub fn describe_boundary(le: f64, unit: Unit) -> String {
+    let secs = (le * unit.to_base_factor() * 1e12).round() / 1e12;
+    if unit == Unit::Seconds {
+        format!("{secs} s")
+    } else {
+        format!("{secs} s ({le} {})", unit_symbol(unit))
+    }
+}
+
+/// The boundaries of `bounds` (ascending, in `unit`) on either side of `value`, as a clause:
+/// "the nearest are 1 s and 2.5 s", "the largest is …", "the smallest is …" or "it has none".
+pub fn nearest_boundaries(bounds: &[f64], value: f64, unit: Unit) -> String {
+    let show = |b: f64| describe_boundary(b, unit);
     let below = bounds.iter().copied().rfind(|b| *b < value).map(show);
     let above = bounds.iter().copied().find(|b| *b > value).map(show);
-    let nearest = match (below, above) {
+    match (below, above) {
         (Some(b), Some(a)) => format!("the nearest are {b} and {a}"),
         (Some(b), None) => format!("the largest is {b}"),
         (None, Some(a)) => format!("the smallest is {a}"),
         (None, None) => "it has none".to_string(),
-    };
-    Err(invalid(
-        field("thresholdSeconds"),
-        format!(
-            "{seconds} s is not a bucket boundary of {}'s {} histogram ({symbol}), so the share of requests under it could only be interpolated; {nearest}",
-            profile.title,
-            role.title().to_lowercase(),
-        ),
-    ))
+    }
+}
+
+/// Whether `served` (an `le` as the engine spells it, parsed) is the boundary `le`, allowing
+/// for float spelling (`0.1` against `0.1000000001`).
+pub fn same_boundary(served: f64, le: f64) -> bool {
+    (served - le).abs() <= 1e-9 * le.abs().max(1e-9)
 }
 
 #[cfg(test)]
@@ -336,6 +350,27 @@ mod tests {
         );
         let vllm = problem(&[spec(SloIndicator::Ttft, Some(5000.0))], Engine::Vllm);
         assert!(vllm.ends_with("the largest is 2560 s"), "{vllm}");
+    }
+
+    #[test]
+    fn tgi_boundaries_keep_their_float_digits_and_a_twelve_digit_threshold_selects_one() {
+        let tgi = profile(Engine::Tgi).unwrap();
+        let slos = resolve_slos(
+            &[spec(SloIndicator::InterTokenLatency, Some(0.498788509512))],
+            &tgi,
+        )
+        .unwrap();
+        let le = slos[0].threshold.as_ref().unwrap().le;
+        // 0.0001 * 1.5^21 in f64, as TGI computes it and serves it.
+        assert_eq!(le.to_string(), "0.49878850951194753");
+        let dynamo = problem(
+            &[spec(SloIndicator::InterTokenLatency, Some(2.0))],
+            Engine::Dynamo,
+        );
+        assert!(
+            dynamo.ends_with("the nearest are 1.2 s and 2.3 s"),
+            "{dynamo}"
+        );
     }
 
     #[test]

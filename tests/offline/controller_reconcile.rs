@@ -207,6 +207,7 @@ fn rendered(
             .collect(),
         default_prometheus_url: None,
         policy: Default::default(),
+        multi_cluster_dashboards: false,
     };
     let validated = resolve(obj, &facts).unwrap();
     (validated.output, render_all(&validated).unwrap())

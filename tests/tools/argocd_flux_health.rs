@@ -32,8 +32,9 @@ const NEEDS_ACTION: [ConditionReason; 10] = [
 ];
 
 /// `Ready=False` reasons that may clear on their own: Progressing.
-const TRANSIENT: [ConditionReason; 6] = [
+const TRANSIENT: [ConditionReason; 7] = [
     ConditionReason::Progressing,
+    ConditionReason::Loading,
     ConditionReason::NoTargets,
     ConditionReason::TargetsDown,
     ConditionReason::PrometheusUnreachable,
@@ -88,13 +89,25 @@ const FINE: [ConditionReason; 6] = [
     ConditionReason::ExporterReady,
 ];
 
+/// Reasons of `SLOsMeasurable`, which `Ready` does not read: never a `Ready` reason.
+const OUTSIDE_READY: [ConditionReason; 3] = [
+    ConditionReason::BucketsServed,
+    ConditionReason::ThresholdNotServed,
+    ConditionReason::BucketsNotSeen,
+];
+
 #[test]
 fn every_condition_reason_is_classified_once() {
     for reason in ConditionReason::ALL {
-        let homes = [&NEEDS_ACTION[..], &TRANSIENT[..], &FINE[..]]
-            .iter()
-            .filter(|list| list.contains(&reason))
-            .count();
+        let homes = [
+            &NEEDS_ACTION[..],
+            &TRANSIENT[..],
+            &FINE[..],
+            &OUTSIDE_READY[..],
+        ]
+        .iter()
+        .filter(|list| list.contains(&reason))
+        .count();
         assert_eq!(
             homes,
             1,

@@ -213,6 +213,7 @@ fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
             "--allowed-prometheus-urls=http://thanos-query.monitoring:9090",
             "--dashboard-namespaces=monitoring,grafana",
             "--health-check-interval=30s",
+            "--multi-cluster-dashboards",
             "--prometheus-url=http://prometheus-operated.monitoring:9090",
             "--default-monitor-labels=release=kube-prometheus-stack,team=ml",
             &gpu_exporter_arg(NAMESPACE),

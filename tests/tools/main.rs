@@ -19,3 +19,4 @@ mod panels_prometheus;
 mod relabel_prometheus;
 mod render_prometheus;
 mod rules;
+mod slo_buckets_prometheus;

@@ -158,7 +158,7 @@ fn records_and_alerts_follow_the_engine_roles_and_the_spec() {
             "InferenceInterTokenLatencyHigh",
             "InferenceErrorRatioHigh",
             "InferenceQueueBacklog",
-            "InferenceKVCacheSaturated",
+            "InferencePreemptions",
             "InferenceTargetDown",
             "InferenceMetricsMissing"
         ]

@@ -35,6 +35,7 @@ pub fn substitute(expr: &str, values: &Values) -> String {
         .replace("$model", values.model)
         .replace("$engine", values.engine)
         .replace("$slo", ".*")
+        .replace("$cluster", ".*")
 }
 
 /// Parses PromQL; panics naming `what` when it does not parse.
