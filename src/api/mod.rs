@@ -756,8 +756,15 @@ pub struct AlertsSpec {
     #[x_kube(validation = Rule::new("self >= 0.0").message("spec.alerts.preemptionsPerMinute must not be negative"))]
     pub preemptions_per_minute: f64,
 
+    /// Opt-in: also alert when a pod's KV-cache usage stays above this ratio (0-1) for 15
+    /// minutes. Default: unset, no such alert (a nearly full cache is how vLLM runs under load;
+    /// the preemption alert says when it costs latency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self > 0.0 && self <= 1.0").message("spec.alerts.kvCacheUsage must be greater than 0 and at most 1"))]
+    pub kv_cache_usage: Option<f64>,
+
     /// Base URL of the runbooks; each alert links `<runbookBaseUrl>/<AlertName>`.
-    /// Default: the project's runbooks in its documentation.
+    /// Default: the "Alert runbooks" section of the project's README.
     #[serde(default = "default_runbook_base_url")]
     pub runbook_base_url: String,
 
@@ -775,6 +782,7 @@ impl Default for AlertsSpec {
             error_ratio: default_error_ratio(),
             queue_waiting: default_queue_waiting(),
             preemptions_per_minute: default_preemptions_per_minute(),
+            kv_cache_usage: None,
             runbook_base_url: default_runbook_base_url(),
             labels: BTreeMap::new(),
         }
@@ -886,8 +894,7 @@ fn default_preemptions_per_minute() -> f64 {
     1.0
 }
 /// Default base URL of the alert runbooks.
-pub const DEFAULT_RUNBOOK_BASE_URL: &str =
-    "https://github.com/infmon/infmon/blob/main/docs/runbooks.md#";
+pub const DEFAULT_RUNBOOK_BASE_URL: &str = "https://github.com/infmon/infmon/blob/main/README.md#";
 fn default_runbook_base_url() -> String {
     DEFAULT_RUNBOOK_BASE_URL.to_string()
 }

@@ -80,7 +80,7 @@ pub fn alerting_rules(
     alerts.push(Alert {
         name: "InferenceQueueBacklog",
         expr: format!(
-            "sum by (inference_monitoring, namespace, model) ({}{{{selector}}}) > {}",
+            "sum by (cluster, inference_monitoring, namespace, model) ({}{{{selector}}}) > {}",
             records::WAITING,
             spec.queue_waiting
         ),
@@ -106,6 +106,21 @@ pub fn alerting_rules(
             description: format!(
                 "{{{{ $labels.pod }}}} has preempted {{{{ $value | humanize }}}} requests a minute for 15 minutes (threshold {}): preempted requests are recomputed or swapped, which costs latency; add replicas, lower the load or give the KV cache more memory.",
                 spec.preemptions_per_minute
+            ),
+        });
+    }
+    if let (Some(limit), true) = (spec.kv_cache_usage, has(Role::KvCacheUsage)) {
+        alerts.push(Alert {
+            name: "InferenceKVCacheSaturated",
+            expr: format!(
+                "max by (cluster, inference_monitoring, namespace, pod) ({}{{{selector}}}) > {limit}",
+                records::KV_CACHE_USAGE,
+            ),
+            for_: "15m",
+            severity: "warning",
+            summary: "The KV cache has been nearly full for 15 minutes.",
+            description: format!(
+                "KV-cache usage of {{{{ $labels.pod }}}} is {{{{ $value | humanizePercentage }}}}, over {limit} for 15 minutes. This alert was asked for with spec.alerts.kvCacheUsage; InferencePreemptions says when a full cache costs latency."
             ),
         });
     }
@@ -177,5 +192,25 @@ mod tests {
         ] {
             assert_eq!(runbook_url(base, "A"), want);
         }
+    }
+
+    fn alert_names(spec: &AlertsSpec) -> Vec<String> {
+        let profile = crate::engines::profile(crate::api::Engine::Vllm).unwrap();
+        alerting_rules(&profile, spec, "x=\"y\"", "x=\"y\"")
+            .iter()
+            .map(|r| r["alert"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_kv_cache_alert_is_opt_in() {
+        let kv = "InferenceKVCacheSaturated".to_string();
+        assert!(!alert_names(&AlertsSpec::default()).contains(&kv));
+        let spec = AlertsSpec {
+            kv_cache_usage: Some(0.98),
+            ..AlertsSpec::default()
+        };
+        assert!(alert_names(&spec).contains(&kv));
+        assert!(alert_names(&spec).contains(&"InferencePreemptions".to_string()));
     }
 }

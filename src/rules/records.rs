@@ -1,5 +1,7 @@
 //! Engine-neutral recording rules: one rule per engine feeding each shared series name, in
 //! seconds, ratios and per-second rates, so dashboards and alerts do not depend on the engine.
+//! Every record keeps `cluster` where the series carry one, so a global ruler (Thanos, Mimir)
+//! does not merge clusters; grouping by an absent label is harmless.
 
 use serde_json::{Value, json};
 
@@ -81,7 +83,12 @@ const WINDOW: &str = "5m";
 /// `inference_monitoring` matcher). Records for roles the engine lacks are left out.
 pub fn recording_rules(profile: &EngineProfile, selector: &str) -> Vec<Value> {
     let keys = |pod: bool| {
-        let mut labels = vec!["inference_monitoring", "inference_engine", "namespace"];
+        let mut labels = vec![
+            "cluster",
+            "inference_monitoring",
+            "inference_engine",
+            "namespace",
+        ];
         if pod {
             labels.push("pod");
         }
@@ -107,7 +114,7 @@ pub fn recording_rules(profile: &EngineProfile, selector: &str) -> Vec<Value> {
             ))
         })
         .collect();
-    let mut by = "inference_monitoring, inference_engine, namespace".to_string();
+    let mut by = "cluster, inference_monitoring, inference_engine, namespace".to_string();
     if profile.per_model {
         by.extend(profile.model_label.as_deref().map(|l| format!(", {l}")));
     }
