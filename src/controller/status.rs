@@ -119,6 +119,9 @@ pub fn desired(
                     "waiting for ResourcesApplied to become True".into(),
                 );
             }
+            status
+                .conditions
+                .retain(|c| c.type_ != T::SlosMeasurable.as_str());
             summarize(&mut status, generation, now);
             status.observed_generation = generation;
             status.detected_engine = report.engine.map(|e| e.to_string());
@@ -266,6 +269,15 @@ pub fn desired(
             }
         },
     }
+    // `SLOsMeasurable` is a health check's finding: with no check, an earlier one would stand
+    // unchallenged.
+    let unchecked = report.selection.and_then(|s| s.problem.as_ref()).is_some()
+        || validated.health.url.is_none();
+    if unchecked {
+        status
+            .conditions
+            .retain(|c| c.type_ != T::SlosMeasurable.as_str());
+    }
 
     summarize(&mut status, generation, now);
     status.observed_generation = generation;
@@ -378,6 +390,28 @@ mod tests {
             c.reason.clone(),
             c.last_transition_time.clone(),
         )
+    }
+
+    #[test]
+    fn an_slo_verdict_goes_when_nothing_checks_health_any_more() {
+        let mut earlier = InferenceMonitoringStatus::default();
+        earlier.conditions.set_condition(
+            T::SlosMeasurable,
+            true,
+            R::BucketsServed,
+            "every threshold is a served bucket",
+            Some(1),
+            &at(5),
+        );
+        let v = validated(None);
+        let outcome = Outcome::default();
+        let now = desired(Some(&earlier), &report(Ok(&v), Some(&outcome)), &at(20));
+        assert_eq!(get(&now, T::TargetsHealthy).1, "HealthCheckDisabled");
+        assert!(now.conditions.condition(T::SlosMeasurable).is_none());
+
+        let err = Error::from(ResolveError::PortWithStaticTargets { port: "x".into() });
+        let broken = desired(Some(&earlier), &report(Err(&err), None), &at(20));
+        assert!(broken.conditions.condition(T::SlosMeasurable).is_none());
     }
 
     #[test]
