@@ -847,3 +847,77 @@ async fn with_nothing_known_to_consume_monitors_they_are_not_selected() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn switching_to_output_none_deletes_the_scrape_object_and_rewrites_the_rules() {
+    let cluster = full_cluster();
+    let obj = resource(vllm_spec(), true);
+    let labels = [("release", "kps")];
+    let (_, before) = rendered(&obj, &cluster, &labels);
+    assert!(before.iter().any(|c| c.kind == ChildKind::PodMonitor));
+    let live = live_children(&obj, &before);
+
+    let mut spec = vllm_spec();
+    spec["prometheus"] = json!({"output": "none", "existingTargets": {"job": "platform/vllm"}});
+    let mut changed = resource(spec, true);
+    changed.metadata.generation = Some(2);
+    let (_, after) = rendered(&changed, &cluster, &labels);
+    // No scrape object of any kind is wanted any more.
+    assert!(after.iter().all(|c| !matches!(
+        c.kind,
+        ChildKind::PodMonitor | ChildKind::ServiceMonitor | ChildKind::ScrapeConfig
+    )));
+    let rule = after
+        .iter()
+        .find(|c| c.kind == ChildKind::PrometheusRule)
+        .expect("rules are still generated");
+    assert!(
+        rule.object.to_string().contains(r#"job=\"platform/vllm\""#),
+        "the rules read the existing job"
+    );
+
+    // Children whose body changed are applied again; the PodMonitor is deleted, with the
+    // uid it has in the cache as precondition.
+    let mut script = Vec::new();
+    for child in &after {
+        let unchanged = before.iter().any(|b| {
+            b.kind == child.kind
+                && b.namespace == child.namespace
+                && b.name == child.name
+                && prepare(b, &owner(&obj)) == prepare(child, &owner(&changed))
+        });
+        if !unchanged {
+            let uri = object_uri(child.kind, &child.namespace, &child.name);
+            script.push(Exchange::echo(
+                "PATCH",
+                format!("{uri}?&force=true&fieldManager={FIELD_MANAGER}"),
+                Expect::Body(prepare(child, &owner(&changed))),
+            ));
+        }
+    }
+    let (i, monitor) = before
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.kind == ChildKind::PodMonitor)
+        .unwrap();
+    script.push(
+        Exchange::new(
+            "DELETE",
+            format!(
+                "{}?",
+                object_uri(ChildKind::PodMonitor, &monitor.namespace, &monitor.name)
+            ),
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
+        )
+        .expecting(Expect::Body(
+            json!({"preconditions": {"uid": format!("child-{i}")}}),
+        )),
+    );
+    let (patch, _) = status_patch(|status| assert_eq!(status["observedGeneration"], 2));
+    script.push(patch);
+    script.push(event("Normal", "Updated", "PrometheusRule"));
+    script.push(event("Normal", "Deleted", "PodMonitor"));
+    let mut h = Harness::with(cluster.clone(), &live, Vec::new());
+    let (result, _) = h.reconcile(&changed, script).await;
+    assert!(result.is_ok(), "{result:?}");
+}
