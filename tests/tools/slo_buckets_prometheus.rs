@@ -71,15 +71,17 @@ fn a_threshold_the_engine_does_not_serve_as_a_bucket_is_reported_with_the_served
     let mut reports = Vec::new();
     let seen = support::wait_until(TARGET_TIMEOUT, POLL, || {
         reports = check(&backend, &targets);
-        reports[..2].iter().all(|r| {
-            r.slos
-                .as_ref()
-                .is_some_and(|d| d.reason != ConditionReason::BucketsNotSeen)
-        })
+        // Every target scraped (the third has no objective) and both objectives' buckets seen.
+        reports.iter().all(|r| r.is_healthy())
+            && reports[..2].iter().all(|r| {
+                r.slos
+                    .as_ref()
+                    .is_some_and(|d| d.reason != ConditionReason::BucketsNotSeen)
+            })
     });
     assert!(
         seen,
-        "buckets not seen within {TARGET_TIMEOUT:?}: {reports:#?}"
+        "targets or buckets not seen within {TARGET_TIMEOUT:?}: {reports:#?}"
     );
 
     let good = reports[0].slos.as_ref().unwrap();
