@@ -219,7 +219,17 @@ fn ha_values_turn_on_leader_election_defaults_and_self_monitoring() {
             &gpu_exporter_arg(NAMESPACE),
             "--leader-election",
             "--without-secrets",
+            "--prometheus-bearer-token-file=/etc/infmon/prometheus/token",
         ]
+    );
+    // The file that flag reads comes from a Secret volume.
+    assert_eq!(
+        container(&docs)["volumeMounts"],
+        serde_json::json!([{"name": "prometheus-client", "mountPath": "/etc/infmon/prometheus", "readOnly": true}])
+    );
+    assert_eq!(
+        one(&docs, "Deployment", Some(NAMESPACE))["spec"]["template"]["spec"]["volumes"],
+        serde_json::json!([{"name": "prometheus-client", "secret": {"secretName": "infmon-prometheus-client"}}])
     );
     let service = one(&docs, "Service", Some(NAMESPACE));
     assert_eq!(service["spec"]["ports"][0]["name"], "metrics");
@@ -736,11 +746,17 @@ fn infmon_run_accepts_the_arguments_of_every_scenario() {
             ],
             "{name}: the pod name and namespace (Lease identity and namespace)"
         );
-        // The chart's flags as they are, except for free ports in place of the fixed ones.
+        // The chart's flags as they are, except for free ports in place of the fixed ones and
+        // a file of the test's in place of the mounted token.
+        let token = dir.path().join("token");
+        std::fs::write(&token, "token").unwrap();
         let args: Vec<String> = args(&docs)
             .into_iter()
             .map(|arg| match arg.split_once('=') {
                 Some((flag @ ("--metrics-port" | "--probe-port"), _)) => format!("{flag}=0"),
+                Some((flag @ "--prometheus-bearer-token-file", _)) => {
+                    format!("{flag}={}", token.display())
+                }
                 _ => arg.to_string(),
             })
             .collect();
