@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use infmon::api::{Engine, parse_duration};
-use infmon::health::{DEFAULT_TIMEOUT, HealthReport, HealthTarget, PrometheusBackend, check_all};
+use infmon::health::{
+    ConditionStatus, DEFAULT_TIMEOUT, HealthReport, HealthTarget, PrometheusBackend, check_all,
+};
 use infmon::manifests::read_files;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -144,8 +146,28 @@ fn progress_line(reports: &[HealthReport]) -> String {
 }
 
 /// The reports as an aligned table: RESOURCE, ENGINE, TARGETS (up/total), STATUS (reason),
-/// MESSAGE.
+/// MESSAGE; then, for each resource whose latency objectives cannot be counted as written
+/// (`SLOsMeasurable` not True), a line naming it and why.
 pub fn table(reports: &[HealthReport]) -> String {
+    let mut text = targets_table(reports);
+    for r in reports {
+        if let Some(d) = r
+            .slos
+            .as_ref()
+            .filter(|d| d.status != ConditionStatus::True)
+        {
+            text.push_str(&format!(
+                "{}: SLOs {}: {}\n",
+                r.key,
+                d.reason.as_str(),
+                d.message
+            ));
+        }
+    }
+    text
+}
+
+fn targets_table(reports: &[HealthReport]) -> String {
     let header = ["RESOURCE", "ENGINE", "TARGETS", "STATUS", "MESSAGE"].map(String::from);
     let rows: Vec<[String; 5]> = reports
         .iter()
@@ -201,9 +223,65 @@ pub fn to_json(reports: &[HealthReport]) -> serde_json::Value {
                     "lastError": f.last_error,
                 })).collect::<Vec<_>>(),
                 "coreMetricPresent": o.core_metric_present,
+                "slos": r.slos.as_ref().map(|d| json!({
+                    "status": d.status.as_str(),
+                    "reason": d.reason.as_str(),
+                    "message": d.message,
+                })),
                 "lastChecked": r.checked_at.0.to_string(),
             })
         })
         .collect();
     json!({ "resources": resources })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infmon::api::ConditionReason;
+    use infmon::health::{Diagnosis, Observation};
+
+    fn report(key: &str, slos: Option<Diagnosis>) -> HealthReport {
+        HealthReport {
+            key: key.into(),
+            engine: Engine::Vllm,
+            observation: Observation::default(),
+            diagnosis: Diagnosis {
+                status: ConditionStatus::True,
+                reason: ConditionReason::Healthy,
+                message: "1/1 targets up".into(),
+            },
+            slos,
+            checked_at: Time(Timestamp::from_second(0).unwrap()),
+        }
+    }
+
+    #[test]
+    fn an_objective_that_cannot_be_counted_is_named_under_the_table_and_in_json() {
+        let served = Diagnosis {
+            status: ConditionStatus::True,
+            reason: ConditionReason::BucketsServed,
+            message: "every threshold served".into(),
+        };
+        let moved = Diagnosis {
+            status: ConditionStatus::False,
+            reason: ConditionReason::ThresholdNotServed,
+            message: "spec.slos[0] ttft: not a served bucket".into(),
+        };
+        let reports = [
+            report("ai/plain", None),
+            report("ai/good", Some(served)),
+            report("ai/moved", Some(moved)),
+        ];
+        let text = table(&reports);
+        let notes: Vec<&str> = text.lines().skip(4).collect();
+        assert_eq!(
+            notes,
+            ["ai/moved: SLOs ThresholdNotServed: spec.slos[0] ttft: not a served bucket"]
+        );
+        let json = to_json(&reports);
+        assert_eq!(json["resources"][0]["slos"], serde_json::Value::Null);
+        assert_eq!(json["resources"][2]["slos"]["reason"], "ThresholdNotServed");
+        assert_eq!(json["resources"][2]["slos"]["status"], "False");
+    }
 }
