@@ -3,7 +3,7 @@
 //! remembered per resource between passes (its resolution, its last health verdict, the
 //! fingerprints of its children, its failures), and the watches of referenced Secrets. [`Context::forget`] drops all of it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -59,6 +59,7 @@ pub struct Context {
     applied: Mutex<HashMap<String, Applied>>,
     trigger: OnceLock<tokio::sync::mpsc::UnboundedSender<(String, String)>>,
     exporter_failure: Mutex<Option<String>>,
+    dashboard_notes: Mutex<BTreeMap<String, String>>,
     secrets: OnceLock<SecretWatches>,
 }
 
@@ -94,6 +95,7 @@ impl Context {
             applied: Mutex::new(HashMap::new()),
             trigger: OnceLock::new(),
             exporter_failure: Mutex::new(None),
+            dashboard_notes: Mutex::new(BTreeMap::new()),
             secrets: OnceLock::new(),
         }
     }
@@ -134,6 +136,26 @@ impl Context {
         let changed = *current != failure;
         *current = failure;
         changed
+    }
+
+    /// Records, per resource (`namespace/name`), why the shared dashboards do not follow its
+    /// delivery settings (resources absent from `notes` have none, deleted ones included);
+    /// returns the resources whose note changed.
+    pub fn set_dashboard_notes(&self, notes: BTreeMap<String, String>) -> Vec<String> {
+        let mut current = lock(&self.dashboard_notes);
+        let changed = current
+            .keys()
+            .chain(notes.keys())
+            .filter(|key| current.get(*key) != notes.get(*key))
+            .cloned()
+            .collect::<BTreeSet<_>>();
+        *current = notes;
+        changed.into_iter().collect()
+    }
+
+    /// Why the shared dashboards do not follow `key`'s delivery settings, if they do not.
+    pub fn dashboard_note(&self, key: &str) -> Option<String> {
+        lock(&self.dashboard_notes).get(key).cloned()
     }
 
     /// Why the shared pass last could not apply the exporter's DaemonSet.

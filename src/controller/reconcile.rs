@@ -225,6 +225,7 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
     count(ctx, &outcome);
     let health = ctx.verdict(&key);
     let exporter = exporter_state(ctx, validated);
+    let dashboards_note = ctx.dashboard_note(&key);
     let report = Report {
         generation: obj.metadata.generation,
         resolved: Ok(validated),
@@ -234,6 +235,7 @@ async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error
         outcome: Some(&outcome),
         health: health.as_ref(),
         exporter: exporter.as_ref(),
+        dashboards_note: dashboards_note.as_deref(),
     };
     let written = write_status(obj, ctx, &report).await?;
     events(ctx, obj, &outcome).await;
@@ -307,6 +309,7 @@ async fn wait_for_spec_change(
         outcome: None,
         health: None,
         exporter: None,
+        dashboards_note: None,
     };
     if write_status(obj, ctx, &report).await? {
         publish(

@@ -15,6 +15,7 @@ use super::apply::{self, Outcome, Owner};
 use super::context::Context;
 use super::reconcile::facts_for;
 use crate::api::{Engine, InferenceMonitoring};
+use crate::dashboards::shared_settings_notes;
 use crate::discovery::{self, SelectedKind, selectors};
 use crate::model::{SHARED_LABEL, shared_selector};
 use crate::render::{ChildKind, render_shared};
@@ -86,7 +87,9 @@ pub struct Pass {
 /// One pass over `resources` (the current set, from the controller's caches): render the
 /// shared objects, apply them and prune the rest. It writes no status: each resource's
 /// reconcile writes `GpuExporterReady` from the DaemonSet cache; when the exporter's DaemonSet
-/// could or could not be applied, unlike in the last pass, its users are reconciled to say so.
+/// could or could not be applied, unlike in the last pass, its users are reconciled to say so,
+/// and so are resources whose dashboard delivery settings the shared copies stopped or
+/// started ignoring.
 pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Result<Pass, Error> {
     let discovered = ctx.facts();
     let validated = resolved(ctx, resources);
@@ -130,6 +133,14 @@ pub async fn sync(ctx: &Context, resources: &[Arc<InferenceMonitoring>]) -> Resu
         exporter_failure: exporter_failure.clone(),
         reconciles_asked: 0,
     };
+    // Resources whose dashboard delivery settings the shared copies do not follow are told so
+    // in their `DashboardsReady` message, by their own reconcile.
+    for key in ctx.set_dashboard_notes(shared_settings_notes(&validated)) {
+        if let Some((namespace, name)) = key.split_once('/') {
+            ctx.reconcile_soon(namespace, name);
+            pass.reconciles_asked += 1;
+        }
+    }
     if ctx.set_exporter_failure(exporter_failure) {
         for v in validated.iter().filter(|v| v.dcgm == DcgmPlan::Deploy) {
             ctx.reconcile_soon(&v.namespace, &v.name);

@@ -84,6 +84,9 @@ pub struct Report<'a> {
     /// `GpuExporterReady` as the caches tell it: the shared exporter's readiness, or the
     /// exporter infmon found running instead (`None`: not known yet).
     pub exporter: Option<&'a ConditionState>,
+    /// Why the shared dashboards do not follow this resource's delivery settings, if they
+    /// do not (added to `DashboardsReady`'s message).
+    pub dashboards_note: Option<&'a str>,
 }
 
 /// The status `report` calls for, starting from `current` (so `lastTransitionTime` only
@@ -199,6 +202,10 @@ pub fn desired(
             "dashboards",
             "no dashboard objects were generated for this engine yet",
         ),
+    };
+    let m = match report.dashboards_note {
+        Some(note) if validated.dashboards.is_some() => format!("{m}; {note}"),
+        _ => m,
     };
     set(T::DashboardsReady, ok, r, m);
 
@@ -376,6 +383,7 @@ mod tests {
             outcome,
             health: None,
             exporter: None,
+            dashboards_note: None,
         }
     }
 
@@ -524,6 +532,7 @@ mod tests {
         let state = exporter_condition("gpu", Some(&counts), Some("pod x is CrashLoopBackOff"));
         let with = Report {
             exporter: Some(&state),
+            dashboards_note: None,
             ..report(Ok(&v), Some(&outcome))
         };
         let again = desired(Some(&first), &with, &at(30));

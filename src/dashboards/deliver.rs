@@ -104,6 +104,51 @@ pub fn shared_children(resources: &[Validated]) -> Result<Vec<Child>, RenderErro
     Ok(children)
 }
 
+/// For each resource whose dashboard delivery settings differ from those of the first
+/// resource (by `namespace/name`) in its dashboards namespace, which the shared copies there
+/// follow ([`shared_children`]): a sentence naming that resource and the settings that differ.
+/// Keyed by `namespace/name`; resources that agree are absent.
+pub fn shared_settings_notes(resources: &[Validated]) -> BTreeMap<String, String> {
+    let mut first: BTreeMap<&str, &Validated> = BTreeMap::new();
+    let mut sorted: Vec<&Validated> = resources.iter().collect();
+    sorted.sort_by_key(|r| r.key());
+    let mut notes = BTreeMap::new();
+    for resource in sorted {
+        let Some(mine) = &resource.dashboards else {
+            continue;
+        };
+        let leader = *first.entry(mine.namespace.as_str()).or_insert(resource);
+        let Some(theirs) = leader.dashboards.as_ref() else {
+            continue;
+        };
+        let differ: Vec<&str> = [
+            ("target", mine.target != theirs.target),
+            ("labels", mine.labels != theirs.labels),
+            ("folder", mine.folder != theirs.folder),
+            (
+                "instanceSelector",
+                mine.instance_selector != theirs.instance_selector,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(field, differs)| differs.then_some(field))
+        .collect();
+        if !differ.is_empty() {
+            notes.insert(
+                resource.key(),
+                format!(
+                    "the shared dashboards in namespace {} are delivered with the settings of {}, the first resource there by namespace/name; this resource's spec.dashboards {} differ{} and apply only to dashboards of its own",
+                    mine.namespace,
+                    leader.key(),
+                    differ.join(", "),
+                    if differ.len() == 1 { "s" } else { "" },
+                ),
+            );
+        }
+    }
+    notes
+}
+
 /// An embedded dashboard, minified once per process rather than on every reconcile.
 fn embedded_minified(name: &str) -> Result<String, RenderError> {
     static MINIFIED: OnceLock<BTreeMap<&'static str, String>> = OnceLock::new();
@@ -220,6 +265,44 @@ mod tests {
         let err = minified("vllm", &big).unwrap_err();
         assert!(matches!(err, RenderError::TooLarge { ref name, .. } if name == "vllm"));
         assert!(err.to_string().contains("over the 1048576-byte limit"));
+    }
+
+    fn resource(namespace: &str, name: &str, dashboards: Value) -> Validated {
+        let r: crate::api::InferenceMonitoring = serde_json::from_value(json!({
+            "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"engine": "vllm", "selector": {}, "dashboards": dashboards},
+        }))
+        .unwrap();
+        crate::validate::resolve(&r, &crate::validate::ClusterFacts::assumed_offline()).unwrap()
+    }
+
+    #[test]
+    fn resources_whose_delivery_settings_lose_to_the_first_are_told_which_differ() {
+        let monitoring = || json!({"namespace": "monitoring"});
+        let resources = [
+            // Listed out of order: the first by namespace/name is ai/a.
+            resource("team", "c", monitoring()),
+            resource(
+                "ai",
+                "b",
+                json!({"namespace": "monitoring", "labels": {"dash": "yes"}, "folder": "LLM"}),
+            ),
+            resource("ai", "a", monitoring()),
+            // Alone in its namespace: its settings are the ones used there.
+            resource(
+                "ai",
+                "d",
+                json!({"namespace": "grafana", "folder": "Other"}),
+            ),
+            resource("ai", "e", json!({"enabled": false})),
+        ];
+        let notes = shared_settings_notes(&resources);
+        assert_eq!(notes.keys().collect::<Vec<_>>(), ["ai/b"]);
+        assert_eq!(
+            notes["ai/b"],
+            "the shared dashboards in namespace monitoring are delivered with the settings of ai/a, the first resource there by namespace/name; this resource's spec.dashboards labels, folder differ and apply only to dashboards of its own"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod deliver;
 pub mod generate;
 pub mod model;
 
-pub use deliver::{MAX_OBJECT_BYTES, children, minified, shared_children};
+pub use deliver::{MAX_OBJECT_BYTES, children, minified, shared_children, shared_settings_notes};
 
 use crate::engines;
 

@@ -744,3 +744,59 @@ async fn an_exporter_that_cannot_be_applied_is_reported() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_resource_whose_dashboard_settings_the_shared_copies_ignore_is_told_so() {
+    let cluster = FakeCluster::default();
+    let ctx = context(&cluster, full_cluster());
+    let spec = |dashboards: Value| json!({"engine": "vllm", "selector": {"matchLabels": {"app": "vllm"}}, "dashboards": dashboards});
+    let agreed = json!({"namespace": "monitoring"});
+    let mut teams = vec![
+        resource("ai", "a", spec(agreed.clone())),
+        resource(
+            "ai",
+            "b",
+            spec(json!({"namespace": "monitoring", "labels": {"dash": "yes"}})),
+        ),
+    ];
+    let first = pass(&cluster, &ctx, &teams).await;
+    assert_eq!(first.reconciles_asked, 1, "only ai/b hears of it");
+    reconcile_all(&ctx, &cluster).await;
+    let told = condition(&cluster, "ai", "b", "DashboardsReady");
+    let message = told["message"].as_str().unwrap();
+    assert!(
+        message.contains("delivered with the settings of ai/a")
+            && message.contains("spec.dashboards labels differs"),
+        "{message}"
+    );
+    let first_one = condition(&cluster, "ai", "a", "DashboardsReady");
+    assert!(
+        !first_one["message"]
+            .as_str()
+            .unwrap()
+            .contains("delivered with the settings"),
+        "{first_one}"
+    );
+
+    // Settings aligned: ai/b is reconciled again and the note goes.
+    teams[1] = resource("ai", "b", spec(agreed));
+    cluster.insert(
+        "inferencemonitorings",
+        "ai",
+        "b",
+        serde_json::to_value(&*teams[1]).unwrap(),
+    );
+    let second = pass(&cluster, &ctx, &teams).await;
+    assert_eq!(second.reconciles_asked, 1);
+    reconcile_all(&ctx, &cluster).await;
+    let aligned = condition(&cluster, "ai", "b", "DashboardsReady");
+    assert!(
+        !aligned["message"]
+            .as_str()
+            .unwrap()
+            .contains("delivered with the settings"),
+        "{aligned}"
+    );
+    // Nothing changed since: no one is asked again.
+    assert_eq!(pass(&cluster, &ctx, &teams).await.reconciles_asked, 0);
+}
