@@ -157,7 +157,8 @@ fn unit_name(unit: Unit) -> &'static str {
 }
 
 /// `name{sel,matchers}`.
-fn series(name: &str, sel: &str, matchers: &str) -> String {
+/// `name{sel,matchers}`, leaving out whichever part is empty.
+pub(crate) fn series(name: &str, sel: &str, matchers: &str) -> String {
     let all: Vec<&str> = [sel, matchers]
         .into_iter()
         .filter(|m| !m.is_empty())

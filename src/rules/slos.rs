@@ -183,7 +183,7 @@ fn sli(slo: &Slo, profile: &EngineProfile, sel: &str, window: &str) -> Option<(S
 /// The series whose absence leaves an objective without data: a latency histogram's
 /// `_count`, or availability's request counter (its error counter may rightly be absent while
 /// nothing failed). `None` when the source is not a plain series.
-fn source_series(slo: &Slo, profile: &EngineProfile, sel: &str) -> Option<String> {
+fn source_series(slo: &Slo, profile: &EngineProfile, sel: &str) -> Option<(String, String)> {
     let source = match indicator_role(slo.indicator) {
         Some(role) => profile.source(role)?,
         None => profile
@@ -195,12 +195,8 @@ fn source_series(slo: &Slo, profile: &EngineProfile, sel: &str) -> Option<String
         Source::Counter { name, matchers } => (name.to_string(), matchers),
         _ => return None,
     };
-    let extra = if matchers.is_empty() {
-        String::new()
-    } else {
-        format!(",{matchers}")
-    };
-    Some(format!("{name}{{{sel}{extra}}}"))
+    let series = promql::series(&name, sel, matchers);
+    Some((name, series))
 }
 
 /// The recording rules of every objective; `resource` is the `inference_monitoring` matcher.
@@ -260,7 +256,7 @@ pub fn alerting_rules(
 ) -> Vec<Value> {
     let mut rules = Vec::new();
     for slo in slos {
-        if let Some(series) = source_series(slo, profile, &selector(slo, raw)) {
+        if let Some((metric, series)) = source_series(slo, profile, &selector(slo, raw)) {
             let mut labels = BTreeMap::from([
                 ("severity".to_string(), TIERS[1].severity.to_string()),
                 ("slo_tier".to_string(), TIERS[1].name.to_string()),
@@ -275,11 +271,14 @@ pub fn alerting_rules(
                 "annotations": {
                     "summary": format!("SLO {} has no data: the series it is computed from are missing.", slo.name),
                     "description": format!(
-                        "Targets of {{{{ $labels.inference_monitoring }}}} are up but none reports {series}, so SLO {} measures nothing: the engine renamed or dropped the series{}; check the engine's release against the catalog and spec.metrics.",
+                        // Annotations are templates: only the metric name and the objective's
+                        // name (both grammar-checked) go in, never matcher values from the spec.
+                        "Targets of {{{{ $labels.inference_monitoring }}}} are up but none reports {metric} as SLO {} counts it, so it measures nothing: the engine renamed or dropped the series{}; check the engine's release against the catalog and spec.metrics.",
                         slo.name,
-                        match &slo.model {
-                            Some(model) => format!(", or no pod serves model {model}"),
-                            None => String::new(),
+                        if slo.model.is_some() {
+                            ", or no pod serves the objective's model"
+                        } else {
+                            ""
                         }
                     ),
                     "runbook_url": super::runbook_url(&spec.runbook_base_url, SERIES_ALERT),
@@ -338,6 +337,36 @@ pub fn alerting_rules(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_spec_string_reaches_an_annotation_template() {
+        let profile = crate::engines::profile(crate::api::Engine::Vllm).unwrap();
+        let resource: crate::api::InferenceMonitoring = serde_json::from_value(json!({
+            "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
+            "metadata": {"name": "llm", "namespace": "ai"},
+            "spec": {"engine": "vllm", "selector": {}, "slos": [{
+                "name": "ttft", "sli": "ttft", "thresholdSeconds": 1.0, "target": 99.0,
+                "model": "{{ with query `sum by (namespace) (up)` }}{{ . }}{{ end }}",
+            }]},
+        }))
+        .unwrap();
+        let slos =
+            crate::validate::resolve(&resource, &crate::validate::ClusterFacts::assumed_offline())
+                .unwrap()
+                .slos;
+        let rules = alerting_rules(
+            &slos,
+            &profile,
+            &AlertsSpec::default(),
+            r#"inference_monitoring="ai/llm""#,
+            r#"inference_monitoring="ai/llm""#,
+        );
+        assert!(!rules.is_empty());
+        for rule in &rules {
+            let annotations = rule["annotations"].to_string();
+            assert!(!annotations.contains("query"), "{annotations}");
+        }
+    }
 
     #[test]
     fn le_patterns_match_every_spelling() {
