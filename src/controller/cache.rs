@@ -653,6 +653,19 @@ impl Caches {
         Some(found)
     }
 
+    /// The DCGM exporter infmon did not deploy that runs: the pod cache's answer where the
+    /// cache covers the cluster (`cluster_wide`) or found one, otherwise what discovery found.
+    pub fn existing_exporter(
+        &self,
+        discovered: &Discovered,
+        cluster_wide: bool,
+    ) -> Option<FoundExporter> {
+        match self.found_exporter() {
+            Some(found) if cluster_wide || found.is_some() => found,
+            _ => discovered.existing_dcgm_exporter.clone(),
+        }
+    }
+
     /// The first known DCGM exporter infmon did not deploy whose pods run (see
     /// [`KNOWN_EXPORTERS`]), or `None` while pods are not cached. Scans the pod cache: ask
     /// only when the answer matters.

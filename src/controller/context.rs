@@ -268,12 +268,9 @@ impl Context {
     pub fn facts(&self) -> Discovered {
         let mut facts = self.discovered_snapshot();
         (facts.prometheuses, facts.other_consumers) = self.caches.consumers(&facts);
-        match self.caches.found_exporter() {
-            Some(found) if self.config.namespaces.is_empty() || found.is_some() => {
-                facts.existing_dcgm_exporter = found;
-            }
-            _ => {}
-        }
+        facts.existing_dcgm_exporter = self
+            .caches
+            .existing_exporter(&facts, self.config.namespaces.is_empty());
         facts
     }
 

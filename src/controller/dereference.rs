@@ -34,11 +34,12 @@ pub struct Dereferenced {
 }
 
 /// Reads what `resource` needs from the caches (falling back to the discovered facts for
-/// what is not cached).
+/// what is not cached; `cluster_wide`: the caches cover every namespace).
 pub fn dereference(
     resource: &InferenceMonitoring,
     caches: &Caches,
     discovered: &Discovered,
+    cluster_wide: bool,
 ) -> Dereferenced {
     let namespace = resource.metadata.namespace.clone().unwrap_or_default();
     let detected = (resource.spec.engine == Engine::Auto && resource.spec.selector.is_some())
@@ -54,8 +55,7 @@ pub fn dereference(
         other_consumers,
         // Scanning the pods for an exporter only matters to a resource that wants one.
         existing_dcgm_exporter: resource.spec.gpu.dcgm_exporter.enabled
-            && (discovered.existing_dcgm_exporter.is_some()
-                || caches.found_exporter().flatten().is_some()),
+            && caches.existing_exporter(discovered, cluster_wide).is_some(),
     }
 }
 
@@ -66,6 +66,12 @@ pub struct Resolved {
     pub validated: Validated,
     /// Which Prometheus picks the monitors up (`None` for outputs no Prometheus selects).
     pub selection: Option<Selection>,
+}
+
+/// Whether the health loop checks a resource: it has a query URL and a Prometheus selects its
+/// monitors (or none has to). The status drops the loop's findings when it does not.
+pub fn health_checked(validated: &Validated, selection: Option<&Selection>) -> bool {
+    validated.health.url.is_some() && selection.is_none_or(|s| s.problem.is_none())
 }
 
 /// Resolves `resource` once with the facts `found`. Pure.

@@ -19,7 +19,7 @@ use tracing::{error, warn};
 
 use super::Error;
 use super::context::Context;
-use super::dereference::Resolved;
+use super::dereference::{Resolved, health_checked};
 use super::metrics::ResourceLabels;
 use super::secrets::{SecretKey, referenced};
 use crate::api::PrometheusAuth;
@@ -157,12 +157,7 @@ impl HealthLoop {
     /// monitors (or none has to), and its interval passed.
     fn due(&self, ctx: &Context, key: &str, resolved: &Resolved, now: &Time) -> bool {
         let validated = &resolved.validated;
-        if validated.health.url.is_none()
-            || resolved
-                .selection
-                .as_ref()
-                .is_some_and(|s| s.problem.is_some())
-        {
+        if !health_checked(validated, resolved.selection.as_ref()) {
             return false;
         }
         let interval = validated.health.interval.max(ctx.config.health_interval);

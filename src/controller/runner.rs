@@ -880,18 +880,13 @@ async fn keep_leading(lock: LeaseLock, lost: watch::Sender<bool>) {
     let _ = lost.send(true);
 }
 
-/// A resource as the controller watches it: decoded, or kept aside with its metadata and the
-/// decoding error, so that one stored object that does not match the types cannot stop the
-/// list (and with it every other resource's reconciles).
-pub type Guarded = Watched;
-
 /// How long a resource whose reconcile panicked waits before it is tried again (a change to
 /// it tries at once).
 const AFTER_PANIC: Duration = Duration::from_secs(300);
 
 /// [`reconcile`], with a panic while handling one resource turned into a logged failure for
 /// that resource only.
-pub async fn reconcile_contained(guard: Arc<Guarded>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile_contained(guard: Arc<Watched>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = watched_key(&guard);
     match AssertUnwindSafe(reconcile(guard, ctx)).catch_unwind().await {
         Ok(result) => result,

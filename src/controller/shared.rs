@@ -21,8 +21,6 @@ use crate::model::{SHARED_LABEL, shared_selector};
 use crate::render::{ChildKind, render_shared};
 use crate::validate::{DcgmPlan, Validated, resolve};
 
-pub use super::status::{ConditionState, WAITING_MESSAGE, exporter_condition};
-
 /// The resources as the shared objects see them: every one not being deleted, resolved with
 /// the discovered facts and the engine its status recorded (a resource not yet reconciled
 /// with `engine: auto` wants no engine dashboard yet). Resources that do not resolve want

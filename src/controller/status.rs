@@ -278,9 +278,7 @@ pub fn desired(
     }
     // `SLOsMeasurable` is a health check's finding: with no check, an earlier one would stand
     // unchallenged.
-    let unchecked = report.selection.and_then(|s| s.problem.as_ref()).is_some()
-        || validated.health.url.is_none();
-    if unchecked {
+    if !super::dereference::health_checked(validated, report.selection) {
         status
             .conditions
             .retain(|c| c.type_ != T::SlosMeasurable.as_str());

@@ -57,21 +57,8 @@ pub fn children(resource: &Validated) -> Result<Vec<Child>, RenderError> {
 /// settings (target, labels, folder, instance selector) of a namespace's copies are those of
 /// its first resource by `namespace/name`.
 pub fn shared_children(resources: &[Validated]) -> Result<Vec<Child>, RenderError> {
-    let mut by_namespace: BTreeMap<&str, Vec<&Validated>> = BTreeMap::new();
-    for resource in resources {
-        if let Some(dashboards) = &resource.dashboards {
-            by_namespace
-                .entry(dashboards.namespace.as_str())
-                .or_default()
-                .push(resource);
-        }
-    }
     let mut children = Vec::new();
-    for users in by_namespace.values_mut() {
-        users.sort_by_key(|r| r.key());
-        let Some(dashboards) = users[0].dashboards.as_ref() else {
-            continue;
-        };
+    for (dashboards, users) in by_dashboards_namespace(resources).into_values() {
         let mut names = BTreeSet::from([OVERVIEW]);
         if users.iter().any(|r| r.dcgm != DcgmPlan::Disabled) {
             names.insert(GPU);
@@ -91,13 +78,7 @@ pub fn shared_children(resources: &[Validated]) -> Result<Vec<Child>, RenderErro
         for file in names {
             let name = format!("infmon-dashboard-{file}");
             let labels = shared_labels(COMPONENT);
-            let mut json = embedded_minified(file)?;
-            if multi_cluster {
-                let mut value: Value =
-                    serde_json::from_str(&json).expect("embedded dashboards are JSON");
-                show_cluster_variable(&mut value);
-                json = value.to_string();
-            }
+            let json = embedded_minified(file, multi_cluster)?;
             children.push(package(dashboards, name, labels, file, json));
         }
     }
@@ -109,56 +90,80 @@ pub fn shared_children(resources: &[Validated]) -> Result<Vec<Child>, RenderErro
 /// follow ([`shared_children`]): a sentence naming that resource and the settings that differ.
 /// Keyed by `namespace/name`; resources that agree are absent.
 pub fn shared_settings_notes(resources: &[Validated]) -> BTreeMap<String, String> {
-    let mut first: BTreeMap<&str, &Validated> = BTreeMap::new();
-    let mut sorted: Vec<&Validated> = resources.iter().collect();
-    sorted.sort_by_key(|r| r.key());
     let mut notes = BTreeMap::new();
-    for resource in sorted {
-        let Some(mine) = &resource.dashboards else {
-            continue;
-        };
-        let leader = *first.entry(mine.namespace.as_str()).or_insert(resource);
-        let Some(theirs) = leader.dashboards.as_ref() else {
-            continue;
-        };
-        let differ: Vec<&str> = [
-            ("target", mine.target != theirs.target),
-            ("labels", mine.labels != theirs.labels),
-            ("folder", mine.folder != theirs.folder),
-            (
-                "instanceSelector",
-                mine.instance_selector != theirs.instance_selector,
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(field, differs)| differs.then_some(field))
-        .collect();
-        if !differ.is_empty() {
-            notes.insert(
-                resource.key(),
-                format!(
-                    "the shared dashboards in namespace {} are delivered with the settings of {}, the first resource there by namespace/name; this resource's spec.dashboards {} differ{} and apply only to dashboards of its own",
-                    mine.namespace,
-                    leader.key(),
-                    differ.join(", "),
-                    if differ.len() == 1 { "s" } else { "" },
+    for (theirs, users) in by_dashboards_namespace(resources).into_values() {
+        for resource in &users[1..] {
+            let Some(mine) = &resource.dashboards else {
+                continue;
+            };
+            let differ: Vec<&str> = [
+                ("target", mine.target != theirs.target),
+                ("labels", mine.labels != theirs.labels),
+                ("folder", mine.folder != theirs.folder),
+                (
+                    "instanceSelector",
+                    mine.instance_selector != theirs.instance_selector,
                 ),
-            );
+            ]
+            .into_iter()
+            .filter_map(|(field, differs)| differs.then_some(field))
+            .collect();
+            if !differ.is_empty() {
+                notes.insert(
+                    resource.key(),
+                    format!(
+                        "the shared dashboards in namespace {} are delivered with the settings of {}, the first resource there by namespace/name; this resource's spec.dashboards {} differ{} and apply only to dashboards of its own",
+                        mine.namespace,
+                        users[0].key(),
+                        differ.join(", "),
+                        if differ.len() == 1 { "s" } else { "" },
+                    ),
+                );
+            }
         }
     }
     notes
 }
 
-/// An embedded dashboard, minified once per process rather than on every reconcile.
-fn embedded_minified(name: &str) -> Result<String, RenderError> {
-    static MINIFIED: OnceLock<BTreeMap<&'static str, String>> = OnceLock::new();
+/// The resources with dashboards, per dashboards namespace, sorted by `namespace/name`, with
+/// the delivery settings of the first, which that namespace's shared copies follow.
+fn by_dashboards_namespace(
+    resources: &[Validated],
+) -> BTreeMap<&str, (&Dashboards, Vec<&Validated>)> {
+    let mut sorted: Vec<&Validated> = resources.iter().collect();
+    sorted.sort_by_key(|r| r.key());
+    let mut by_namespace: BTreeMap<&str, (&Dashboards, Vec<&Validated>)> = BTreeMap::new();
+    for resource in sorted {
+        if let Some(dashboards) = &resource.dashboards {
+            by_namespace
+                .entry(dashboards.namespace.as_str())
+                .or_insert_with(|| (dashboards, Vec::new()))
+                .1
+                .push(resource);
+        }
+    }
+    by_namespace
+}
+
+/// An embedded dashboard, minified once per process rather than on every reconcile; with
+/// `multi_cluster`, with its `cluster` picker shown.
+fn embedded_minified(name: &str, multi_cluster: bool) -> Result<String, RenderError> {
+    type Cache = BTreeMap<(&'static str, bool), String>;
+    static MINIFIED: OnceLock<Cache> = OnceLock::new();
     let cache = MINIFIED.get_or_init(|| {
-        EMBEDDED
-            .iter()
-            .filter_map(|(name, json)| Some((*name, minified(name, json).ok()?)))
-            .collect()
+        let mut cache = Cache::new();
+        for (name, json) in EMBEDDED {
+            let Ok(text) = minified(name, json) else {
+                continue;
+            };
+            let mut shown: Value = serde_json::from_str(&text).expect("minified JSON parses");
+            show_cluster_variable(&mut shown);
+            cache.insert((name, true), shown.to_string());
+            cache.insert((name, false), text);
+        }
+        cache
     });
-    match cache.get(name) {
+    match cache.get(&(name, multi_cluster)) {
         Some(text) => Ok(text.clone()),
         // Not embedded, or over the limit: say why.
         None => minified(name, embedded(name).unwrap_or_default()),

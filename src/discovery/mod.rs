@@ -123,14 +123,6 @@ impl Consumer {
 /// API version of `PrometheusAgent`.
 const PROMETHEUS_AGENT_VERSION: &str = "monitoring.coreos.com/v1alpha1";
 
-/// The `PrometheusAgent` kind (read only): selects monitors like a `Prometheus`, has no rules.
-pub fn prometheus_agent_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("monitoring.coreos.com", "v1alpha1", "PrometheusAgent"),
-        "prometheusagents",
-    )
-}
-
 /// The `Prometheus` kind (read only).
 pub fn prometheus_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
@@ -166,8 +158,8 @@ pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, k
     );
     let mut prometheuses = Vec::new();
     let mut selecting = vec![prometheus_resource()];
-    if is_served(PROMETHEUS_AGENT_VERSION, "prometheusagents") {
-        selecting.push(prometheus_agent_resource());
+    if is_served(PROMETHEUS_AGENT.group_version, PROMETHEUS_AGENT.plural) {
+        selecting.push(PROMETHEUS_AGENT.resource());
     }
     if served.contains(&ChildKind::PodMonitor) {
         for resource in selecting {
@@ -176,7 +168,7 @@ pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, k
                 let value = serde_json::to_value(&item).map_err(kube::Error::SerdeError)?;
                 let mut selectors =
                     PrometheusSelectors::from_object(&value).map_err(kube::Error::SerdeError)?;
-                if resource.kind == "PrometheusAgent" {
+                if resource.kind == PROMETHEUS_AGENT.kind {
                     selectors.mark_agent();
                 }
                 prometheuses.push(selectors);

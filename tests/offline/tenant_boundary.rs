@@ -345,7 +345,8 @@ fn long_non_ascii_names_are_rejected_not_a_crash() {
 
 #[tokio::test]
 async fn an_undecodable_resource_is_skipped_and_the_others_still_decode() {
-    use infmon::controller::runner::{Guarded, reconcile_contained};
+    use infmon::controller::Watched as Guarded;
+    use infmon::controller::runner::reconcile_contained;
     use kube::core::ObjectList;
     use kube::runtime::controller::Action;
 
