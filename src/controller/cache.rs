@@ -38,7 +38,7 @@ use crate::health::PodState;
 use crate::model::shared_labels;
 use crate::render::dcgm::{DCGM_COMPONENT, EXPORTER_NAME};
 use crate::render::{ChildKind, OWNER_NAME_LABEL, OWNER_NAMESPACE_LABEL};
-use crate::validate::{Namespaces, Targets};
+use crate::validate::{GpuExporterSettings, Namespaces, Targets};
 
 /// Annotation holding the hash of the desired object: the apply plan compares it, and the cache
 /// keeps it beside the fingerprint of each child's body.
@@ -653,33 +653,42 @@ impl Caches {
         Some(found)
     }
 
-    /// The DCGM exporter infmon did not deploy that runs: the pod cache's answer where the
-    /// cache covers the cluster (`cluster_wide`) or found one, otherwise what discovery found.
+    /// The DCGM exporter infmon did not deploy that runs in a namespace `exporters` trusts:
+    /// the pod cache's answer where the cache covers the cluster (`cluster_wide`) or found one,
+    /// otherwise what discovery found.
     pub fn existing_exporter(
         &self,
         discovered: &Discovered,
         cluster_wide: bool,
+        exporters: &GpuExporterSettings,
     ) -> Option<FoundExporter> {
-        match self.found_exporter() {
+        match self.found_exporter(exporters) {
             Some(found) if cluster_wide || found.is_some() => found,
             _ => discovered.existing_dcgm_exporter.clone(),
         }
     }
 
-    /// The first known DCGM exporter infmon did not deploy whose pods run (see
-    /// [`KNOWN_EXPORTERS`]), or `None` while pods are not cached. Scans the pod cache: ask
-    /// only when the answer matters.
-    pub fn found_exporter(&self) -> Option<Option<FoundExporter>> {
+    /// The first known DCGM exporter infmon did not deploy whose pods run in a namespace
+    /// `exporters` trusts (see [`KNOWN_EXPORTERS`]), or `None` while pods are not cached.
+    /// Scans the pod cache: ask only when the answer matters.
+    pub fn found_exporter(&self, exporters: &GpuExporterSettings) -> Option<Option<FoundExporter>> {
         let stores = read(&self.pods)?;
         Some(KNOWN_EXPORTERS.into_iter().find_map(|kind| {
             let (key, value) = kind.selector.split_once('=')?;
             stores.iter().find_map(|store| {
                 let pod = store.find(|pod| {
-                    pod.metadata
+                    let labelled = pod
+                        .metadata
                         .labels
                         .as_ref()
                         .and_then(|l| l.get(key))
-                        .is_some_and(|v| v == value)
+                        .is_some_and(|v| v == value);
+                    labelled
+                        && pod
+                            .metadata
+                            .namespace
+                            .as_deref()
+                            .is_some_and(|ns| exporters.trusts_exporters_in(ns))
                 })?;
                 Some(FoundExporter {
                     kind,
@@ -881,7 +890,7 @@ mod tests {
     #[test]
     fn selected_pods_and_a_running_dcgm_exporter_are_read_from_the_pod_store() {
         let caches = Caches::new();
-        assert_eq!(caches.found_exporter(), None);
+        assert_eq!(caches.found_exporter(&GpuExporterSettings::default()), None);
         let resource: InferenceMonitoring = serde_json::from_value(json!({
             "apiVersion": "monitoring.inference.dev/v1alpha1", "kind": "InferenceMonitoring",
             "metadata": {"name": "llm", "namespace": "ai"},
@@ -909,13 +918,28 @@ mod tests {
         let mut selected = caches.selected_pods(&resource).unwrap();
         selected.sort();
         assert_eq!(selected, [vec![], vec![Engine::Vllm]]);
-        assert_eq!(caches.found_exporter(), Some(None));
+        assert_eq!(
+            caches.found_exporter(&GpuExporterSettings::default()),
+            Some(None)
+        );
+        // A lookalike in a team's namespace is no exporter; the GPU Operator's is.
         caches.set_pods(vec![pod_store_of([pod(
-            "gpu",
+            "team-a",
             json!({"app": "nvidia-dcgm-exporter"}),
         )])]);
-        let found = caches.found_exporter().unwrap().unwrap();
-        assert_eq!(found.namespace, "gpu");
+        assert_eq!(
+            caches.found_exporter(&GpuExporterSettings::default()),
+            Some(None)
+        );
+        caches.set_pods(vec![pod_store_of([pod(
+            "gpu-operator",
+            json!({"app": "nvidia-dcgm-exporter"}),
+        )])]);
+        let found = caches
+            .found_exporter(&GpuExporterSettings::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.namespace, "gpu-operator");
         assert_eq!(found.kind, KNOWN_EXPORTERS[0]);
     }
 

@@ -268,9 +268,11 @@ impl Context {
     pub fn facts(&self) -> Discovered {
         let mut facts = self.discovered_snapshot();
         (facts.prometheuses, facts.other_consumers) = self.caches.consumers(&facts);
-        facts.existing_dcgm_exporter = self
-            .caches
-            .existing_exporter(&facts, self.config.namespaces.is_empty());
+        facts.existing_dcgm_exporter = self.caches.existing_exporter(
+            &facts,
+            self.config.namespaces.is_empty(),
+            &self.config.gpu_exporter,
+        );
         facts
     }
 

@@ -34,12 +34,12 @@ pub struct Dereferenced {
 }
 
 /// Reads what `resource` needs from the caches (falling back to the discovered facts for
-/// what is not cached; `cluster_wide`: the caches cover every namespace).
+/// what is not cached).
 pub fn dereference(
     resource: &InferenceMonitoring,
     caches: &Caches,
     discovered: &Discovered,
-    cluster_wide: bool,
+    config: &Config,
 ) -> Dereferenced {
     let namespace = resource.metadata.namespace.clone().unwrap_or_default();
     let detected = (resource.spec.engine == Engine::Auto && resource.spec.selector.is_some())
@@ -55,7 +55,13 @@ pub fn dereference(
         other_consumers,
         // Scanning the pods for an exporter only matters to a resource that wants one.
         existing_dcgm_exporter: resource.spec.gpu.dcgm_exporter.enabled
-            && caches.existing_exporter(discovered, cluster_wide).is_some(),
+            && caches
+                .existing_exporter(
+                    discovered,
+                    config.namespaces.is_empty(),
+                    &config.gpu_exporter,
+                )
+                .is_some(),
     }
 }
 

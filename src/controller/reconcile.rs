@@ -189,12 +189,7 @@ async fn cleanup(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Err
 
 async fn apply(obj: &InferenceMonitoring, ctx: &Context) -> Result<Action, Error> {
     let key = key(obj);
-    let found = dereference(
-        obj,
-        &ctx.caches,
-        &ctx.discovered_snapshot(),
-        ctx.config.namespaces.is_empty(),
-    );
+    let found = dereference(obj, &ctx.caches, &ctx.discovered_snapshot(), &ctx.config);
     let detected = found.detected.clone().and_then(Result::ok);
     let resolved = match resolve_once(obj, &found, &ctx.config) {
         Ok(resolved) => resolved,

@@ -157,7 +157,11 @@ pub async fn run(
     let seconds = settings.startup_timeout.as_secs();
     let first = tokio::time::timeout(
         settings.startup_timeout,
-        discovery::discover(&client, &settings.config.namespaces),
+        discovery::discover(
+            &client,
+            &settings.config.namespaces,
+            &settings.config.gpu_exporter,
+        ),
     )
     .await
     .map_err(|_| RunError::Timeout {
@@ -802,7 +806,7 @@ async fn watch_definitions(
 /// facts are taken as they are, the served kinds through [`Watches::follow`].
 async fn rediscover(watches: &Arc<Watches>, discovered: &RwLock<Discovered>) {
     let scope: Vec<String> = watches.scopes.iter().flatten().cloned().collect();
-    match discovery::discover(&watches.client, &scope).await {
+    match discovery::discover(&watches.client, &scope, &watches.ctx.config.gpu_exporter).await {
         Ok(facts) => {
             {
                 let mut current = discovered.write().unwrap_or_else(|p| p.into_inner());

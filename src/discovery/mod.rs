@@ -15,6 +15,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 use crate::render::ChildKind;
+use crate::validate::GpuExporterSettings;
 pub use exporters::{FoundExporter, KNOWN_EXPORTERS, KnownExporter};
 pub use selectors::{PrometheusSelectors, SelectedKind, Selection};
 
@@ -133,8 +134,13 @@ pub fn prometheus_resource() -> ApiResource {
 
 /// Reads the served APIs, the `Prometheus` resources and the DCGM exporter pods (cluster-wide,
 /// since an exporter serves every namespace; only in the namespaces of `scope` when the
-/// operator may not list pods cluster-wide).
-pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, kube::Error> {
+/// operator may not list pods cluster-wide; only those in the namespaces `exporters` trusts
+/// count).
+pub async fn discover(
+    client: &Client,
+    scope: &[String],
+    exporters: &GpuExporterSettings,
+) -> Result<Discovered, kube::Error> {
     let mut served: BTreeSet<ChildKind> = ChildKind::ALL
         .into_iter()
         .filter(|k| !k.is_optional_api())
@@ -187,7 +193,7 @@ pub async fn discover(client: &Client, scope: &[String]) -> Result<Discovered, k
         }
     }
     other_consumers.sort();
-    let existing_dcgm_exporter = find_exporter(client, scope).await?;
+    let existing_dcgm_exporter = find_exporter(client, scope, exporters).await?;
     Ok(Discovered {
         served,
         prometheuses,
@@ -241,35 +247,37 @@ pub async fn served_consumers(client: &Client) -> Result<Vec<Consumer>, kube::Er
         .collect())
 }
 
-/// The first known DCGM exporter whose pods run, looked for cluster-wide (metadata only), or in
-/// the namespaces of `scope` when listing pods cluster-wide is forbidden.
+/// The first known DCGM exporter whose pods run in a namespace `exporters` trusts, looked for
+/// cluster-wide (metadata only), or in the namespaces of `scope` when listing pods
+/// cluster-wide is forbidden.
 pub async fn find_exporter(
     client: &Client,
     scope: &[String],
+    exporters: &GpuExporterSettings,
 ) -> Result<Option<FoundExporter>, kube::Error> {
     for kind in KNOWN_EXPORTERS {
-        let params = ListParams::default().labels(kind.selector).limit(1);
+        let params = ListParams::default().labels(kind.selector);
         let all: Api<Pod> = Api::all(client.clone());
         let pods = match all.list_metadata(&params).await {
             Ok(list) => list.items,
             Err(kube::Error::Api(status)) if status.is_forbidden() && !scope.is_empty() => {
                 let mut pods = Vec::new();
-                for ns in scope {
+                for ns in scope.iter().filter(|ns| exporters.trusts_exporters_in(ns)) {
                     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
                     pods.extend(api.list_metadata(&params).await?.items);
-                    if !pods.is_empty() {
-                        break;
-                    }
                 }
                 pods
             }
             Err(err) => return Err(err),
         };
-        if let Some(pod) = pods.first() {
-            return Ok(Some(FoundExporter {
-                kind,
-                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-            }));
+        let trusted = pods.iter().find_map(|pod| {
+            let namespace = pod.metadata.namespace.as_deref()?;
+            exporters
+                .trusts_exporters_in(namespace)
+                .then(|| namespace.to_string())
+        });
+        if let Some(namespace) = trusted {
+            return Ok(Some(FoundExporter { kind, namespace }));
         }
     }
     Ok(None)

@@ -39,7 +39,22 @@ pub struct GpuExporterSettings {
     pub profiling: bool,
     /// How often Prometheus scrapes the exporter, e.g. `15s`.
     pub interval: String,
+    /// Namespaces where a DCGM exporter infmon did not deploy (GPU Operator, dcgm-exporter
+    /// chart, GKE) counts as already running, so infmon deploys none: platform namespaces a
+    /// team cannot create pods in. A pod labelled like such an exporter elsewhere is ignored,
+    /// so no team can switch the shared exporter off. `["*"]`: any namespace.
+    pub existing_exporter_namespaces: Vec<String>,
 }
+
+/// The namespaces the GPU Operator (plain and on OpenShift), a cluster-level install and GKE's
+/// managed monitoring run their DCGM exporters in, and the usual monitoring namespace.
+pub const DEFAULT_EXISTING_EXPORTER_NAMESPACES: [&str; 5] = [
+    "gpu-operator",
+    "nvidia-gpu-operator",
+    "kube-system",
+    "gke-managed-system",
+    "monitoring",
+];
 
 impl Default for GpuExporterSettings {
     fn default() -> Self {
@@ -71,6 +86,9 @@ impl Default for GpuExporterSettings {
             },
             profiling: false,
             interval: super::DEFAULT_INTERVAL.to_string(),
+            existing_exporter_namespaces: DEFAULT_EXISTING_EXPORTER_NAMESPACES
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -95,6 +113,13 @@ impl GpuExporterSettings {
         }
         Ok(settings)
     }
+
+    /// Whether an exporter found in `namespace` counts (see `existing_exporter_namespaces`).
+    pub fn trusts_exporters_in(&self, namespace: &str) -> bool {
+        self.existing_exporter_namespaces
+            .iter()
+            .any(|n| n == "*" || n == namespace)
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +140,9 @@ mod tests {
         assert!(s.profiling);
         assert_eq!(s.image, DEFAULT_GPU_EXPORTER_IMAGE);
         assert_eq!(s.interval, "15s");
+        assert!(s.trusts_exporters_in("gpu-operator") && !s.trusts_exporters_in("team-a"));
+        let any = GpuExporterSettings::from_json(r#"{"existingExporterNamespaces": ["*"]}"#);
+        assert!(any.unwrap().trusts_exporters_in("team-a"));
         assert_eq!(
             GpuExporterSettings::from_json("").unwrap(),
             GpuExporterSettings::default()

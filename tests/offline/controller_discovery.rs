@@ -8,6 +8,7 @@ use infmon_devkit::mock_api;
 use infmon::discovery::{KNOWN_EXPORTERS, discover};
 use infmon::model::shared_labels;
 use infmon::render::ChildKind;
+use infmon::validate::GpuExporterSettings;
 use mock_api::{Exchange, encode, list, serve};
 use serde_json::json;
 
@@ -114,7 +115,9 @@ async fn prometheus_agents_are_read_as_selectors() {
     );
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
-    let found = discover(&client, &[]).await.unwrap();
+    let found = discover(&client, &[], &GpuExporterSettings::default())
+        .await
+        .unwrap();
     server.await.unwrap();
     assert!(found.serves(ChildKind::ScrapeConfig));
     assert_eq!(found.prometheuses.len(), 1);
@@ -205,7 +208,9 @@ async fn victoriametrics_alloy_and_an_enabled_target_allocator_are_other_consume
     );
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
-    let found = discover(&client, &[]).await.unwrap();
+    let found = discover(&client, &[], &GpuExporterSettings::default())
+        .await
+        .unwrap();
     server.await.unwrap();
     assert!(found.prometheuses.is_empty());
     assert_eq!(
@@ -237,7 +242,9 @@ async fn installed_apis_without_objects_are_no_consumers() {
     );
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
-    let found = discover(&client, &[]).await.unwrap();
+    let found = discover(&client, &[], &GpuExporterSettings::default())
+        .await
+        .unwrap();
     server.await.unwrap();
     assert!(found.prometheuses.is_empty());
     assert!(found.other_consumers.is_empty());
@@ -248,7 +255,7 @@ fn dcgm_pods_uri(namespace: Option<&str>, selector: &str) -> String {
         Some(ns) => format!("/api/v1/namespaces/{ns}/pods"),
         None => "/api/v1/pods".to_string(),
     };
-    format!("{base}?&labelSelector={}&limit=1", encode(selector))
+    format!("{base}?&labelSelector={}", encode(selector))
 }
 
 fn exporter_pod(namespace: &str, labels: serde_json::Value) -> serde_json::Value {
@@ -303,7 +310,9 @@ async fn the_prometheus_operator_its_selectors_and_a_running_dcgm_exporter_are_f
     ];
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
-    let found = discover(&client, &[]).await.unwrap();
+    let found = discover(&client, &[], &GpuExporterSettings::default())
+        .await
+        .unwrap();
     server.await.unwrap();
     assert!(found.serves(ChildKind::PodMonitor) && found.serves(ChildKind::PrometheusRule));
     assert!(!found.serves(ChildKind::ScrapeConfig) && !found.serves(ChildKind::GrafanaDashboard));
@@ -363,7 +372,9 @@ async fn every_known_kind_of_exporter_is_found() {
         ));
         let (client, handle) = mock_api::client();
         let server = tokio::spawn(serve(handle, script));
-        let found = discover(&client, &["team-a".into()]).await.unwrap();
+        let found = discover(&client, &["team-a".into()], &GpuExporterSettings::default())
+            .await
+            .unwrap();
         server.await.unwrap();
         let exporter = found.existing_dcgm_exporter.expect("an exporter");
         assert_eq!(exporter.namespace, *namespace);
@@ -407,7 +418,10 @@ async fn a_bare_cluster_in_namespaced_mode_reads_only_its_namespaces() {
     }
     let (client, handle) = mock_api::client();
     let server = tokio::spawn(serve(handle, script));
-    let found = discover(&client, &["team-a".into(), "team-b".into()])
+    // Any namespace may hold an exporter here, so each watched namespace is searched.
+    let any: GpuExporterSettings =
+        GpuExporterSettings::from_json(r#"{"existingExporterNamespaces": ["*"]}"#).unwrap();
+    let found = discover(&client, &["team-a".into(), "team-b".into()], &any)
         .await
         .unwrap();
     server.await.unwrap();
@@ -422,5 +436,37 @@ async fn a_bare_cluster_in_namespaced_mode_reads_only_its_namespaces() {
     );
     assert!(found.prometheuses.is_empty());
     assert!(found.other_consumers.is_empty());
+    assert!(found.existing_dcgm_exporter.is_none());
+}
+
+/// A pod labelled like a known exporter in a namespace the operator's settings do not trust
+/// (a team's own) is not an exporter: no team can switch the shared one off.
+#[tokio::test]
+async fn an_exporter_lookalike_in_a_team_namespace_is_ignored() {
+    let mut script = bare_cluster();
+    script.push(Exchange::new(
+        "GET",
+        dcgm_pods_uri(None, KNOWN_EXPORTERS[0].selector),
+        list(
+            "Pod",
+            vec![exporter_pod(
+                "team-a",
+                json!({"app": "nvidia-dcgm-exporter"}),
+            )],
+        ),
+    ));
+    for known in &KNOWN_EXPORTERS[1..] {
+        script.push(Exchange::new(
+            "GET",
+            dcgm_pods_uri(None, known.selector),
+            list("Pod", vec![]),
+        ));
+    }
+    let (client, handle) = mock_api::client();
+    let server = tokio::spawn(serve(handle, script));
+    let found = discover(&client, &[], &GpuExporterSettings::default())
+        .await
+        .unwrap();
+    server.await.unwrap();
     assert!(found.existing_dcgm_exporter.is_none());
 }
